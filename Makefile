@@ -1,0 +1,59 @@
+# Vigil — every task a newcomer or CI needs. `make run` and `make test` set everything up on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install run test test-unit validate validate-smoke lint format openapi bench clean
+
+install: $(STAMP)
+
+# The lock (requirements.lock, exported from uv.lock) pins every package; uv installs it fast, pip works too.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+run: install ## Start the service on the embedded default (SQLite + local blobs in ./vigil-data)
+	$(BIN)/vigil serve --host 127.0.0.1 --port 8000
+
+test: install ## Unit and integration tests, then the validation suite on SQLite and PostgreSQL
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/vigil validate all --report-dir validation-reports/sqlite
+	$(BIN)/vigil validate all --database-url $(PG_URL) --report-dir validation-reports/postgresql
+
+test-unit: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+validate: install ## The validation suite against a managed server (TARGET=url for a live one)
+	$(BIN)/vigil validate all $(if $(TARGET),--target $(TARGET),)
+
+validate-smoke: install
+	$(BIN)/vigil validate smoke $(if $(TARGET),--target $(TARGET),)
+
+lint: install ## ruff, mypy --strict, import-linter contracts
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+openapi: install ## Rewrite docs/openapi.json from the code (after an intended API change)
+	$(BIN)/python -m vigil.openapi > docs/openapi.json
+
+bench: install
+	$(BIN)/python benchmarks/bench_detect_throughput.py
+
+lock: ## Re-resolve dependencies after editing pyproject.toml
+	$(BIN)/uv lock
+	$(BIN)/uv export --format requirements-txt --all-groups --no-hashes --no-emit-project -o requirements.lock
+
+clean:
+	rm -rf $(VENV) vigil-data validation-reports .mypy_cache .ruff_cache .pytest_cache

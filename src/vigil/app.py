@@ -1,0 +1,105 @@
+"""`create_app(settings)`: the one place where routers, middleware, error handlers and workers are wired."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vigil import __version__
+from vigil.config import Settings
+from vigil.core.blobs import BlobStore
+from vigil.core.context import AppContext
+from vigil.core.database import Database
+from vigil.core.idempotency import IdempotencyMiddleware
+from vigil.core.limits import BodySizeLimitMiddleware
+from vigil.core.logging import RequestContextMiddleware, configure_logging
+from vigil.core.metrics import Metrics, MetricsMiddleware
+from vigil.core.operations import router as operations_router
+from vigil.core.problems import UnhandledErrorMiddleware, install_problem_handlers
+from vigil.core.secrets import resolve_secret_key
+from vigil.datasets.router import router as datasets_router
+from vigil.detectors import tasks as detector_tasks
+from vigil.detectors.router import router as detectors_router
+from vigil.identity.dependencies import IdentityRuntime
+from vigil.identity.router import router as identity_router
+from vigil.identity.service import bootstrap_superadmin
+from vigil.jobs.registry import JobRegistry
+from vigil.jobs.router import router as jobs_router
+from vigil.jobs.runner import InProcessRunner
+from vigil.migrations.runner import upgrade_database
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("vigil")
+
+
+def build_registry() -> JobRegistry:
+    registry = JobRegistry()
+    detector_tasks.register(registry)
+    return registry
+
+
+def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    database = Database(settings)
+    context = AppContext(
+        settings=settings,
+        database=database,
+        blobs=BlobStore(settings.blob_root),
+        secret_key=resolve_secret_key(settings),
+        metrics=Metrics(),
+    )
+    identity = IdentityRuntime.build(settings=settings, key=context.secret_key)
+    runner = InProcessRunner(app=context, registry=build_registry(), workers=settings.job_workers)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        upgrade_database(database.engine)
+        with database.session() as session:
+            generated = bootstrap_superadmin(
+                session=session,
+                passwords=identity.passwords,
+                email=settings.bootstrap_admin_email,
+                password=settings.bootstrap_admin_password.get_secret_value()
+                if settings.bootstrap_admin_password
+                else None,
+            )
+        if generated:
+            # Shown once, on the console only: it is not kept anywhere in clear.
+            print(
+                f"\n  Vigil superadmin created: {generated[0]} / {generated[1]}\n  (shown once; keep it)\n",
+                flush=True,
+            )
+        if run_workers:
+            runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            database.dispose()
+
+    app = FastAPI(
+        title="Vigil",
+        version=__version__,
+        description="Multi-tenant anomaly detection: upload data, train detectors, score anomalies.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.state.identity = identity
+    app.state.runner = runner
+
+    install_problem_handlers(app)
+    app.include_router(operations_router)
+    for router in (identity_router, datasets_router, detectors_router, jobs_router):
+        app.include_router(router, prefix=API_PREFIX)
+
+    # Added innermost first: the request context wraps everything, so every line and problem has its id.
+    app.add_middleware(IdempotencyMiddleware, database=database, resolve_principal=identity.principal_key)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=context.metrics)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    return app

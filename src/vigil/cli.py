@@ -1,0 +1,94 @@
+"""The `vigil` command: `serve` the platform, `db` migrations, and `validate` a deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from vigil.config import Settings
+
+app = typer.Typer(help="Vigil: multi-tenant anomaly detection.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (default: VIGIL_DATA_DIR or ./vigil-data).")
+    ] = None,
+) -> None:
+    """Run the API server (SQLite in the data directory unless VIGIL_DATABASE_URL says otherwise)."""
+    import uvicorn
+
+    from vigil.app import create_app
+
+    settings = _settings(data_dir)
+    console.print(f"Vigil on http://{host}:{port}  (data: {settings.data_dir}, database: {_redacted(settings)})")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument()] = "head",
+    data_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from vigil.core.database import build_engine
+    from vigil.migrations.runner import upgrade_database
+
+    settings = _settings(data_dir)
+    upgrade_database(build_engine(settings), revision)
+    console.print(f"database at {revision}: {_redacted(settings)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+    data_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Revert migrations down to REVISION."""
+    from vigil.core.database import build_engine
+    from vigil.migrations.runner import downgrade_database
+
+    settings = _settings(data_dir)
+    downgrade_database(build_engine(settings), revision)
+    console.print(f"database at {revision}: {_redacted(settings)}")
+
+
+def _redacted(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url_resolved).render_as_string(hide_password=True)
+
+
+def _mount_validation() -> None:
+    try:
+        from vigil_validation.cli import app as validation_app
+    except ImportError:  # the suite is optional in a server-only install
+        return
+    app.add_typer(validation_app, name="validate")
+
+
+_mount_validation()
+
+
+def main() -> None:
+    app()

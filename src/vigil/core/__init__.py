@@ -1,0 +1,1 @@
+"""Plumbing every domain uses: database, tenant context, blobs, errors, pagination, idempotency, logs, metrics."""

@@ -1,0 +1,139 @@
+"""The `VigilError` hierarchy: what services raise, and what the one handler turns into RFC 9457 problems.
+
+Each class carries what its problem document needs: the HTTP status, a `type` slug documented in
+docs/problems.md (served at `/problems/{slug}`), a title, and any extra members.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VigilError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class InvalidInput(VigilError):
+    """The request is well-formed HTTP but its content is wrong; `errors` lists each wrong field."""
+
+    status = 422
+    slug = "invalid-input"
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, **extra: Any) -> None:
+        super().__init__(detail, errors=errors or [], **extra)
+
+
+class MalformedFile(InvalidInput):
+    slug = "malformed-file"
+    title = "The file could not be read"
+
+
+class Unauthorized(VigilError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str = "Missing or invalid credentials.", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["WWW-Authenticate"] = "Bearer"
+
+
+class Forbidden(VigilError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(VigilError):
+    """Also what another tenant's object looks like: existence never leaks across tenants."""
+
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+    def __init__(self, resource: str, id: str) -> None:
+        super().__init__(f"No {resource} with id {id!r}.", resource=resource, id=id)
+
+
+class Conflict(VigilError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict with the current state"
+
+
+class InvalidState(Conflict):
+    slug = "invalid-state"
+    title = "Not possible in the resource's current state"
+
+
+class ArtifactIntegrity(Conflict):
+    slug = "artifact-integrity"
+    title = "A stored model artifact failed its integrity check"
+
+
+class PayloadTooLarge(VigilError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"The request body exceeds the limit of {limit_bytes} bytes.", limit_bytes=limit_bytes)
+
+
+class UnsupportedMediaType(VigilError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+    def __init__(self, media_type: str | None, supported: list[str]) -> None:
+        super().__init__(
+            f"Content-Type {media_type or '(none)'!s} is not accepted here; send one of: {', '.join(supported)}.",
+            supported=supported,
+        )
+
+
+class QuotaExceeded(VigilError):
+    status = 403
+    slug = "quota-exceeded"
+    title = "Quota exceeded"
+
+    def __init__(self, quota: str, limit: int, used: int) -> None:
+        super().__init__(f"Quota {quota!r} reached: {used} used of {limit}.", quota=quota, limit=limit, used=used)
+
+
+class ServiceUnavailable(VigilError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after_s: int = 5, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
+PROBLEM_TYPES: dict[str, str] = {
+    "internal": "An unexpected error; the request id in the body finds it in the server's logs.",
+    "invalid-input": "The request's content is wrong; `errors` names each field and why.",
+    "malformed-file": "An uploaded file could not be parsed in the format it claims.",
+    "unauthorized": "No credentials, or credentials that are invalid, expired or revoked.",
+    "forbidden": "The caller is authenticated but lacks the permission this route declares.",
+    "not-found": "No such resource in the caller's tenant (another tenant's resources look the same).",
+    "route-not-found": "No route matches the path.",
+    "method-not-allowed": "The route exists but not with this method; `Allow` lists the ones it has.",
+    "conflict": "The request conflicts with the current state, e.g. a duplicate name or a reused idempotency key.",
+    "invalid-state": "The resource is not in a state that allows this (e.g. detect before training).",
+    "artifact-integrity": "A model artifact's signature does not match: it was refused, never loaded. Retrain.",
+    "payload-too-large": "The body exceeds the size limit named in `limit_bytes`.",
+    "unsupported-media-type": "The Content-Type is not one this route accepts; `supported` lists those.",
+    "quota-exceeded": "A tenant quota is reached; `quota`, `limit` and `used` say which.",
+    "service-unavailable": "A dependency (database, blob store) is down; retry after `Retry-After` seconds.",
+}

@@ -1,0 +1,56 @@
+"""Operational routes: liveness, readiness, Prometheus metrics, and the documentation of problem types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from vigil import __version__
+from vigil.core.deps import ContextDep
+from vigil.core.errors import PROBLEM_TYPES, NotFound, ServiceUnavailable
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness: the process is up")
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the database and the blob store answer",
+    responses={503: {"description": "A dependency is down (problem+json, with Retry-After)"}},
+)
+async def ready(context: ContextDep) -> dict[str, Any]:
+    checks: dict[str, str] = {}
+    for name, probe in (("database", context.database.ping), ("blob_store", context.blobs.ping)):
+        try:
+            with anyio.fail_after(5):
+                await anyio.to_thread.run_sync(probe)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure of a dependency means not ready
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    if any(value != "ok" for value in checks.values()):
+        raise ServiceUnavailable("Not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()), checks=checks)
+    return {"status": "ready", "checks": checks}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(context: ContextDep) -> Response:
+    return Response(context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/problems", summary="The problem types this API returns")
+def problem_types() -> JSONResponse:
+    return JSONResponse({f"/problems/{slug}": text for slug, text in PROBLEM_TYPES.items()})
+
+
+@router.get("/problems/{slug}", summary="What one problem type means")
+def problem_type(slug: str) -> dict[str, str]:
+    if slug not in PROBLEM_TYPES:
+        raise NotFound("problem type", slug)
+    return {"type": f"/problems/{slug}", "description": PROBLEM_TYPES[slug]}

@@ -1,0 +1,162 @@
+"""RFC 9457: the one place where every error becomes an `application/problem+json` response."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vigil.core.errors import VigilError
+from vigil.core.logging import current_request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("vigil.errors")
+
+_STATUS_SLUGS = {
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("route-not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem_type_uri(slug: str) -> str:
+    return f"/problems/{slug}"
+
+
+def problem_response(
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem_type_uri(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": current_request_id(),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        # The offending input may be huge or hostile: name the field and the rule, never echo the value.
+        errors.append(
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "msg": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+        )
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VigilError)
+    async def _vigil_error(request: Request, exc: VigilError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("server error: %s", exc.detail)
+        return problem_response(
+            status=exc.status,
+            slug=exc.slug,
+            title=exc.title,
+            detail=exc.detail,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(exc)
+        where = ", ".join(".".join(e["loc"]) for e in errors[:5])
+        return problem_response(
+            status=422,
+            slug="invalid-input",
+            title="Invalid input",
+            detail=f"The request did not validate ({where}).",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+            raise exc
+        log.error("database unavailable: %s", type(exc.orig).__name__)
+        return problem_response(
+            status=503,
+            slug="service-unavailable",
+            title="Service unavailable",
+            detail="The database is unavailable; nothing was changed. Retry shortly.",
+            instance=request.url.path,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug, title = _STATUS_SLUGS.get(exc.status_code, ("internal", "Error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404:
+            detail = f"No route {request.url.path!r}."
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path!r}."
+        return problem_response(
+            status=exc.status_code,
+            slug=slug,
+            title=title,
+            detail=detail,
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )
+
+
+class UnhandledErrorMiddleware:
+    """Turns an exception nothing else handled into a 500 problem, inside the request context (so it has an id)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = problem_response(
+                status=500,
+                slug="internal",
+                title="Internal server error",
+                detail="An unexpected error occurred; quote the request_id when reporting it.",
+                instance=scope.get("path"),
+            )
+            await response(scope, receive, send)

@@ -1,0 +1,168 @@
+"""Dataset routes: upload (multipart or raw body), list, read, preview rows, rename/describe, delete."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query, Request, Response, status
+from starlette.datastructures import UploadFile
+
+from vigil.core.deps import ContextDep, SessionDep
+from vigil.core.errors import InvalidInput
+from vigil.core.pagination import Page
+from vigil.datasets import formats
+from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
+from vigil.datasets.service import DatasetService
+from vigil.identity.dependencies import require
+from vigil.identity.permissions import Permission
+from vigil.identity.principal import Principal
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A file as multipart `file` (with optional `name`, `description` fields), or the raw body.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "name": {"type": "string", "maxLength": 200},
+                        "description": {"type": "string", "maxLength": 10000},
+                    },
+                }
+            },
+            **{media: {"schema": {"type": "string", "format": "binary"}} for media in formats.MEDIA_TYPES},
+        },
+    }
+}
+
+
+def service(session: SessionDep, principal: Principal, app: ContextDep) -> DatasetService:
+    return DatasetService(session=session, scope=principal.scope, app=app)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Upload a dataset", openapi_extra=_UPLOAD_BODY)
+async def upload_dataset(
+    request: Request,
+    principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    description: Annotated[str | None, Query(max_length=10_000)] = None,
+) -> DatasetPublic:
+    svc = DatasetService(session=session, scope=principal.scope, app=app)
+    staging = app.blobs.staging_path(principal.scope)
+    try:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type == "multipart/form-data":
+            fmt, filename, fields = await _receive_multipart(request, staging)
+            name = name or fields.get("name")
+            description = description or fields.get("description")
+        else:
+            fmt = formats.format_for(media_type=media_type or None, filename=None)
+            filename = None
+            await _receive_raw(request, staging)
+        dataset_name = _clean_name(name or (Path(filename).stem if filename else None) or "dataset")
+        return await anyio.to_thread.run_sync(
+            lambda: svc.create_from_file(
+                path=staging,
+                fmt=fmt,
+                name=dataset_name,
+                description=description,
+                created_by=principal.user_id,
+            )
+        )
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+async def _receive_raw(request: Request, target: Path) -> None:
+    with target.open("wb") as fh:
+        async for chunk in request.stream():
+            fh.write(chunk)
+
+
+async def _receive_multipart(request: Request, target: Path) -> tuple[formats.FileFormat, str | None, dict[str, str]]:
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput(
+                "A multipart upload needs a 'file' part.",
+                errors=[{"loc": ["body", "file"], "msg": "field required"}],
+            )
+        fields = {k: v for k, v in form.items() if isinstance(v, str) and k in ("name", "description")}
+        fmt = formats.format_for(media_type=upload.content_type, filename=upload.filename)
+        with target.open("wb") as fh:
+            await anyio.to_thread.run_sync(shutil.copyfileobj, upload.file, fh)
+        return fmt, upload.filename, fields
+
+
+def _clean_name(name: str) -> str:
+    cleaned = _CONTROL.sub("", name).strip()[:200]
+    if not cleaned:
+        raise InvalidInput("The dataset name is empty.", errors=[{"loc": ["query", "name"], "msg": "empty name"}])
+    return cleaned
+
+
+@router.get("", summary="List datasets, newest first")
+def list_datasets(
+    principal: Annotated[Principal, require(Permission.DATASETS_READ)],
+    session: SessionDep,
+    app: ContextDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[DatasetPublic]:
+    items, next_cursor = service(session, principal, app).list(limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{dataset_id}", summary="Get a dataset's metadata and schema")
+def get_dataset(
+    dataset_id: str,
+    principal: Annotated[Principal, require(Permission.DATASETS_READ)],
+    session: SessionDep,
+    app: ContextDep,
+) -> DatasetPublic:
+    return service(session, principal, app).get(dataset_id=dataset_id)
+
+
+@router.get("/{dataset_id}/rows", summary="Preview a dataset's rows")
+def dataset_rows(
+    dataset_id: str,
+    principal: Annotated[Principal, require(Permission.DATASETS_READ)],
+    session: SessionDep,
+    app: ContextDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RowsPublic:
+    return service(session, principal, app).rows(dataset_id=dataset_id, offset=offset, limit=limit)
+
+
+@router.patch("/{dataset_id}", summary="Rename or describe a dataset")
+def update_dataset(
+    dataset_id: str,
+    data: DatasetUpdate,
+    principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> DatasetPublic:
+    return service(session, principal, app).update(dataset_id=dataset_id, data=data)
+
+
+@router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset and its stored file")
+def delete_dataset(
+    dataset_id: str,
+    principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> Response:
+    service(session, principal, app).delete(dataset_id=dataset_id)
+    return Response(status_code=204)

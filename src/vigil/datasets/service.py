@@ -1,0 +1,178 @@
+"""Dataset use cases: ingest an upload as Parquet, describe, preview, rename, delete, and hand frames to others.
+
+An upload is all-or-nothing: the file is parsed and validated in a staging area, written as Parquet, moved into
+the blob store, and only then recorded; any failure removes what was written, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from sqlalchemy.orm import Session
+
+from vigil.core.context import AppContext
+from vigil.core.database import TenantScope
+from vigil.core.errors import InvalidInput, NotFound
+from vigil.core.ids import new_id
+from vigil.core.pagination import decode_cursor, page_of
+from vigil.datasets import formats
+from vigil.datasets.models import Dataset
+from vigil.datasets.repository import DatasetRepository
+from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
+
+
+def to_public(dataset: Dataset) -> DatasetPublic:
+    return DatasetPublic(
+        id=dataset.id,
+        name=dataset.name,
+        description=dataset.description,
+        rows=dataset.n_rows,
+        columns=dataset.n_columns,
+        schema=dataset.columns_schema,
+        size_bytes=dataset.size_bytes,
+        source_format=dataset.source_format,
+        origin=dataset.origin,
+        created_at=dataset.created_at,
+        updated_at=dataset.updated_at,
+    )
+
+
+class DatasetService:
+    def __init__(self, *, session: Session, scope: TenantScope, app: AppContext) -> None:
+        self.session = session
+        self.scope = scope
+        self.app = app
+        self.datasets = DatasetRepository(session=session, scope=scope)
+
+    @property
+    def limits(self) -> formats.TableLimits:
+        settings = self.app.settings
+        return formats.TableLimits(
+            max_columns=settings.max_dataset_columns, max_column_name_length=settings.max_column_name_length
+        )
+
+    # -- create ----------------------------------------------------------------------------------------------
+    def create_from_file(
+        self,
+        *,
+        path: Path,
+        fmt: formats.FileFormat,
+        name: str,
+        description: str | None,
+        created_by: str | None,
+    ) -> DatasetPublic:
+        table = formats.read_table(path, fmt, limits=self.limits)
+        return self.create_from_table(
+            table=table, name=name, description=description, source_format=fmt.value, created_by=created_by
+        )
+
+    def create_from_table(
+        self,
+        *,
+        table: pa.Table,
+        name: str,
+        description: str | None,
+        source_format: str,
+        created_by: str | None,
+        origin: dict[str, Any] | None = None,
+        commit: bool = True,
+    ) -> DatasetPublic:
+        """Stores a table as a new dataset. With `commit=False` the row joins the caller's transaction."""
+        schema = [column.to_dict() for column in formats.infer_schema(table)]
+        dataset_id = new_id("ds")
+        key = self.app.blobs.key(self.scope, "datasets", f"{dataset_id}.parquet")
+        staging = self.app.blobs.staging_path(self.scope)
+        try:
+            formats.write_parquet(table, staging)
+            size = self.app.blobs.put_file(key, staging)
+            dataset = Dataset(
+                id=dataset_id,
+                tenant_id=self.scope.tenant_id,
+                name=name,
+                description=description,
+                n_rows=table.num_rows,
+                n_columns=table.num_columns,
+                columns_schema=schema,
+                size_bytes=size,
+                source_format=source_format,
+                origin=origin or {},
+                blob_key=key,
+                created_by=created_by,
+            )
+            self.datasets.add(dataset)
+            if commit:
+                self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            staging.unlink(missing_ok=True)
+            self.app.blobs.delete(key)
+            raise
+        return to_public(dataset)
+
+    # -- read ------------------------------------------------------------------------------------------------
+    def get(self, *, dataset_id: str) -> DatasetPublic:
+        return to_public(self._get(dataset_id))
+
+    def list(self, *, limit: int, cursor: str | None) -> tuple[list[DatasetPublic], str | None]:
+        rows = self.datasets.list(limit=limit, after_id=decode_cursor(cursor))
+        items, next_cursor = page_of(rows, limit=limit, id_of=lambda d: d.id)
+        return [to_public(d) for d in items], next_cursor
+
+    def rows(self, *, dataset_id: str, offset: int, limit: int) -> RowsPublic:
+        dataset = self._get(dataset_id)
+        frame = pl.scan_parquet(self.app.blobs.path(dataset.blob_key)).slice(offset, limit).collect()
+        return RowsPublic(
+            columns=[c["name"] for c in dataset.columns_schema],
+            rows=formats.to_records(frame.to_arrow()),
+            offset=offset,
+            limit=limit,
+            total=dataset.n_rows,
+        )
+
+    def schema_of(self, *, dataset_id: str) -> list[dict[str, Any]]:
+        return list(self._get(dataset_id).columns_schema)
+
+    def load_frame(self, *, dataset_id: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """The dataset's rows as a polars frame (only `columns`, when given), for the engines."""
+        dataset = self._get(dataset_id)
+        known = {c["name"] for c in dataset.columns_schema}
+        missing = [c for c in columns or () if c not in known]
+        if missing:
+            raise InvalidInput(
+                f"Dataset {dataset_id!r} has no column(s) {', '.join(map(repr, missing[:10]))}.",
+                errors=[{"loc": ["features", c], "msg": "no such column in the dataset"} for c in missing[:50]],
+            )
+        scan = pl.scan_parquet(self.app.blobs.path(dataset.blob_key))
+        if columns is not None:
+            scan = scan.select(list(columns))
+        return scan.collect()
+
+    # -- change ----------------------------------------------------------------------------------------------
+    def update(self, *, dataset_id: str, data: DatasetUpdate) -> DatasetPublic:
+        dataset = self._get(dataset_id)
+        if data.name is not None:
+            dataset.name = data.name
+        if "description" in data.model_fields_set:
+            dataset.description = data.description
+        self.session.commit()
+        return to_public(dataset)
+
+    def delete(self, *, dataset_id: str) -> None:
+        dataset = self._get(dataset_id)
+        key = dataset.blob_key
+        self.datasets.delete(dataset)
+        self.session.commit()
+        # The row is gone first: a crash now leaves an orphan file, never a row pointing at nothing.
+        with contextlib.suppress(OSError):
+            self.app.blobs.delete(key)
+
+    def _get(self, dataset_id: str) -> Dataset:
+        dataset = self.datasets.get(dataset_id)
+        if dataset is None:
+            raise NotFound("dataset", dataset_id)
+        return dataset

@@ -1,0 +1,1 @@
+"""Detectors: configuration, model versions, training and detection use cases."""

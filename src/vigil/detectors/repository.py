@@ -1,0 +1,79 @@
+"""Detector and model-version queries, always within one tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from vigil.core.database import TenantScope
+from vigil.detectors.models import Detector, ModelVersion
+
+
+class DetectorRepository:
+    def __init__(self, *, session: Session, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+
+    def get(self, detector_id: str) -> Detector | None:
+        return self.session.scalar(
+            select(Detector).where(Detector.id == detector_id, Detector.tenant_id == self.scope.tenant_id)
+        )
+
+    def list(self, *, limit: int, after_id: str | None) -> Sequence[Detector]:
+        query = select(Detector).where(Detector.tenant_id == self.scope.tenant_id)
+        if after_id is not None:
+            query = query.where(Detector.id < after_id)
+        return self.session.scalars(query.order_by(Detector.id.desc()).limit(limit + 1)).all()
+
+    def add(self, detector: Detector) -> Detector:
+        if detector.tenant_id != self.scope.tenant_id:
+            raise ValueError("a detector belongs to the scope's tenant")
+        self.session.add(detector)
+        self.session.flush()
+        return detector
+
+    def delete(self, detector: Detector) -> None:
+        self.session.delete(detector)
+
+    def version(self, detector_id: str, version: int) -> ModelVersion | None:
+        return self.session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.tenant_id == self.scope.tenant_id,
+                ModelVersion.detector_id == detector_id,
+                ModelVersion.version == version,
+            )
+        )
+
+    def versions(self, detector_id: str, *, limit: int, after_id: str | None) -> Sequence[ModelVersion]:
+        query = select(ModelVersion).where(
+            ModelVersion.tenant_id == self.scope.tenant_id, ModelVersion.detector_id == detector_id
+        )
+        if after_id is not None:
+            query = query.where(ModelVersion.id < after_id)
+        return self.session.scalars(query.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
+
+    def all_artifact_keys(self, detector_id: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(ModelVersion.artifact_key).where(
+                    ModelVersion.tenant_id == self.scope.tenant_id, ModelVersion.detector_id == detector_id
+                )
+            )
+        )
+
+    def next_version(self, detector_id: str) -> int:
+        current = self.session.scalar(
+            select(func.max(ModelVersion.version)).where(
+                ModelVersion.tenant_id == self.scope.tenant_id, ModelVersion.detector_id == detector_id
+            )
+        )
+        return int(current or 0) + 1
+
+    def add_version(self, version: ModelVersion) -> ModelVersion:
+        if version.tenant_id != self.scope.tenant_id:
+            raise ValueError("a model version belongs to the scope's tenant")
+        self.session.add(version)
+        self.session.flush()
+        return version

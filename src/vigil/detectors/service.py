@@ -1,0 +1,344 @@
+"""Detector use cases: configure, train (as a job) into model versions, and detect with the current version."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from sqlalchemy.orm import Session
+
+from vigil import ml
+from vigil.core.context import AppContext
+from vigil.core.database import TenantScope
+from vigil.core.errors import ArtifactIntegrity, InvalidInput, InvalidState, NotFound, VigilError
+from vigil.core.ids import new_id
+from vigil.core.pagination import decode_cursor, page_of
+from vigil.datasets import formats
+from vigil.datasets.service import DatasetService
+from vigil.detectors.artifact_cache import models as model_cache
+from vigil.detectors.models import Detector, ModelVersion
+from vigil.detectors.repository import DetectorRepository
+from vigil.detectors.schemas import (
+    AlgorithmList,
+    AlgorithmPublic,
+    DetectorCreate,
+    DetectorPublic,
+    DetectorUpdate,
+    ModelVersionPublic,
+    PreprocessingSpec,
+)
+from vigil.jobs.schemas import JobPublic
+from vigil.jobs.service import JobService
+
+TRAIN_JOB = "detector.train"
+DETECT_JOB = "detector.detect"
+USABLE_KINDS = {"numeric", "boolean"}
+
+
+def ml_problem(exc: ml.MLError) -> VigilError:
+    """The engine's errors, as the problems a user sees."""
+    if isinstance(exc, ml.ArtifactTampered):
+        return ArtifactIntegrity(
+            "The stored model failed its integrity check and was not loaded; retrain the detector."
+        )
+    if isinstance(exc, ml.InvalidParameters):
+        return InvalidInput(str(exc), errors=exc.errors)
+    if isinstance(exc, ml.InvalidFeatures):
+        return InvalidInput(str(exc), errors=getattr(exc, "errors", None) or [])
+    if isinstance(exc, ml.UnknownAlgorithm):
+        return InvalidInput(
+            str(exc), errors=[{"loc": ["body", "algorithm"], "msg": str(exc), "type": "unknown_algorithm"}]
+        )
+    return InvalidInput(str(exc))
+
+
+def catalog() -> AlgorithmList:
+    return AlgorithmList(items=[AlgorithmPublic.model_validate(entry) for entry in ml.describe_catalog()])
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Scores of a batch of rows by one model version; the router shapes it as JSON, Parquet or Arrow."""
+
+    detector_id: str
+    model_version: int
+    threshold: float
+    scores: np.ndarray
+    flags: np.ndarray
+
+    @property
+    def anomalies(self) -> int:
+        return int(self.flags.sum())
+
+    def summary(self) -> dict[str, Any]:
+        total = int(self.scores.shape[0])
+        return {
+            "detector_id": self.detector_id,
+            "model_version": self.model_version,
+            "threshold": self.threshold,
+            "total": total,
+            "anomalies": self.anomalies,
+            "anomaly_rate": self.anomalies / total if total else 0.0,
+        }
+
+
+class DetectorService:
+    def __init__(self, *, session: Session, scope: TenantScope, app: AppContext) -> None:
+        self.session = session
+        self.scope = scope
+        self.app = app
+        self.detectors = DetectorRepository(session=session, scope=scope)
+        self.jobs = JobService(session=session, scope=scope, app=app)
+        self.datasets = DatasetService(session=session, scope=scope, app=app)
+
+    # -- configuration ---------------------------------------------------------------------------------------
+    def create(self, *, data: DetectorCreate, created_by: str | None) -> DetectorPublic:
+        parameters = self._validated_parameters(data.algorithm, data.parameters)
+        detector = Detector(
+            id=new_id("det"),
+            tenant_id=self.scope.tenant_id,
+            name=data.name,
+            description=data.description,
+            algorithm=data.algorithm,
+            parameters=parameters,
+            contamination=data.contamination,
+            features=data.features,
+            preprocessing=data.preprocessing.model_dump(),
+            status="created",
+            created_by=created_by,
+        )
+        self.detectors.add(detector)
+        self.session.commit()
+        return DetectorPublic.model_validate(detector)
+
+    def get(self, *, detector_id: str) -> DetectorPublic:
+        return DetectorPublic.model_validate(self._get(detector_id))
+
+    def list(self, *, limit: int, cursor: str | None) -> tuple[list[DetectorPublic], str | None]:
+        rows = self.detectors.list(limit=limit, after_id=decode_cursor(cursor))
+        items, next_cursor = page_of(rows, limit=limit, id_of=lambda d: d.id)
+        return [DetectorPublic.model_validate(d) for d in items], next_cursor
+
+    def update(self, *, detector_id: str, data: DetectorUpdate) -> DetectorPublic:
+        """Changes apply to the next training; existing model versions keep the configuration they were built with."""
+        detector = self._get(detector_id)
+        if data.parameters is not None:
+            detector.parameters = self._validated_parameters(detector.algorithm, data.parameters)
+        for field in ("name", "description", "contamination", "features"):
+            if field in data.model_fields_set:
+                value = getattr(data, field)
+                if value is None and field in ("name", "contamination"):
+                    raise InvalidInput(f"{field} cannot be null.", errors=[{"loc": ["body", field], "msg": "null"}])
+                setattr(detector, field, value)
+        if data.preprocessing is not None:
+            detector.preprocessing = data.preprocessing.model_dump()
+        self.session.commit()
+        return DetectorPublic.model_validate(detector)
+
+    def delete(self, *, detector_id: str) -> None:
+        detector = self._get(detector_id)
+        for job in self.jobs.jobs.active_for_subject(detector_id):
+            job.cancel_requested = True
+        keys = self.detectors.all_artifact_keys(detector_id)
+        self.detectors.delete(detector)
+        self.session.commit()
+        model_cache.forget(keys)
+        for key in keys:
+            with contextlib.suppress(OSError):
+                self.app.blobs.delete(key)
+
+    def versions(
+        self, *, detector_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[ModelVersionPublic], str | None]:
+        self._get(detector_id)
+        rows = self.detectors.versions(detector_id, limit=limit, after_id=decode_cursor(cursor))
+        items, next_cursor = page_of(rows, limit=limit, id_of=lambda v: v.id)
+        return [ModelVersionPublic.model_validate(v) for v in items], next_cursor
+
+    # -- training --------------------------------------------------------------------------------------------
+    def train(self, *, detector_id: str, dataset_id: str, created_by: str | None) -> JobPublic:
+        detector = self._get(detector_id)
+        schema = self.datasets.schema_of(dataset_id=dataset_id)
+        features = self._check_features(detector, schema)
+        job = self.jobs.enqueue(
+            kind=TRAIN_JOB,
+            subject_id=detector.id,
+            created_by=created_by,
+            payload={
+                "detector_id": detector.id,
+                "dataset_id": dataset_id,
+                "algorithm": detector.algorithm,
+                "parameters": detector.parameters,
+                "contamination": detector.contamination,
+                "features": features,
+                "preprocessing": detector.preprocessing,
+            },
+        )
+        detector.status, detector.status_reason = "training", None
+        self.session.commit()
+        self.jobs.wake_workers()
+        return JobPublic.model_validate(job)
+
+    def _check_features(self, detector: Detector, schema: list[dict[str, Any]]) -> list[str]:
+        """Refuses, before any job starts, features the detector could not use."""
+        kinds = {c["name"]: c["kind"] for c in schema}
+        allowed = set(USABLE_KINDS)
+        if PreprocessingSpec.model_validate(detector.preprocessing).categorical != "error":
+            allowed.add("categorical")
+        if detector.features is None:
+            features = [name for name, kind in kinds.items() if kind in USABLE_KINDS]
+            if not features:
+                raise InvalidInput("The dataset has no numeric or boolean column to train on; name the features.")
+            return features
+        errors = []
+        for name in detector.features:
+            if name not in kinds:
+                errors.append({"loc": ["features", name], "msg": "no such column in the dataset"})
+            elif kinds[name] not in allowed:
+                hint = " (set preprocessing.categorical to onehot or ordinal)" if kinds[name] == "categorical" else ""
+                errors.append({"loc": ["features", name], "msg": f"a {kinds[name]} column cannot be a feature{hint}"})
+        if errors:
+            raise InvalidInput(f"{len(errors)} feature(s) cannot be used with this dataset.", errors=errors)
+        return list(detector.features)
+
+    # -- detection -------------------------------------------------------------------------------------------
+    def detect_records(self, *, detector_id: str, records: list[dict[str, Any]], version: int | None) -> Detection:
+        limit = self.app.settings.max_inline_records
+        if len(records) > limit:
+            raise InvalidInput(f"At most {limit} inline records; score larger data as a dataset.")
+        table = formats.table_from_records(records, limits=self.datasets.limits)
+        return self.detect_table(detector_id=detector_id, table=table, version=version, strict_columns=True)
+
+    def detect_table(
+        self, *, detector_id: str, table: pa.Table, version: int | None, strict_columns: bool = False
+    ) -> Detection:
+        detector, model_version, model = self.load_model(detector_id=detector_id, version=version)
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        _check_columns(frame.columns, model.features, strict=strict_columns)
+        try:
+            scores = model.score(frame)
+        except ml.MLError as exc:
+            raise ml_problem(exc) from exc
+        return Detection(
+            detector_id=detector.id,
+            model_version=model_version.version,
+            threshold=float(model.threshold),
+            scores=scores,
+            flags=scores > model.threshold,
+        )
+
+    def detect_dataset(
+        self, *, detector_id: str, dataset_id: str, version: int | None, created_by: str | None
+    ) -> JobPublic:
+        _, model_version, model = self.load_model(detector_id=detector_id, version=version)
+        schema = self.datasets.schema_of(dataset_id=dataset_id)
+        _check_columns([c["name"] for c in schema], model.features, strict=False)
+        job = self.jobs.enqueue(
+            kind=DETECT_JOB,
+            subject_id=detector_id,
+            created_by=created_by,
+            payload={"detector_id": detector_id, "dataset_id": dataset_id, "version": model_version.version},
+        )
+        self.session.commit()
+        self.jobs.wake_workers()
+        return JobPublic.model_validate(job)
+
+    def load_model(self, *, detector_id: str, version: int | None) -> tuple[Detector, ModelVersion, ml.FittedDetector]:
+        detector = self._get(detector_id)
+        wanted = version or detector.current_version
+        if wanted is None:
+            raise InvalidState(
+                f"Detector {detector_id!r} has no trained model yet (status {detector.status!r}); train it first.",
+                detector_status=detector.status,
+            )
+        model_version = self.detectors.version(detector_id, wanted)
+        if model_version is None:
+            raise NotFound("model version", f"{detector_id}@{wanted}")
+
+        def load() -> ml.FittedDetector:
+            try:
+                return ml.load_artifact(self.app.blobs.get_bytes(model_version.artifact_key), key=self.app.secret_key)
+            except ml.MLError as exc:
+                raise ml_problem(exc) from exc
+            except FileNotFoundError as exc:
+                raise ArtifactIntegrity("The stored model is missing; retrain the detector.") from exc
+
+        return detector, model_version, model_cache.get(model_version.artifact_key, load)
+
+    # -- used by the job handlers ----------------------------------------------------------------------------
+    def record_version(
+        self,
+        *,
+        detector_id: str,
+        job_id: str,
+        payload: dict[str, Any],
+        artifact_key: str,
+        model: ml.FittedDetector,
+    ) -> int:
+        detector = self._get(detector_id)
+        number = self.detectors.next_version(detector_id)
+        self.detectors.add_version(
+            ModelVersion(
+                id=new_id("mv"),
+                tenant_id=self.scope.tenant_id,
+                detector_id=detector_id,
+                version=number,
+                dataset_id=payload["dataset_id"],
+                job_id=job_id,
+                artifact_key=artifact_key,
+                algorithm=payload["algorithm"],
+                parameters=payload["parameters"],
+                features=list(model.features),
+                threshold=float(model.threshold),
+                training_rows=int(model.n_train_rows),
+                score_summary=dict(model.score_summary),
+            )
+        )
+        detector.current_version, detector.status, detector.status_reason = number, "trained", None
+        return number
+
+    def _validated_parameters(self, algorithm: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(ml.validate_parameters(algorithm, parameters))
+        except ml.MLError as exc:
+            raise ml_problem(exc) from exc
+
+    def _get(self, detector_id: str) -> Detector:
+        detector = self.detectors.get(detector_id)
+        if detector is None:
+            raise NotFound("detector", detector_id)
+        return detector
+
+
+def mark_training_unsuccessful(
+    *, session: Session, scope: TenantScope, detector_id: str, status: str, reason: str
+) -> None:
+    """A training that failed or was cancelled must not leave its detector "training" forever."""
+    detector = DetectorRepository(session=session, scope=scope).get(detector_id)
+    if detector is None or detector.status != "training":
+        return
+    if status == "cancelled":
+        detector.status = "trained" if detector.current_version else "created"
+        detector.status_reason = "The last training was cancelled."
+    else:
+        detector.status, detector.status_reason = "failed", reason
+
+
+def _check_columns(columns: list[str], features: list[str], *, strict: bool) -> None:
+    present = set(columns)
+    missing = [f for f in features if f not in present]
+    extra = [c for c in columns if c not in set(features)] if strict else []
+    errors = [{"loc": ["records", name], "msg": "missing feature column"} for name in missing[:50]]
+    errors += [{"loc": ["records", name], "msg": "not a feature of this model"} for name in extra[:50]]
+    if errors:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(map(repr, missing[:10]))}")
+        if extra:
+            parts.append(f"unexpected column(s) {', '.join(map(repr, extra[:10]))}")
+        raise InvalidInput(f"The data does not match the model's features: {'; '.join(parts)}.", errors=errors)

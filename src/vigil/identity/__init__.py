@@ -1,0 +1,1 @@
+"""Identity: tenants, users, roles and permissions, passwords, tokens."""

@@ -1,0 +1,1 @@
+"""Streaming detection (sessions, online detectors, the WebSocket): not built yet."""
