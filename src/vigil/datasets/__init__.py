@@ -1,0 +1,1 @@
+"""Datasets: uploads in four formats, stored as Parquet, with inferred schemas and previews."""

@@ -1,0 +1,337 @@
+"""Tabular file formats: read CSV, JSON records, Parquet and Arrow IPC into one normalised Arrow table, or refuse.
+
+Every reader ends in `_normalised`, so whatever the format, a dataset holds only flat columns of four kinds
+(numeric, boolean, categorical, datetime) under unique, bounded names. Library errors are turned into
+`MalformedFile` problems with a short, truncated message: a hostile file must never be echoed back whole.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from pyarrow import ipc
+
+from vigil.core.errors import InvalidInput, MalformedFile, UnsupportedMediaType
+
+ColumnKind = Literal["numeric", "categorical", "boolean", "datetime"]
+# A CSV row must fit in one parse block; this bounds the longest row (and header) we accept.
+_CSV_BLOCK_BYTES = 16 * 1024 * 1024
+_MAX_MESSAGE = 300
+
+
+class FileFormat(enum.StrEnum):
+    CSV = "csv"
+    JSON = "json"
+    PARQUET = "parquet"
+    ARROW = "arrow"
+
+
+MEDIA_TYPES: dict[str, FileFormat] = {
+    "text/csv": FileFormat.CSV,
+    "application/csv": FileFormat.CSV,
+    "application/json": FileFormat.JSON,
+    "application/vnd.apache.parquet": FileFormat.PARQUET,
+    "application/x-parquet": FileFormat.PARQUET,
+    "application/vnd.apache.arrow.stream": FileFormat.ARROW,
+    "application/vnd.apache.arrow.file": FileFormat.ARROW,
+}
+_EXTENSIONS = {
+    ".csv": FileFormat.CSV,
+    ".json": FileFormat.JSON,
+    ".parquet": FileFormat.PARQUET,
+    ".pq": FileFormat.PARQUET,
+    ".arrow": FileFormat.ARROW,
+    ".arrows": FileFormat.ARROW,
+    ".feather": FileFormat.ARROW,
+    ".ipc": FileFormat.ARROW,
+}
+# Multipart clients often label every file this way; the file name then decides.
+_GENERIC_MEDIA_TYPES = {None, "", "application/octet-stream"}
+
+
+@dataclass(frozen=True)
+class TableLimits:
+    max_columns: int = 2048
+    max_column_name_length: int = 256
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    name: str
+    kind: ColumnKind
+    dtype: str
+    nullable: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_for(*, media_type: str | None, filename: str | None) -> FileFormat:
+    """The format a body or file part is in, from its media type, else (for generic types) its file name."""
+    media = (media_type or "").split(";")[0].strip().lower()
+    if media in MEDIA_TYPES:
+        return MEDIA_TYPES[media]
+    if media in _GENERIC_MEDIA_TYPES and filename:
+        fmt = _EXTENSIONS.get(Path(filename).suffix.lower())
+        if fmt is not None:
+            return fmt
+    raise UnsupportedMediaType(media or None, list(MEDIA_TYPES))
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+def read_table(path: Path, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
+    """Reads a file in `fmt` into a normalised table; raises `MalformedFile`/`InvalidInput` when it cannot."""
+    if path.stat().st_size == 0:
+        raise MalformedFile("The file is empty.")
+    if fmt is FileFormat.JSON:
+        return table_from_json(path.read_bytes(), limits=limits)
+    return _read(str(path), fmt, limits=limits)
+
+
+def table_from_bytes(data: bytes, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
+    """As `read_table`, for a body already in memory (detection requests)."""
+    if not data:
+        raise MalformedFile("The body is empty.")
+    if fmt is FileFormat.JSON:
+        return table_from_json(data, limits=limits)
+    return _read(pa.BufferReader(data), fmt, limits=limits)
+
+
+def _read(source: str | pa.BufferReader, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
+    try:
+        if fmt is FileFormat.CSV:
+            table = pacsv.read_csv(
+                source,
+                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            )
+        elif fmt is FileFormat.PARQUET:
+            table = pq.read_table(source)
+        else:
+            table = _read_arrow(source)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise MalformedFile(f"This is not a readable {fmt.value.upper()} file: {_short(exc)}") from exc
+    return _normalised(table, limits=limits)
+
+
+def _read_arrow(source: str | pa.BufferReader) -> pa.Table:
+    """Arrow IPC in its stream form, or else its file (Feather v2) form."""
+    try:
+        with ipc.open_stream(source) as reader:
+            return reader.read_all()
+    except pa.ArrowInvalid:
+        if isinstance(source, pa.BufferReader):
+            source.seek(0)
+        with ipc.open_file(source) as file_reader:
+            return file_reader.read_all()
+
+
+def table_from_json(data: bytes, *, limits: TableLimits) -> pa.Table:
+    """JSON records: an array of flat objects, e.g. `[{"a": 1, "b": "x"}, …]`."""
+    try:
+        records = json.loads(data, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedFile(f"This is not valid JSON: {_short(exc)}") from exc
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise MalformedFile('JSON data must be an array of records (objects), e.g. [{"a": 1}, {"a": 2}].')
+    return table_from_records(records, limits=limits)
+
+
+def _refuse_constant(name: str) -> float:
+    raise MalformedFile(f"{name} is not a JSON number; send null for a missing value.")
+
+
+def table_from_records(records: list[dict[str, Any]], *, limits: TableLimits) -> pa.Table:
+    """Records (dicts) to a normalised table; a key missing from a record is a null, a column has one type."""
+    if not records:
+        raise MalformedFile("There are no records.")
+    names: dict[str, None] = {}
+    for record in records:
+        for key in record:
+            names.setdefault(key, None)
+            if len(names) > limits.max_columns:
+                raise InvalidInput(f"Too many columns: at most {limits.max_columns} are allowed.")
+    _check_names(list(names), limits)
+    columns = {}
+    for name in names:
+        values = [record.get(name) for record in records]
+        columns[name] = _column_from_values(name, values)
+    return _normalised(pa.table(columns), limits=limits)
+
+
+def _column_from_values(name: str, values: list[Any]) -> pa.Array:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds & {dict, list}:
+        raise InvalidInput(
+            f"Column {_label(name)} holds nested objects or arrays; only flat values are supported.",
+            errors=[{"loc": ["records", name], "msg": "nested value", "type": "nested"}],
+        )
+    if bool in kinds and kinds - {bool}:
+        raise InvalidInput(
+            f"Column {_label(name)} mixes booleans with other values.",
+            errors=[{"loc": ["records", name], "msg": "mixed types", "type": "mixed_types"}],
+        )
+    for value in values:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(
+                f"Column {_label(name)} holds a non-finite number (NaN or infinity); send null for a missing value.",
+                errors=[{"loc": ["records", name], "msg": "non-finite number", "type": "non_finite"}],
+            )
+    try:
+        return pa.array(values)
+    except (pa.ArrowException, TypeError, OverflowError) as exc:
+        raise InvalidInput(
+            f"Column {_label(name)} mixes values of different types: {_short(exc)}",
+            errors=[{"loc": ["records", name], "msg": "mixed types", "type": "mixed_types"}],
+        ) from exc
+
+
+# -- normalising -----------------------------------------------------------------------------------------------
+def _normalised(table: pa.Table, *, limits: TableLimits) -> pa.Table:
+    if table.num_columns == 0:
+        raise MalformedFile("The data has no columns.")
+    if table.num_columns > limits.max_columns:
+        raise InvalidInput(
+            f"Too many columns: {table.num_columns} given, at most {limits.max_columns} are allowed.",
+            errors=[{"loc": ["body"], "msg": "too many columns", "type": "too_many_columns"}],
+        )
+    _check_names(table.column_names, limits)
+    if table.num_rows == 0:
+        raise MalformedFile("The data has a header but no rows.")
+    columns = [_normalised_column(name, table.column(name)) for name in table.column_names]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _check_names(names: list[str], limits: TableLimits) -> None:
+    errors: list[dict[str, Any]] = []
+    for position, name in enumerate(names):
+        if not name.strip():
+            errors.append({"loc": ["columns", position], "msg": "empty column name", "type": "empty_name"})
+        elif len(name) > limits.max_column_name_length:
+            errors.append(
+                {
+                    "loc": ["columns", position],
+                    "msg": f"column name longer than {limits.max_column_name_length} characters",
+                    "type": "name_too_long",
+                }
+            )
+    seen: set[str] = set()
+    for position, name in enumerate(names):
+        if name in seen:
+            errors.append({"loc": ["columns", position], "msg": "duplicate column name", "type": "duplicate_name"})
+        seen.add(name)
+    if errors:
+        raise InvalidInput(f"{len(errors)} column name(s) cannot be used.", errors=errors[:50])
+
+
+def _normalised_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """One flat column of a supported type; dictionary strings decoded, decimals as floats, dates as timestamps."""
+    dtype = column.type
+    if pa.types.is_dictionary(dtype):
+        column = _decoded(column)
+        dtype = column.type
+    if pa.types.is_null(dtype):
+        # A column of nulls only: nothing says what it holds, so it is numeric with every value missing.
+        return column.cast(pa.float64())
+    if pa.types.is_decimal(dtype) or pa.types.is_float16(dtype):
+        return column.cast(pa.float64())
+    if pa.types.is_date(dtype):
+        return column.cast(pa.timestamp("ms"))
+    if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return column.cast(pa.string())
+    if (
+        pa.types.is_integer(dtype)
+        or pa.types.is_floating(dtype)
+        or pa.types.is_boolean(dtype)
+        or pa.types.is_timestamp(dtype)
+    ):
+        return column
+    if pa.types.is_string(dtype):
+        return _parsed_datetimes(column)
+    raise InvalidInput(
+        f"Column {_label(name)} has type {dtype}, which is not supported; use numbers, booleans, text or timestamps.",
+        errors=[{"loc": ["columns", name], "msg": f"unsupported type {dtype}", "type": "unsupported_type"}],
+    )
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded column as plain values (decoded by hand: Arrow cannot take() from string views)."""
+    value_type = column.type.value_type
+    plain = pa.string() if pa.types.is_string_view(value_type) or pa.types.is_large_string(value_type) else value_type
+    chunks = [pc.take(chunk.dictionary.cast(plain), chunk.indices) for chunk in column.chunks]
+    return pa.chunked_array(chunks, type=plain)
+
+
+def _parsed_datetimes(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text that is all ISO-8601 timestamps (as JSON carries them) becomes a datetime column."""
+    sample = column.drop_null().slice(0, 100)
+    if len(sample) == 0:
+        return column
+    try:
+        pc.cast(sample, pa.timestamp("us"))
+        return pc.cast(column, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return column
+
+
+def infer_schema(table: pa.Table) -> list[ColumnSchema]:
+    """The kind of every column of a normalised table."""
+    return [
+        ColumnSchema(
+            name=field.name, kind=_kind(field.type), dtype=str(field.type), nullable=table.column(i).null_count > 0
+        )
+        for i, field in enumerate(table.schema)
+    ]
+
+
+def _kind(dtype: pa.DataType) -> ColumnKind:
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
+        return "numeric"
+    if pa.types.is_timestamp(dtype):
+        return "datetime"
+    return "categorical"
+
+
+# -- writing ---------------------------------------------------------------------------------------------------
+def write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd")
+
+
+def to_records(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts: NaN becomes null, timestamps ISO-8601 strings."""
+    return [{key: _json_safe(value) for key, value in row.items()} for row in table.to_pylist()]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+# -- messages --------------------------------------------------------------------------------------------------
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+
+
+def _label(name: str) -> str:
+    return repr(name) if len(name) <= 64 else repr(name[:64] + "…")

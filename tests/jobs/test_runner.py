@@ -1,0 +1,180 @@
+"""The in-process job runner on a real database: claiming, progress, cancellation, failure, crash recovery."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from vigil.config import Settings
+from vigil.core.blobs import BlobStore
+from vigil.core.context import AppContext
+from vigil.core.database import Database, TenantScope, utcnow
+from vigil.core.errors import InvalidInput
+from vigil.core.metrics import Metrics
+from vigil.identity.models import Tenant
+from vigil.jobs.models import Job
+from vigil.jobs.registry import JobContext, JobOutcome, JobRegistry
+from vigil.jobs.runner import MAX_ATTEMPTS, InProcessRunner
+from vigil.jobs.service import JobService
+from vigil.migrations.runner import upgrade_database
+
+TENANT = "tnt_test"
+
+
+@pytest.fixture
+def app(any_db_settings: Settings) -> Iterator[AppContext]:
+    any_db_settings.job_poll_interval_s = 0.02
+    database = Database(any_db_settings)
+    upgrade_database(database.engine)
+    with database.session() as session:
+        session.add(Tenant(id=TENANT, name="t", status="active", settings={}))
+    yield AppContext(
+        settings=any_db_settings,
+        database=database,
+        blobs=BlobStore(any_db_settings.blob_root),
+        secret_key=b"k" * 32,
+        metrics=Metrics(),
+    )
+    database.dispose()
+
+
+def registry() -> JobRegistry:
+    reg = JobRegistry()
+
+    def echo(ctx: JobContext) -> JobOutcome:
+        ctx.progress(50)
+        return JobOutcome(result={"echo": ctx.payload["value"], "tenant": ctx.scope.tenant_id})
+
+    def slow(ctx: JobContext) -> JobOutcome:
+        for step in range(400):
+            ctx.progress(step / 4)
+            time.sleep(0.01)
+        return JobOutcome(result={})
+
+    def broken(ctx: JobContext) -> JobOutcome:
+        raise InvalidInput("column 'x' is not numeric")
+
+    def crash(ctx: JobContext) -> JobOutcome:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    for name, fn in {"echo": echo, "slow": slow, "broken": broken, "crash": crash}.items():
+        reg.register(name, fn)
+    return reg
+
+
+def enqueue(app: AppContext, kind: str, payload: dict[str, object] | None = None) -> str:
+    with app.database.session() as session:
+        job = JobService(session=session, scope=TenantScope(TENANT), app=app).enqueue(
+            kind=kind, payload=payload or {}, subject_id=None, created_by=None
+        )
+        return job.id
+
+
+def wait(app: AppContext, job_id: str, statuses: tuple[str, ...] = ("succeeded", "failed", "cancelled")) -> Job:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with app.database.session() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            if job.status in statuses:
+                return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} stuck")
+
+
+@pytest.fixture
+def runner(app: AppContext) -> Iterator[InProcessRunner]:
+    runner = InProcessRunner(app=app, registry=registry(), workers=2)
+    runner.start()
+    yield runner
+    runner.stop()
+
+
+def test_a_job_runs_to_success_with_its_result(app: AppContext, runner: InProcessRunner) -> None:
+    job = wait(app, enqueue(app, "echo", {"value": 7}))
+    assert job.status == "succeeded"
+    assert job.result == {"echo": 7, "tenant": TENANT}
+    assert job.progress == 100
+    assert job.started_at is not None
+    assert job.finished_at is not None
+    assert job.started_at <= job.finished_at
+
+
+def test_failures_keep_the_reason_but_not_internals(app: AppContext, runner: InProcessRunner) -> None:
+    broken = wait(app, enqueue(app, "broken"))
+    assert broken.status == "failed"
+    assert broken.error is not None
+    assert broken.error["detail"] == "column 'x' is not numeric"
+    crashed = wait(app, enqueue(app, "crash"))
+    assert crashed.error is not None
+    assert "/etc/passwd" not in str(crashed.error)
+    unknown = wait(app, enqueue(app, "no-such-kind"))
+    assert unknown.status == "failed"
+
+
+def test_a_running_job_can_be_cancelled(app: AppContext, runner: InProcessRunner) -> None:
+    job_id = enqueue(app, "slow")
+    wait(app, job_id, ("running",))
+    with app.database.session() as session:
+        JobService(session=session, scope=TenantScope(TENANT), app=app).cancel(job_id=job_id)
+    assert wait(app, job_id).status == "cancelled"
+
+
+def test_each_job_is_claimed_once(app: AppContext) -> None:
+    ids = [enqueue(app, "echo", {"value": n}) for n in range(20)]
+    runners = [InProcessRunner(app=app, registry=registry(), workers=2) for _ in range(2)]
+    for r in runners:
+        r.start()
+    try:
+        jobs = [wait(app, job_id) for job_id in ids]
+    finally:
+        for r in runners:
+            r.stop()
+    assert all(job.status == "succeeded" and job.attempts == 1 for job in jobs)
+
+
+def test_a_job_left_running_by_a_dead_server_is_picked_up(app: AppContext) -> None:
+    job_id = enqueue(app, "echo", {"value": 1})
+    with app.database.session() as session:  # what a killed server leaves behind
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.status, job.worker_id, job.attempts = "running", "dead-host:1:x", 1
+        job.started_at = job.heartbeat_at = utcnow() - timedelta(seconds=app.settings.job_lease_s * 2)
+    runner = InProcessRunner(app=app, registry=registry(), workers=1)
+    runner.start()
+    try:
+        job = wait(app, job_id)
+    finally:
+        runner.stop()
+    assert job.status == "succeeded"
+    assert job.attempts == 2
+
+
+def test_a_job_that_keeps_dying_is_given_up(app: AppContext) -> None:
+    job_id = enqueue(app, "echo", {"value": 1})
+    with app.database.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.status, job.worker_id, job.attempts = "running", "dead-host:1:x", MAX_ATTEMPTS
+        job.heartbeat_at = utcnow() - timedelta(hours=1)
+    runner = InProcessRunner(app=app, registry=registry(), workers=1)
+    runner.recover_orphans(at_startup=True)
+    job = wait(app, job_id)
+    assert job.status == "failed"
+    assert "interrupted" in str(job.error)
+
+
+def test_workers_wake_at_once_when_work_arrives(app: AppContext) -> None:
+    app.settings.job_poll_interval_s = 30  # only the wake-up event can make this fast
+    runner = InProcessRunner(app=app, registry=registry(), workers=1)
+    runner.start()
+    try:
+        time.sleep(0.2)
+        job_id = enqueue(app, "echo", {"value": 1})
+        app.job_wakeup.set()
+        assert wait(app, job_id).status == "succeeded"
+    finally:
+        runner.stop()
