@@ -32,6 +32,7 @@ from vigil.jobs.runner import InProcessRunner
 from vigil.migrations.runner import upgrade_database
 
 API_PREFIX = "/api/v1"
+API_ROUTERS = (identity_router, datasets_router, detectors_router, jobs_router)
 log = logging.getLogger("vigil")
 
 
@@ -93,12 +94,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
 
     install_problem_handlers(app)
     app.include_router(operations_router)
-    for router in (identity_router, datasets_router, detectors_router, jobs_router):
+    for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
 
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     app.add_middleware(IdempotencyMiddleware, database=database, resolve_principal=identity.principal_key)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_body_bytes
+    )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)

@@ -124,10 +124,12 @@ def test_a_running_job_can_be_cancelled(app: AppContext, runner: InProcessRunner
 
 
 def test_each_job_is_claimed_once(app: AppContext) -> None:
-    ids = [enqueue(app, "echo", {"value": n}) for n in range(20)]
     runners = [InProcessRunner(app=app, registry=registry(), workers=2) for _ in range(2)]
     for r in runners:
+        # Started before any work exists: on SQLite a starting runner owns the database and requeues what it finds
+        # running, so two runners must not start while the other is busy (one server per SQLite file).
         r.start()
+    ids = [enqueue(app, "echo", {"value": n}) for n in range(20)]
     try:
         jobs = [wait(app, job_id) for job_id in ids]
     finally:

@@ -1,4 +1,7 @@
-"""Request body size limit: enforced on the declared length and again on the bytes actually received."""
+"""Request body size limits: enforced on the declared length and again on the bytes actually received.
+
+JSON bodies are parsed whole in memory, so they get a smaller limit than file uploads, which stream to disk.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +12,21 @@ from vigil.core.problems import problem_response
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_json_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_json_bytes = max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = PayloadTooLarge(self.max_bytes)
+        headers = dict(scope.get("headers") or [])
+        is_json = headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"application/json"
+        limit = self.max_json_bytes if is_json else self.max_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            error = PayloadTooLarge(limit)
             response = problem_response(
                 status=error.status,
                 slug=error.slug,
@@ -38,9 +45,9 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # Raised inside the endpoint's body read, so the problem handlers turn it into a 413.
-                    raise PayloadTooLarge(self.max_bytes)
+                    raise PayloadTooLarge(limit)
             return message
 
         await self.app(scope, counting_receive, send)

@@ -6,6 +6,7 @@ the blob store, and only then recorded; any failure removes what was written, so
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ def to_public(dataset: Dataset) -> DatasetPublic:
         description=dataset.description,
         rows=dataset.n_rows,
         columns=dataset.n_columns,
-        schema=dataset.columns_schema,
+        schema_=dataset.columns_schema,
         size_bytes=dataset.size_bytes,
         source_format=dataset.source_format,
         origin=dataset.origin,
@@ -134,7 +135,7 @@ class DatasetService:
             total=dataset.n_rows,
         )
 
-    def schema_of(self, *, dataset_id: str) -> list[dict[str, Any]]:
+    def schema_of(self, *, dataset_id: str) -> builtins.list[dict[str, Any]]:
         return list(self._get(dataset_id).columns_schema)
 
     def load_frame(self, *, dataset_id: str, columns: Sequence[str] | None = None) -> pl.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
@@ -54,7 +55,7 @@ class DetectorRepository:
             query = query.where(ModelVersion.id < after_id)
         return self.session.scalars(query.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
 
-    def all_artifact_keys(self, detector_id: str) -> list[str]:
+    def all_artifact_keys(self, detector_id: str) -> builtins.list[str]:
         return list(
             self.session.scalars(
                 select(ModelVersion.artifact_key).where(

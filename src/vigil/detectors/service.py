@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from dataclasses import dataclass
 from typing import Any
@@ -153,7 +154,7 @@ class DetectorService:
 
     def versions(
         self, *, detector_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[ModelVersionPublic], str | None]:
+    ) -> tuple[builtins.list[ModelVersionPublic], str | None]:
         self._get(detector_id)
         rows = self.detectors.versions(detector_id, limit=limit, after_id=decode_cursor(cursor))
         items, next_cursor = page_of(rows, limit=limit, id_of=lambda v: v.id)
@@ -183,7 +184,7 @@ class DetectorService:
         self.jobs.wake_workers()
         return JobPublic.model_validate(job)
 
-    def _check_features(self, detector: Detector, schema: list[dict[str, Any]]) -> list[str]:
+    def _check_features(self, detector: Detector, schema: builtins.list[dict[str, Any]]) -> builtins.list[str]:
         """Refuses, before any job starts, features the detector could not use."""
         kinds = {c["name"]: c["kind"] for c in schema}
         allowed = set(USABLE_KINDS)
@@ -206,7 +207,9 @@ class DetectorService:
         return list(detector.features)
 
     # -- detection -------------------------------------------------------------------------------------------
-    def detect_records(self, *, detector_id: str, records: list[dict[str, Any]], version: int | None) -> Detection:
+    def detect_records(
+        self, *, detector_id: str, records: builtins.list[dict[str, Any]], version: int | None
+    ) -> Detection:
         limit = self.app.settings.max_inline_records
         if len(records) > limit:
             raise InvalidInput(f"At most {limit} inline records; score larger data as a dataset.")

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from vigil.identity.permissions import Permission, Role
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
+_EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+def _email(value: str) -> str:
+    # An account name in email form, not a deliverable address: on-premises domains such as `.local` or `.test`
+    # (which RFC-strict validators refuse as special-use) are common for platform accounts.
+    if not _EMAIL_SHAPE.fullmatch(value):
+        raise ValueError("not an email address (name@domain)")
+    return value.lower()
+
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254), AfterValidator(_email)]
 
 
 class Strict(BaseModel):
@@ -18,7 +31,7 @@ class Strict(BaseModel):
 
 
 class TokenRequest(Strict):
-    email: EmailStr
+    email: Email
     password: Password
 
 
@@ -49,7 +62,7 @@ class TenantPublic(BaseModel):
 
 
 class UserCreate(Strict):
-    email: EmailStr
+    email: Email
     password: Password
     role: Role = Role.ANALYST
     tenant_id: str | None = Field(default=None, description="Superadmin only: the tenant to create the user in.")

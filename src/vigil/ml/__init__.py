@@ -1,0 +1,56 @@
+"""Vigil's detection engine, pure: a catalog of PyOD and scikit-learn detectors, fit, score, threshold, artifacts.
+
+Frames in, arrays out; no web framework, database or domain code (an import-linter contract checks it).
+
+Examples
+--------
+>>> import polars as pl
+>>> from vigil import ml
+>>> frame = pl.DataFrame({"x": [0.0, 0.2, 0.1, 0.3, 0.2, 9.0] * 4})
+>>> model = ml.fit_detector(frame, algorithm="ecod", parameters={}, contamination=0.2, features=["x"],
+...                         preprocessing=ml.Preprocessing())
+>>> model.score(frame).shape
+(24,)
+"""
+
+from vigil.ml.artifacts import FORMAT_VERSION, MAGIC, dump_artifact, load_artifact
+from vigil.ml.catalog import CATALOG, describe_catalog, get_entry, validate_parameters
+from vigil.ml.detector import FittedDetector, fit_detector
+from vigil.ml.entry import CatalogEntry, ScoreConvention, quantile_threshold
+from vigil.ml.errors import (
+    ArtifactIncompatible,
+    ArtifactTampered,
+    InvalidFeatures,
+    InvalidParameters,
+    MLError,
+    TrainingFailed,
+    UnknownAlgorithm,
+)
+from vigil.ml.params import Param
+from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing
+
+__all__ = [
+    "CATALOG",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "ArtifactIncompatible",
+    "ArtifactTampered",
+    "CatalogEntry",
+    "FittedDetector",
+    "FittedPreprocessor",
+    "InvalidFeatures",
+    "InvalidParameters",
+    "MLError",
+    "Param",
+    "Preprocessing",
+    "ScoreConvention",
+    "TrainingFailed",
+    "UnknownAlgorithm",
+    "describe_catalog",
+    "dump_artifact",
+    "fit_detector",
+    "get_entry",
+    "load_artifact",
+    "quantile_threshold",
+    "validate_parameters",
+]

@@ -1,0 +1,71 @@
+"""The detector catalog: every algorithm the platform offers, looked up by name, listed, and its parameters checked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vigil.ml.entry import CatalogEntry
+from vigil.ml.errors import UnknownAlgorithm
+from vigil.ml.params import check_parameters
+from vigil.ml.pyod_detectors import PYOD_ENTRIES
+from vigil.ml.sklearn_detectors import SKLEARN_ENTRIES
+
+__all__ = ["CATALOG", "describe_catalog", "get_entry", "validate_parameters"]
+
+
+def _index(*groups: tuple[CatalogEntry, ...]) -> dict[str, CatalogEntry]:
+    catalog: dict[str, CatalogEntry] = {}
+    for entry in (e for group in groups for e in group):
+        # Two entries with one name would make one of them unreachable without anyone noticing.
+        if entry.name in catalog:
+            raise RuntimeError(f"duplicate catalog entry {entry.name!r}")
+        catalog[entry.name] = entry
+    return catalog
+
+
+CATALOG: Mapping[str, CatalogEntry] = _index(PYOD_ENTRIES, SKLEARN_ENTRIES)
+
+
+def get_entry(algorithm: str) -> CatalogEntry:
+    """The catalog entry named `algorithm`; raises `UnknownAlgorithm` (naming it) otherwise.
+
+    Examples
+    --------
+    >>> get_entry("iforest").family
+    'ensemble'
+    """
+    try:
+        return CATALOG[algorithm]
+    except KeyError:
+        raise UnknownAlgorithm(algorithm, sorted(CATALOG)) from None
+
+
+def describe_catalog() -> list[dict[str, Any]]:
+    """Every entry with its parameter schema, in catalog order, as plain data for the API.
+
+    Examples
+    --------
+    >>> knn = next(e for e in describe_catalog() if e["name"] == "knn")
+    >>> [(p["name"], p["type"], p["default"]) for p in knn["params"]][0]
+    ('n_neighbors', 'int', 5)
+    """
+    return [entry.describe() for entry in CATALOG.values()]
+
+
+def validate_parameters(algorithm: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The full parameters of `algorithm` (defaults filled in), or an error listing every problem.
+
+    Raises `UnknownAlgorithm` for a name not in the catalog and `InvalidParameters` for unknown names, wrong
+    types (a boolean is not an integer), values out of bounds and values outside the choices.
+
+    Examples
+    --------
+    >>> validate_parameters("iforest", {"n_estimators": 50})
+    {'n_estimators': 50, 'max_features': 1.0, 'bootstrap': False, 'random_state': None}
+    >>> validate_parameters("iforest", {"n_estimators": 0})
+    Traceback (most recent call last):
+    ...
+    vigil.ml.errors.InvalidParameters: 1 invalid parameter(s) for algorithm 'iforest': 'n_estimators'.
+    """
+    return check_parameters(algorithm, get_entry(algorithm).params, parameters)

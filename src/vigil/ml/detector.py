@@ -1,0 +1,183 @@
+"""Fitting a catalog detector on a frame, and the fitted model that scores new frames against its threshold."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from vigil.ml.catalog import get_entry, validate_parameters
+from vigil.ml.entry import Float64Array, ScoreConvention
+from vigil.ml.errors import InvalidFeatures, MLError, TrainingFailed
+from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing, fit_preprocessor
+
+__all__ = ["MIN_TRAINING_ROWS", "FittedDetector", "fit_detector", "summarise_scores"]
+
+MIN_TRAINING_ROWS = 2
+_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+@dataclass(frozen=True, eq=False)
+class FittedDetector:
+    """A trained detector: the fitted preprocessing, the library's fitted estimator, and the decision threshold.
+
+    Attributes
+    ----------
+    algorithm, parameters, contamination
+        The catalog entry and the (validated, complete) configuration it was trained with.
+    preprocessor
+        What turns a frame into the estimator's input (see `FittedPreprocessor`).
+    estimator
+        The fitted PyOD or scikit-learn object itself.
+    threshold
+        Scores above it are anomalies: the (1 − contamination) quantile of the training scores.
+    n_train_rows
+        Number of training rows.
+    score_summary
+        Statistics of the training scores (JSON-ready floats): min, max, mean, std, quantiles, threshold.
+    """
+
+    algorithm: str
+    parameters: dict[str, Any]
+    contamination: float
+    preprocessor: FittedPreprocessor
+    estimator: Any
+    convention: ScoreConvention
+    threshold: float
+    n_train_rows: int
+    score_summary: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns, in training order; scoring selects them from a frame by name."""
+        return list(self.preprocessor.features)
+
+    def score(self, frame: pl.DataFrame) -> Float64Array:
+        """Anomaly scores of `frame`'s rows (higher = more anomalous), as float64.
+
+        The features are selected by name (other columns are ignored), transformed as at training time, and
+        scored by the library's own ``decision_function`` (negated for scikit-learn estimators).
+        Raises `InvalidFeatures` for missing columns, non-numeric or infinite values, and refused nulls.
+
+        Examples
+        --------
+        >>> train = pl.DataFrame({"x": [0.0, 0.1, 0.2, 0.1, 0.0, 0.2] * 5, "y": [1.0, 1.1, 0.9, 1.0, 1.2, 0.8] * 5})
+        >>> model = fit_detector(
+        ...     train, algorithm="knn", parameters={}, contamination=0.1, features=["x", "y"],
+        ...     preprocessing=Preprocessing(),
+        ... )
+        >>> scores = model.score(pl.DataFrame({"x": [0.1, 5.0], "y": [1.0, -4.0]}))
+        >>> bool(scores[1] > model.threshold > scores[0])
+        True
+        """
+        X = self.preprocessor.transform(frame)
+        if X.shape[0] == 0:
+            # Estimators refuse empty input; an empty batch simply has no scores.
+            return np.empty(0, dtype=np.float64)
+        return self.convention.scores(self.estimator, X)
+
+
+def summarise_scores(scores: Float64Array, threshold: float) -> dict[str, float]:
+    """Statistics of training scores, kept with a model version so a user can judge new scores against them.
+
+    Examples
+    --------
+    >>> summary = summarise_scores(np.arange(101, dtype=np.float64), 90.0)
+    >>> summary["p50"], summary["max"], summary["anomaly_rate"]  # doctest: +ELLIPSIS
+    (50.0, 100.0, 0.0990099009900990...)
+    """
+    values = np.quantile(scores, _QUANTILES)
+    return {
+        "min": float(scores.min()),
+        "max": float(scores.max()),
+        "mean": float(scores.mean()),
+        "std": float(scores.std()),
+        **{f"p{round(q * 100):02d}": float(v) for q, v in zip(_QUANTILES, values, strict=True)},
+        "threshold": float(threshold),
+        "anomaly_rate": float(np.mean(scores > threshold)),
+    }
+
+
+def fit_detector(
+    frame: pl.DataFrame,
+    *,
+    algorithm: str,
+    parameters: Mapping[str, Any],
+    contamination: float,
+    features: Sequence[str],
+    preprocessing: Preprocessing,
+) -> FittedDetector:
+    """Fits the catalog detector `algorithm` on `frame[features]` and sets its threshold from `contamination`.
+
+    Parameters
+    ----------
+    frame
+        Training rows; only `features` are used.
+    algorithm, parameters
+        A catalog name and its parameters (validated here again; defaults filled in).
+    contamination
+        Expected share of anomalies, in (0, 0.5]; the threshold is the (1 − contamination) quantile of the
+        training scores (for PyOD, its own ``threshold_``).
+    features
+        The feature columns, in order.
+    preprocessing
+        How the columns become numbers (see `Preprocessing`).
+
+    Raises
+    ------
+    UnknownAlgorithm, InvalidParameters
+        A bad algorithm or parameters.
+    InvalidFeatures
+        Columns that are missing or unusable, or values that are refused.
+    TrainingFailed
+        The library could not fit this data (e.g. more neighbours than rows); its message says why.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+    >>> fit_detector(  # doctest: +ELLIPSIS
+    ...     frame, algorithm="knn", parameters={"n_neighbors": 50}, contamination=0.1, features=["x"],
+    ...     preprocessing=Preprocessing(),
+    ... )
+    Traceback (most recent call last):
+    ...
+    vigil.ml.errors.TrainingFailed: k Nearest Neighbours (PyOD) could not be trained on 4 rows x 1 column(s): ...
+    """
+    entry = get_entry(algorithm)
+    params = validate_parameters(algorithm, parameters)
+    if not (isinstance(contamination, int | float) and 0 < contamination <= 0.5):
+        raise MLError(f"contamination must be in (0, 0.5], got {contamination!r}.")
+    if not features:
+        raise InvalidFeatures("At least one feature is needed.")
+    if frame.height < MIN_TRAINING_ROWS:
+        raise TrainingFailed(f"{entry.title} needs at least {MIN_TRAINING_ROWS} training rows, got {frame.height}.")
+    preprocessor, X = fit_preprocessor(frame, list(features), preprocessing)
+    estimator = entry.factory(params, float(contamination))
+    where = f"{entry.title} could not be trained on {X.shape[0]} rows x {X.shape[1]} column(s)"
+    try:
+        estimator.fit(X)
+        training = entry.convention.training_scores(estimator, X)
+        threshold = entry.convention.threshold(estimator, training, float(contamination))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # The libraries fail in many ways (ValueError, LinAlgError, IndexError, numba errors, ...); whichever it
+        # is, the user needs the library's reason, as a training failure rather than a server error.
+        raise TrainingFailed(f"{where}: {exc}") from exc
+    if not (np.isfinite(training).all() and math.isfinite(threshold)):
+        raise TrainingFailed(f"{where}: the training scores are not finite (degenerate data for this algorithm?).")
+    return FittedDetector(
+        algorithm=algorithm,
+        parameters=params,
+        contamination=float(contamination),
+        preprocessor=preprocessor,
+        estimator=estimator,
+        convention=entry.convention,
+        threshold=threshold,
+        n_train_rows=frame.height,
+        score_summary=summarise_scores(training, threshold),
+    )
