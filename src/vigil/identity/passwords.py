@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 from importlib import resources
@@ -12,12 +13,20 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from vigil.config import Settings
 
 MAX_PASSWORD_LENGTH = 256
+_WORD_SPLIT = re.compile(r"[\W_]+")
 
 
 @cache
 def _blocklist() -> frozenset[str]:
     text = resources.files("vigil.identity").joinpath("common_passwords.txt").read_text(encoding="utf-8")
     return frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
+
+
+def _contains_account_name(password: str, email: str) -> bool:
+    """The whole address, or its name part as a word of its own ("ana" is in "ana 2024…", not in "analyst")."""
+    local = email.split("@", 1)[0]
+    words = set(_WORD_SPLIT.split(password))
+    return email in password or (len(local) >= 3 and local in words)
 
 
 class Passwords:
@@ -40,10 +49,8 @@ class Passwords:
             problems.append(f"must be at most {MAX_PASSWORD_LENGTH} characters")
         if normalised.casefold() in _blocklist():
             problems.append("is a commonly used password")
-        if email:
-            local = email.split("@", 1)[0].casefold()
-            if len(local) >= 3 and local in normalised.casefold():
-                problems.append("must not contain the email address")
+        if email and _contains_account_name(normalised.casefold(), email.casefold()):
+            problems.append("must not contain the email address or its name part")
         return problems
 
     def hash(self, password: str) -> str:
