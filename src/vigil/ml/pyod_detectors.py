@@ -5,7 +5,7 @@ from __future__ import annotations
 from vigil.ml.entry import PYOD, CatalogEntry, from_library
 from vigil.ml.params import RANDOM_STATE, Param, choice, flag, integer, real
 
-__all__ = ["PYOD_ENTRIES"]
+__all__ = ["ISOLATION_FOREST_PARAMS", "PYOD_ENTRIES"]
 
 _N_NEIGHBORS_MAX = 1000
 _P = integer("p", 2, "Power of the Minkowski distance (1: Manhattan, 2: Euclidean).", minimum=1, maximum=10)
@@ -21,6 +21,21 @@ def _n_neighbors(default: int, *, minimum: int = 1) -> Param:
     )
 
 
+# PyOD's IForest wraps scikit-learn's, so both entries take the same parameters.
+ISOLATION_FOREST_PARAMS = (
+    integer("n_estimators", 100, "Number of trees in the ensemble.", minimum=1, maximum=5000),
+    real(
+        "max_features",
+        1.0,
+        "Fraction of the features each tree is grown on.",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_minimum=True,
+    ),
+    flag("bootstrap", False, "Draw each tree's rows with replacement."),
+    RANDOM_STATE,
+)
+
 PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         name="iforest",
@@ -29,19 +44,7 @@ PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
         description="Random trees isolate rows; rows isolated in few splits are anomalous. Fast, a good default.",
         factory=from_library("pyod.models.iforest", "IForest"),
         convention=PYOD,
-        params=(
-            integer("n_estimators", 100, "Number of trees in the ensemble.", minimum=1, maximum=5000),
-            real(
-                "max_features",
-                1.0,
-                "Fraction of the features each tree is grown on.",
-                minimum=0.0,
-                maximum=1.0,
-                exclusive_minimum=True,
-            ),
-            flag("bootstrap", False, "Draw each tree's rows with replacement."),
-            RANDOM_STATE,
-        ),
+        params=ISOLATION_FOREST_PARAMS,
     ),
     CatalogEntry(
         name="inne",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vigil.ml.entry import SKLEARN, SKLEARN_LOF, CatalogEntry, from_library
 from vigil.ml.params import RANDOM_STATE, choice, flag, integer, real
+from vigil.ml.pyod_detectors import ISOLATION_FOREST_PARAMS
 
 __all__ = ["SKLEARN_ENTRIES"]
 
@@ -15,19 +16,7 @@ SKLEARN_ENTRIES: tuple[CatalogEntry, ...] = (
         description="scikit-learn's IsolationForest; scores are its negated decision_function.",
         factory=from_library("sklearn.ensemble", "IsolationForest"),
         convention=SKLEARN,
-        params=(
-            integer("n_estimators", 100, "Number of trees in the ensemble.", minimum=1, maximum=5000),
-            real(
-                "max_features",
-                1.0,
-                "Fraction of the features each tree is grown on.",
-                minimum=0.0,
-                maximum=1.0,
-                exclusive_minimum=True,
-            ),
-            flag("bootstrap", False, "Draw each tree's rows with replacement."),
-            RANDOM_STATE,
-        ),
+        params=ISOLATION_FOREST_PARAMS,
     ),
     CatalogEntry(
         name="sklearn_lof",
