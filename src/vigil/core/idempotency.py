@@ -106,7 +106,14 @@ class IdempotencyMiddleware:
             )
             return
 
+        await self._run_and_record(scope, receive, send, body=body, principal=principal, key=key)
+
+    async def _run_and_record(
+        self, scope: Scope, receive: Receive, send: Send, *, body: bytes, principal: str, key: str
+    ) -> None:
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+        held: list[Message] = []
+        finished = False
         replayed = False
 
         async def replay_receive() -> Message:
@@ -117,17 +124,28 @@ class IdempotencyMiddleware:
             return await receive()
 
         async def capture_send(message: Message) -> None:
+            nonlocal finished
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"].extend(message.get("body", b""))
-            await send(message)
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Recorded before the client sees the response, so a retry sent the moment it arrives replays it.
+                await anyio.to_thread.run_sync(self._finish, principal, key, captured)
+                finished = True
+                for held_message in held:
+                    await send(held_message)
 
         try:
             await self.app(scope, replay_receive, capture_send)
+        except BaseException:
+            captured["status"] = 500
+            raise
         finally:
-            await anyio.to_thread.run_sync(self._finish, principal, key, captured)
+            if not finished:
+                await anyio.to_thread.run_sync(self._finish, principal, key, captured)
 
     def _claim(self, principal: str, key: str, fingerprint: str) -> IdempotencyRecord | str:
         with self.database.session() as session:

@@ -1,0 +1,238 @@
+"""`VigilClient`: authentication, the platform's identity routes, health, and the resource namespaces."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from vigil.client.errors import VigilAPIError, VigilConnectionError
+from vigil.client.resources import Datasets, Detectors, Jobs
+from vigil.client.types import JSON, Params
+
+API = "/api/v1"
+USER_AGENT = "vigil-client/0.1"
+
+
+class VigilClient:
+    """A synchronous client of one Vigil deployment. Every method returns the JSON the API answered, as dicts.
+
+    Errors: a non-2xx answer raises `VigilAPIError` (status and problem document), a network failure raises
+    `VigilConnectionError`. Credentials: `token` (a JWT from `login`) or `api_key`; `login` replaces either.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._transport = transport
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
+        )
+        self.token = token
+        self.api_key = api_key
+        self.datasets = Datasets(self)
+        self.detectors = Detectors(self)
+        self.jobs = Jobs(self)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def with_token(self, token: str | None) -> VigilClient:
+        """Another client of the same deployment with other credentials (and its own connection pool, unless a
+        transport was given: that one is shared)."""
+        return VigilClient(self.base_url, token=token, timeout=self._timeout_s, transport=self._transport)
+
+    @property
+    def _timeout_s(self) -> float:
+        read = self._http.timeout.read
+        return read if read is not None else 30.0
+
+    # -- raw requests -------------------------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        if self.token:
+            return {"Authorization": f"Bearer {self.token}"}
+        if self.api_key:
+            return {"X-API-Key": self.api_key}
+        return {}
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """One HTTP request, returning the response whatever its status (for callers that inspect errors)."""
+        merged = {**(self.auth_headers() if authenticated else {}), **(headers or {})}
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            return self._http.request(method, path, json=json, content=content, params=clean, headers=merged)
+        except httpx.TransportError as exc:
+            raise VigilConnectionError(f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """One request that must succeed: a non-2xx answer raises `VigilAPIError`."""
+        extra = dict(headers or {})
+        if idempotency_key is not None:
+            extra["Idempotency-Key"] = idempotency_key
+        response = self.send(
+            method, path, json=json, content=content, params=params, headers=extra, authenticated=authenticated
+        )
+        if response.is_error:
+            raise VigilAPIError.from_response(response)
+        return response
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        """A request whose answer is a JSON object (or nothing, for 204: then ``{}``)."""
+        response = self.request(
+            method, path, json=json, content=content, params=params, headers=headers, idempotency_key=idempotency_key
+        )
+        if response.status_code == 204 or not response.content:
+            return {}
+        body = response.json()
+        if not isinstance(body, dict):
+            raise VigilAPIError(response.status_code, {"detail": "expected a JSON object"}, headers=response.headers)
+        return body
+
+    # -- operations ---------------------------------------------------------------------------------------
+    def health(self) -> JSON:
+        """`GET /health`: liveness."""
+        return self.call("GET", "/health")
+
+    def ready(self) -> JSON:
+        """`GET /ready`: readiness (raises `VigilAPIError` 503 when a dependency is down)."""
+        return self.call("GET", "/ready")
+
+    def openapi(self) -> JSON:
+        return self.call("GET", "/openapi.json")
+
+    # -- authentication -----------------------------------------------------------------------------------
+    def login(self, email: str, password: str) -> JSON:
+        """Exchanges email and password for tokens and keeps the access token for the next calls."""
+        tokens = self.call("POST", f"{API}/auth/token", json={"email": email, "password": password})
+        self.token = str(tokens["access_token"])
+        return tokens
+
+    def me(self) -> JSON:
+        return self.call("GET", f"{API}/me")
+
+    def algorithms(self) -> list[JSON]:
+        """The detector catalog, each entry with its parameter schema."""
+        items: list[JSON] = self.call("GET", f"{API}/algorithms")["items"]
+        return items
+
+    # -- tenants (superadmin) -----------------------------------------------------------------------------
+    def create_tenant(self, name: str, *, idempotency_key: str | None = None) -> JSON:
+        return self.call("POST", f"{API}/tenants", json={"name": name}, idempotency_key=idempotency_key)
+
+    def list_tenants(self, *, limit: int | None = None, cursor: str | None = None) -> JSON:
+        return self.call("GET", f"{API}/tenants", params={"limit": limit, "cursor": cursor})
+
+    def get_tenant(self, tenant_id: str) -> JSON:
+        return self.call("GET", f"{API}/tenants/{tenant_id}")
+
+    def update_tenant(self, tenant_id: str, *, name: str | None = None, status: str | None = None) -> JSON:
+        body = {k: v for k, v in {"name": name, "status": status}.items() if v is not None}
+        return self.call("PATCH", f"{API}/tenants/{tenant_id}", json=body)
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        self.request("DELETE", f"{API}/tenants/{tenant_id}")
+
+    # -- users (tenant admin; a superadmin names the tenant) ---------------------------------------------
+    def create_user(
+        self,
+        email: str,
+        password: str,
+        *,
+        role: str = "analyst",
+        tenant_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        body: dict[str, Any] = {"email": email, "password": password, "role": role}
+        if tenant_id is not None:
+            body["tenant_id"] = tenant_id
+        return self.call("POST", f"{API}/users", json=body, idempotency_key=idempotency_key)
+
+    def list_users(self, *, limit: int | None = None, cursor: str | None = None) -> JSON:
+        return self.call("GET", f"{API}/users", params={"limit": limit, "cursor": cursor})
+
+    def get_user(self, user_id: str) -> JSON:
+        return self.call("GET", f"{API}/users/{user_id}")
+
+    def update_user(self, user_id: str, *, role: str | None = None, is_active: bool | None = None) -> JSON:
+        body = {k: v for k, v in {"role": role, "is_active": is_active}.items() if v is not None}
+        return self.call("PATCH", f"{API}/users/{user_id}", json=body)
+
+    def delete_user(self, user_id: str) -> None:
+        self.request("DELETE", f"{API}/users/{user_id}")
+
+    # -- detection (also `detectors.detect`) ----------------------------------------------------------------
+    def detect(
+        self,
+        detector_id: str,
+        *,
+        records: list[dict[str, Any]] | None = None,
+        dataset_id: str | None = None,
+        frame: Any = None,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        """Scores inline `records`, a polars `frame` (sent as Parquet) — both answer the scores — or a stored
+        `dataset_id`, which answers a job (wait for it with `jobs.wait`)."""
+        return self.detectors.detect(
+            detector_id,
+            records=records,
+            dataset_id=dataset_id,
+            frame=frame,
+            version=version,
+            idempotency_key=idempotency_key,
+        )
+
+    def __repr__(self) -> str:
+        return f"VigilClient({self.base_url!r}, authenticated={bool(self.token or self.api_key)})"
+
+
+__all__ = ["API", "VigilClient"]

@@ -1,0 +1,111 @@
+"""`vigil validate`: run the validation suites against a managed server or a live deployment.
+
+Exit codes: 0 all passed, 1 failures, 2 bad usage or invalid config, 3 target unreachable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil_validation.runner import RunOptions, Selection, run
+
+app = typer.Typer(
+    help="Validate a Vigil deployment end to end (exit 0 passed, 1 failures, 2 bad usage/config, 3 unreachable).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="A YAML file merged over the defaults.")]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", help="URL of a live deployment (remote target); default: start one.")
+]
+ParallelOpt = Annotated[int | None, typer.Option("--parallel", min=1, help="pytest-xdist workers (default 2).")]
+ReportOpt = Annotated[Path, typer.Option("--report-dir", help="Where junit.xml, summary.json, server.log go.")]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Managed target on a fresh database of this PostgreSQL server."),
+]
+KeywordOpt = Annotated[
+    str | None, typer.Option("-k", "--keyword", help="Only tests whose names match this pytest -k expression.")
+]
+DEFAULT_REPORTS = Path("validation-reports")
+
+
+def _run(
+    selection: Selection,
+    config: Path | None,
+    target: str | None,
+    parallel: int | None,
+    report_dir: Path,
+    database_url: str | None,
+    keyword: str | None,
+) -> None:
+    options = RunOptions(
+        config_path=config,
+        target_url=target,
+        parallel=parallel,
+        report_dir=report_dir,
+        database_url=database_url,
+        extra_pytest_args=("-k", keyword) if keyword else (),
+    )
+    raise typer.Exit(int(run(selection, options)))
+
+
+@app.command("all")
+def all_suites(
+    config: ConfigOpt = None,
+    target: TargetOpt = None,
+    parallel: ParallelOpt = None,
+    report_dir: ReportOpt = DEFAULT_REPORTS,
+    database_url: DatabaseOpt = None,
+    keyword: KeywordOpt = None,
+) -> None:
+    """Every suite."""
+    _run(Selection("all"), config, target, parallel, report_dir, database_url, keyword)
+
+
+@app.command()
+def smoke(
+    config: ConfigOpt = None,
+    target: TargetOpt = None,
+    parallel: ParallelOpt = None,
+    report_dir: ReportOpt = DEFAULT_REPORTS,
+    database_url: DatabaseOpt = None,
+    keyword: KeywordOpt = None,
+) -> None:
+    """The quick checks (tests marked `smoke`) of every suite."""
+    _run(Selection("smoke", markers="smoke"), config, target, parallel, report_dir, database_url, keyword)
+
+
+@app.command()
+def security(
+    config: ConfigOpt = None,
+    target: TargetOpt = None,
+    parallel: ParallelOpt = None,
+    report_dir: ReportOpt = DEFAULT_REPORTS,
+    database_url: DatabaseOpt = None,
+    keyword: KeywordOpt = None,
+) -> None:
+    """The security suite."""
+    _run(Selection("security", suites=("security",)), config, target, parallel, report_dir, database_url, keyword)
+
+
+@app.command()
+def suite(
+    name: Annotated[str, typer.Option("--suite", help="A suite folder, e.g. end_to_end, contracts, security.")],
+    config: ConfigOpt = None,
+    target: TargetOpt = None,
+    parallel: ParallelOpt = None,
+    report_dir: ReportOpt = DEFAULT_REPORTS,
+    database_url: DatabaseOpt = None,
+    keyword: KeywordOpt = None,
+) -> None:
+    """One suite by name."""
+    _run(Selection(name, suites=(name,)), config, target, parallel, report_dir, database_url, keyword)
+
+
+def main() -> None:
+    app()

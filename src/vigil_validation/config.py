@@ -1,0 +1,184 @@
+"""The suite's configuration: pydantic models of `config/default.yaml` and a loader whose errors name the key."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the offending keys."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiConfig(Section):
+    request_timeout_s: PositiveFloat
+    job_timeout_s: PositiveFloat
+    job_poll_interval_s: PositiveFloat
+
+
+class PerformanceConfig(Section):
+    detect_p99_ms: PositiveFloat
+    upload_p99_ms: PositiveFloat
+
+
+class SecurityConfig(Section):
+    public_paths: list[str]
+    password: Annotated[str, Field(min_length=15)]
+
+
+class LoadTestingConfig(Section):
+    arrival_rates_per_s: Annotated[list[PositiveFloat], Field(min_length=1)]
+    step_duration_s: PositiveFloat
+
+
+class MultiTenantConfig(Section):
+    tenants: Annotated[int, Field(ge=2)]
+
+
+class DisasterRecoveryConfig(Section):
+    recovery_time_objective_s: PositiveFloat
+
+
+class ContractsConfig(Section):
+    json_body_limit_bytes: PositiveInt
+    max_page_limit: PositiveInt
+    pagination_items: Annotated[int, Field(ge=3, le=100)]
+
+
+class TestDataConfig(Section):
+    __test__ = False  # not a pytest test class, whatever its name
+
+    dataset: str
+    label_column: str
+    features: Annotated[list[str], Field(min_length=1)]
+    contamination: Annotated[float, Field(gt=0, le=0.5)]
+    min_roc_auc: Annotated[float, Field(ge=0.5, le=1)]
+    algorithms: Annotated[list[str], Field(min_length=1)]
+
+
+class EnvironmentConfig(Section):
+    target_url: str | None
+    admin_email: str | None
+    admin_password: str | None
+    database_url: str | None
+    parallel: Annotated[int, Field(ge=1, le=64)]
+    startup_timeout_s: PositiveFloat
+    test_timeout_s: PositiveFloat
+    allow_destructive_on_remote: bool
+    keep_data: bool
+    server_env: dict[str, str]
+
+    @field_validator("target_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("postgresql"):
+            raise ValueError("must be a postgresql:// (or postgresql+psycopg://) URL")
+        return value
+
+
+class ValidationConfig(Section):
+    api: ApiConfig
+    performance: PerformanceConfig
+    security: SecurityConfig
+    load_testing: LoadTestingConfig
+    multi_tenant: MultiTenantConfig
+    disaster_recovery: DisasterRecoveryConfig
+    contracts: ContractsConfig
+    test_data: TestDataConfig
+    environment: EnvironmentConfig
+
+    def with_environment(self, **changes: Any) -> ValidationConfig:
+        """A copy with command-line options applied over the file's environment section."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if not given:
+            return self
+        merged = {**self.environment.model_dump(), **given}
+        try:
+            environment = EnvironmentConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "command line", prefix="environment")) from exc
+        return self.model_copy(update={"environment": environment})
+
+
+def default_text() -> str:
+    return resources.files("vigil_validation").joinpath("config/default.yaml").read_text(encoding="utf-8")
+
+
+def load_config(path: Path | None = None) -> ValidationConfig:
+    """The defaults, with the file at `path` (if any) merged over them, validated."""
+    data = _parse(default_text(), "default.yaml")
+    source = "default.yaml"
+    if path is not None:
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        data = _merge(data, _parse(text, source))
+    try:
+        return ValidationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+
+
+def admin_credentials(config: ValidationConfig) -> tuple[str | None, str | None]:
+    """Bootstrap credentials for a remote target: the environment wins over the file (keeps secrets out of it)."""
+    env = config.environment
+    return (
+        os.environ.get("VIGIL_VALIDATION_ADMIN_EMAIL") or env.admin_email,
+        os.environ.get("VIGIL_VALIDATION_ADMIN_PASSWORD") or env.admin_password,
+    )
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "server_env":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError, source: str, prefix: str = "") -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(error["loc"]))
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        elif error["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        else:
+            lines.append(f"  {key}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""The JSON summary of a run: per test its suite, outcome, duration, skip reason, failure and measured figures;
+totals; and what the target was. Collected from pytest's reports in the controlling process."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIGURE_PROPERTY = "vigil.figure"
+MESSAGE_LIMIT = 2000
+
+
+@dataclass
+class TestResult:
+    __test__ = False  # not a pytest test class, whatever its name
+
+    nodeid: str
+    suite: str
+    outcome: str = "passed"  # passed, failed, skipped, error, xfailed, xpassed
+    duration_s: float = 0.0
+    skip_reason: str | None = None
+    failure: str | None = None
+    markers: list[str] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def suite_of(nodeid: str) -> str:
+    """`suites/contracts/test_x.py::test_y` → `contracts`."""
+    parts = nodeid.split("::", 1)[0].replace("\\", "/").split("/")
+    if "suites" in parts and parts.index("suites") + 1 < len(parts) - 1:
+        return parts[parts.index("suites") + 1]
+    return "other"
+
+
+def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = getattr(crash, "message", None) or str(report.longrepr)
+    return text[:MESSAGE_LIMIT]
+
+
+class SummaryCollector:
+    """A pytest plugin object: registered in the controller only, it sees every report (xdist forwards them)."""
+
+    def __init__(self, path: Path, target: dict[str, Any]) -> None:
+        self.path = path
+        self.target = target
+        self.results: dict[str, TestResult] = {}
+        self.collection_errors: list[dict[str, str]] = []
+        self.started = time.time()
+
+    def _result(self, report: pytest.TestReport) -> TestResult:
+        if report.nodeid not in self.results:
+            self.results[report.nodeid] = TestResult(nodeid=report.nodeid, suite=suite_of(report.nodeid))
+        return self.results[report.nodeid]
+
+    @pytest.hookimpl
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append({"nodeid": report.nodeid, "error": _message(report)})
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = self._result(report)
+        result.duration_s = round(result.duration_s + report.duration, 4)
+        for name, value in report.user_properties:
+            if name == FIGURE_PROPERTY and isinstance(value, dict) and value not in result.figures:
+                result.figures.append(value)
+        if report.when == "call":
+            result.markers = sorted(set(getattr(report, "keywords", {})) & _MARKERS)
+        if hasattr(report, "wasxfail"):
+            result.outcome = "xfailed" if report.skipped else "xpassed"
+        elif report.skipped and result.outcome == "passed":
+            result.outcome = "skipped"
+            longrepr = report.longrepr
+            reason = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
+            result.skip_reason = reason.removeprefix("Skipped: ")
+        elif report.failed:
+            # A failure in set-up or tear-down is an error of the test's environment, not of the behaviour.
+            result.outcome = "failed" if report.when == "call" else "error"
+            detail = _message(report)
+            result.failure = detail if result.failure is None else f"{result.failure}\n[{report.when}] {detail}"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.write(int(exitstatus))
+
+    def write(self, exitstatus: int) -> None:
+        tests = [asdict(r) for r in sorted(self.results.values(), key=lambda r: r.nodeid)]
+        totals: dict[str, int] = {"total": len(tests)}
+        for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"):
+            totals[outcome] = sum(1 for t in tests if t["outcome"] == outcome)
+        totals["collection_errors"] = len(self.collection_errors)
+        suites: dict[str, dict[str, int]] = {}
+        for t in tests:
+            counts = suites.setdefault(t["suite"], {})
+            counts[t["outcome"]] = counts.get(t["outcome"], 0) + 1
+        public_target = {k: v for k, v in self.target.items() if k != "admin_password"}
+        summary = {
+            "target": public_target,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "duration_s": round(time.time() - self.started, 2),
+            "pytest_exit_status": exitstatus,
+            "totals": totals,
+            "suites": suites,
+            "collection_errors": self.collection_errors,
+            "tests": tests,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+_MARKERS = {"smoke", "slow", "destructive", "managed_only"}
+
+
+def load_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,170 @@
+"""Builds and runs one validation session: load the config, bring up the target (managed or remote), run pytest
+over the selected suites in a subprocess (xdist workers share the one target), and write the reports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from rich.console import Console
+
+from vigil_validation import handover
+from vigil_validation.config import ConfigError, ValidationConfig, admin_credentials, load_config
+from vigil_validation.console import print_header, print_summary
+from vigil_validation.report import load_summary
+from vigil_validation.targets import Target, TargetUnreachable, managed_target, remote_target
+
+PACKAGE_DIR = Path(__file__).parent
+SUITES_DIR = PACKAGE_DIR / "suites"
+PYTEST_INI = PACKAGE_DIR / "pytest.ini"
+
+
+class ExitCode(IntEnum):
+    PASSED = 0
+    FAILED = 1
+    USAGE = 2
+    UNREACHABLE = 3
+
+
+class UsageError(Exception):
+    """Bad command-line usage (e.g. an unknown suite): exit code 2."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which tests: whole suites (folders) and an optional marker expression."""
+
+    name: str
+    suites: tuple[str, ...] = ()
+    markers: str | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    config_path: Path | None = None
+    target_url: str | None = None
+    parallel: int | None = None
+    report_dir: Path = Path("validation-reports")
+    database_url: str | None = None
+    extra_pytest_args: tuple[str, ...] = ()
+
+
+def available_suites() -> list[str]:
+    return sorted(p.name for p in SUITES_DIR.iterdir() if p.is_dir() and any(p.glob("test_*.py")))
+
+
+def suite_paths(selection: Selection) -> list[str]:
+    known = available_suites()
+    unknown = [s for s in selection.suites if s not in known]
+    if unknown:
+        raise UsageError(f"unknown suite {', '.join(unknown)!s}; the suites are: {', '.join(known)}")
+    return [str(SUITES_DIR / s) for s in selection.suites] or [str(SUITES_DIR)]
+
+
+def pytest_command(
+    selection: Selection, config: ValidationConfig, report_dir: Path, extra: tuple[str, ...]
+) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(PYTEST_INI),
+        "--rootdir",
+        str(PACKAGE_DIR),
+        "-p",
+        "no:cacheprovider",
+        # Plugin autoloading is off (see `run`): exactly these plugins, whatever else is installed.
+        "-p",
+        "pytest_timeout",
+        "-p",
+        "vigil_validation.plugin",
+        f"--junitxml={report_dir / 'junit.xml'}",
+        "-o",
+        f"timeout={config.environment.test_timeout_s:g}",
+        *suite_paths(selection),
+    ]
+    if selection.markers:
+        command += ["-m", selection.markers]
+    if config.environment.parallel > 1:
+        # Whole modules per worker: a module's tests share its set-up costs, and the order within it is kept.
+        command += ["-p", "xdist.plugin", "-n", str(config.environment.parallel), "--dist", "loadfile"]
+    return [*command, *extra]
+
+
+@contextlib.contextmanager
+def open_target(config: ValidationConfig, report_dir: Path) -> Iterator[Target]:
+    env = config.environment
+    if env.target_url:
+        email, password = admin_credentials(config)
+        if not email or not password:
+            raise UsageError(
+                "a remote target needs superadmin credentials: set VIGIL_VALIDATION_ADMIN_EMAIL and "
+                "VIGIL_VALIDATION_ADMIN_PASSWORD (or environment.admin_email / admin_password in the config)"
+            )
+        # A live deployment is either up or not: a few seconds cover a blip, a long wait only delays exit code 3.
+        yield remote_target(env.target_url, email=email, password=password, timeout=min(env.startup_timeout_s, 3))
+        return
+    with managed_target(
+        report_dir=report_dir,
+        database_url=env.database_url,
+        startup_timeout=env.startup_timeout_s,
+        keep_data=env.keep_data,
+        server_env=env.server_env,
+    ) as target:
+        yield target
+
+
+def run(selection: Selection, options: RunOptions, console: Console | None = None) -> ExitCode:
+    """The whole run; returns the exit code (0 passed, 1 failures, 2 bad usage or config, 3 unreachable)."""
+    console = console or Console(stderr=True)
+    try:
+        config = load_config(options.config_path).with_environment(
+            target_url=options.target_url, parallel=options.parallel, database_url=options.database_url
+        )
+        suite_paths(selection)  # fail on an unknown suite before starting anything
+    except (ConfigError, UsageError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return ExitCode.USAGE
+    report_dir = options.report_dir.resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = report_dir / "summary.json"
+    summary_path.unlink(missing_ok=True)
+    try:
+        with open_target(config, report_dir) as target:
+            print_header(console, selection.name, target, config)
+            command = pytest_command(selection, config, report_dir, options.extra_pytest_args)
+            # A pytest session of our own, even when the runner itself runs inside one (the platform's tests).
+            inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
+            env = {**inherited, **handover.encode(target, config, str(summary_path))}
+            # Installed pytest plugins (asyncio, hypothesis…) would change the session and warn; none is needed.
+            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+            # Inherited stdout/stderr: pytest's own progress appears live, as it would when run by hand.
+            returncode = subprocess.call(command, env=env, cwd=PACKAGE_DIR)  # noqa: S603
+    except UsageError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return ExitCode.USAGE
+    except TargetUnreachable as exc:
+        console.print(f"[bold red]target unreachable:[/] {exc}")
+        return ExitCode.UNREACHABLE
+    summary = load_summary(summary_path)
+    print_summary(console, summary, report_dir)
+    return exit_code_for(returncode, console)
+
+
+def exit_code_for(returncode: int, console: Console) -> ExitCode:
+    """pytest's exit status as the suite's exit code."""
+    if returncode == 0:
+        return ExitCode.PASSED
+    if returncode == 5:  # pytest: nothing selected
+        console.print("[yellow]no test matched the selection[/]")
+        return ExitCode.PASSED
+    if returncode == 4:  # pytest usage error: options the runner passed through were wrong
+        return ExitCode.USAGE
+    return ExitCode.FAILED

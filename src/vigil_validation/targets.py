@@ -1,0 +1,215 @@
+"""Targets: a **managed** server the suite starts itself (SQLite or a fresh PostgreSQL database), or a **remote**
+deployment given by URL. Either way the suite gets a base URL and superadmin credentials, nothing more."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+TargetKind = Literal["managed", "remote"]
+READY_POLL_S = 0.2
+STOP_GRACE_S = 15.0
+LOG_TAIL_LINES = 40
+
+
+class TargetUnreachable(Exception):
+    """The target did not answer (or its database server did not): nothing can be validated."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the tests get: where the server is, how to log in as its superadmin, and what kind it is."""
+
+    url: str
+    kind: TargetKind
+    admin_email: str
+    admin_password: str
+    description: str
+    database: str = "unknown"
+    server_log: str | None = None
+    data_dir: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Polls `GET /ready` until 200; raises `TargetUnreachable` on timeout or if the process exits first."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    with httpx.Client(timeout=5.0) as http:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise TargetUnreachable(f"the server exited with code {process.returncode} before it was ready")
+            try:
+                response = http.get(f"{url}/ready")
+                if response.status_code == 200:
+                    return
+                last = f"GET /ready answered {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(READY_POLL_S)
+    raise TargetUnreachable(f"{url} was not ready within {timeout:g}s ({last})")
+
+
+def remote_target(url: str, *, email: str, password: str, timeout: float) -> Target:
+    """A live deployment: it must answer `/ready` (else `TargetUnreachable`)."""
+    wait_ready(url, timeout=timeout)
+    return Target(
+        url=url,
+        kind="remote",
+        admin_email=email,
+        admin_password=password,
+        description=f"remote deployment at {url}",
+        database="unknown (remote)",
+    )
+
+
+# -- PostgreSQL: one fresh database per managed run ---------------------------------------------------------
+def _psycopg_conninfo(url: str) -> str:
+    """SQLAlchemy-style `postgresql+psycopg://…` as the plain URI libpq understands."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """Creates a uniquely named database on the server at `server_url`, yields its URL, drops it afterwards."""
+    import psycopg  # noqa: PLC0415 - only the PostgreSQL target needs it
+
+    name = f"vigil_validation_{uuid.uuid4().hex[:12]}"
+    conninfo = _psycopg_conninfo(server_url)
+    if not urlsplit(server_url).path.strip("/"):
+        conninfo = _psycopg_conninfo(_with_database(server_url, "postgres"))
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        raise TargetUnreachable(f"PostgreSQL at {_redacted(server_url)}: {str(exc).strip()}") from exc
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- the managed server -----------------------------------------------------------------------------------
+def _server_env(
+    data_dir: Path, *, email: str, password: str, database_url: str | None, extra: dict[str, str]
+) -> dict[str, str]:
+    # The operator's own VIGIL_* settings must not leak into the server under test: it gets exactly these.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(
+        {
+            "VIGIL_DATA_DIR": str(data_dir),
+            "VIGIL_SECRET_KEY": secrets.token_urlsafe(48),
+            "VIGIL_BOOTSTRAP_ADMIN_EMAIL": email,
+            "VIGIL_BOOTSTRAP_ADMIN_PASSWORD": password,
+            "VIGIL_ENVIRONMENT": "test",
+            "VIGIL_LOG_LEVEL": "WARNING",
+            "VIGIL_LOG_JSON": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if database_url is not None:
+        env["VIGIL_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
+    """Terminate (graceful shutdown), then kill if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace)
+
+
+@contextlib.contextmanager
+def managed_target(
+    *,
+    report_dir: Path,
+    database_url: str | None = None,
+    startup_timeout: float = 60.0,
+    keep_data: bool = False,
+    server_env: dict[str, str] | None = None,
+) -> Iterator[Target]:
+    """Starts `python -m vigil serve` on a free port with a fresh data directory (and database), yields it
+    once ready, and stops it (and drops its database) afterwards — whatever happened in between."""
+    with contextlib.ExitStack() as stack:
+        database = "SQLite (in the data directory)"
+        server_db: str | None = None
+        if database_url is not None:
+            server_db = stack.enter_context(fresh_postgres_database(database_url))
+            database = f"PostgreSQL {_redacted(server_db)}"
+        data_dir = Path(tempfile.mkdtemp(prefix="vigil-validation-"))
+        if not keep_data:
+            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        email = f"validation-admin-{uuid.uuid4().hex[:8]}@example.com"
+        password = " ".join(secrets.token_hex(4) for _ in range(6))  # a 53-character passphrase
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        log_path = report_dir / "server.log"
+        log: IO[bytes] = stack.enter_context(log_path.open("wb"))
+        env = _server_env(data_dir, email=email, password=password, database_url=server_db, extra=server_env or {})
+        command = [sys.executable, "-m", "vigil", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        stack.callback(stop_process, process)
+        try:
+            wait_ready(url, timeout=startup_timeout, process=process)
+        except TargetUnreachable as exc:
+            log.flush()
+            raise TargetUnreachable(f"{exc}\n--- last lines of {log_path} ---\n{log_tail(log_path)}") from exc
+        yield Target(
+            url=url,
+            kind="managed",
+            admin_email=email,
+            admin_password=password,
+            description=f"managed `vigil serve` at {url} on {database}",
+            database=database,
+            server_log=str(log_path),
+            data_dir=str(data_dir),
+        )
