@@ -1,14 +1,14 @@
-"""Dataset queries, always within one tenant."""
+"""Dataset and dataset-report queries, always within one tenant."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from vigil.core.database import TenantScope
-from vigil.datasets.models import Dataset
+from vigil.datasets.models import Dataset, DatasetReport
 
 
 class DatasetRepository:
@@ -39,3 +39,54 @@ class DatasetRepository:
 
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).where(Dataset.tenant_id == self.scope.tenant_id)) or 0)
+
+
+class ReportRepository:
+    """Versioned data-science reports of the tenant's datasets."""
+
+    def __init__(self, *, session: Session, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+
+    def _scoped(self) -> Select[DatasetReport]:
+        return select(DatasetReport).where(DatasetReport.tenant_id == self.scope.tenant_id)
+
+    def get(self, report_id: str) -> DatasetReport | None:
+        return self.session.scalar(self._scoped().where(DatasetReport.id == report_id))
+
+    def version(self, *, dataset_id: str, kind: str, version: int) -> DatasetReport | None:
+        return self.session.scalar(
+            self._scoped().where(
+                DatasetReport.dataset_id == dataset_id, DatasetReport.kind == kind, DatasetReport.version == version
+            )
+        )
+
+    def latest(self, *, dataset_id: str, kind: str, status: str | None = "ready") -> DatasetReport | None:
+        query = self._scoped().where(DatasetReport.dataset_id == dataset_id, DatasetReport.kind == kind)
+        if status is not None:
+            query = query.where(DatasetReport.status == status)
+        return self.session.scalar(query.order_by(DatasetReport.version.desc()).limit(1))
+
+    def versions(self, *, dataset_id: str, kind: str) -> Sequence[DatasetReport]:
+        return self.session.scalars(
+            self._scoped()
+            .where(DatasetReport.dataset_id == dataset_id, DatasetReport.kind == kind)
+            .order_by(DatasetReport.version.desc())
+        ).all()
+
+    def next_version(self, *, dataset_id: str, kind: str) -> int:
+        current = self.session.scalar(
+            select(func.max(DatasetReport.version)).where(
+                DatasetReport.tenant_id == self.scope.tenant_id,
+                DatasetReport.dataset_id == dataset_id,
+                DatasetReport.kind == kind,
+            )
+        )
+        return int(current or 0) + 1
+
+    def add(self, report: DatasetReport) -> DatasetReport:
+        if report.tenant_id != self.scope.tenant_id:
+            raise ValueError("a report belongs to the scope's tenant")
+        self.session.add(report)
+        self.session.flush()
+        return report

@@ -1,4 +1,5 @@
-"""Dataset routes: upload (multipart or raw body), list, read, preview rows, rename/describe, delete."""
+"""Dataset routes: upload (multipart or raw body), list, read, preview rows, rename/describe, delete — and the
+data-science reports (profile, quality, analysis): make one, read it back as JSON or as an HTML page."""
 
 from __future__ import annotations
 
@@ -8,18 +9,32 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import HTMLResponse
 from starlette.datastructures import UploadFile
+from starlette.requests import HTTPConnection
 
 from vigil.core.deps import ContextDep, SessionDep
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
 from vigil.datasets import formats
-from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
+from vigil.datasets.reports import ReportRequest, ReportService, ScorerProvider
+from vigil.datasets.schemas import (
+    AnalysisRequest,
+    DatasetPublic,
+    DatasetUpdate,
+    ProfileRequest,
+    QualityRequest,
+    ReportKind,
+    ReportPublic,
+    ReportVersions,
+    RowsPublic,
+)
 from vigil.datasets.service import DatasetService
 from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
+from vigil.jobs.schemas import JobPublic
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -166,3 +181,147 @@ def delete_dataset(
 ) -> Response:
     service(session, principal, app).delete(dataset_id=dataset_id)
     return Response(status_code=204)
+
+
+# -- data-science reports: profile, quality, analysis ------------------------------------------------------------
+_REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobPublic, "description": "The dataset is large: a job makes the report (see `GET /jobs/{id}`)"}
+}
+Version = Annotated[int | None, Query(ge=1, description="A report version; the latest ready one by default")]
+
+
+def get_scorers(connection: HTTPConnection) -> ScorerProvider | None:
+    """The detectors' scorer, wired by the app (this domain cannot import the detectors one)."""
+    provider: ScorerProvider | None = getattr(connection.app.state, "scorers", None)
+    return provider
+
+
+ScorersDep = Annotated[ScorerProvider | None, Depends(get_scorers)]
+
+
+def report_service(session: SessionDep, principal: Principal, app: ContextDep, scorers: ScorersDep) -> ReportService:
+    return ReportService(session=session, scope=principal.scope, app=app, scorers=scorers)
+
+
+async def _create_report(
+    svc: ReportService, dataset_id: str, kind: ReportKind, request: ReportRequest, principal: Principal
+) -> Response:
+    made = await anyio.to_thread.run_sync(
+        lambda: svc.create(dataset_id=dataset_id, kind=kind, request=request, created_by=principal.user_id)
+    )
+    status_code = 202 if isinstance(made, JobPublic) else 201
+    return Response(made.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+@router.post(
+    "/{dataset_id}/profile",
+    status_code=201,
+    response_model=ReportPublic,
+    responses=_REPORT_RESPONSES,
+    summary="Profile a dataset: per-column statistics, histograms, correlations",
+)
+async def profile_dataset(
+    dataset_id: str,
+    principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+    scorers: ScorersDep,
+    data: ProfileRequest | None = None,
+) -> Response:
+    svc = report_service(session, principal, app, scorers)
+    return await _create_report(svc, dataset_id, "profile", data or ProfileRequest(), principal)
+
+
+@router.post(
+    "/{dataset_id}/quality",
+    status_code=201,
+    response_model=ReportPublic,
+    responses=_REPORT_RESPONSES,
+    summary="Assess a dataset's quality: scores per dimension, issues, recommendations",
+)
+async def assess_dataset(
+    dataset_id: str,
+    principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+    scorers: ScorersDep,
+    data: QualityRequest | None = None,
+) -> Response:
+    svc = report_service(session, principal, app, scorers)
+    return await _create_report(svc, dataset_id, "quality", data or QualityRequest(), principal)
+
+
+@router.post(
+    "/{dataset_id}/analysis",
+    status_code=201,
+    response_model=ReportPublic,
+    responses=_REPORT_RESPONSES,
+    summary="Analyse a dataset: distribution fits, normality, correlations, feature relevance",
+)
+async def analyse_dataset(
+    dataset_id: str,
+    principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+    scorers: ScorersDep,
+    data: AnalysisRequest | None = None,
+) -> Response:
+    svc = report_service(session, principal, app, scorers)
+    return await _create_report(svc, dataset_id, "analysis", data or AnalysisRequest(), principal)
+
+
+def _report_routes(kind: ReportKind) -> None:
+    def read(
+        dataset_id: str,
+        principal: Annotated[Principal, require(Permission.DATASETS_READ)],
+        session: SessionDep,
+        app: ContextDep,
+        version: Version = None,
+    ) -> ReportPublic:
+        return ReportService(session=session, scope=principal.scope, app=app).get(
+            dataset_id=dataset_id, kind=kind, version=version
+        )
+
+    def versions(
+        dataset_id: str,
+        principal: Annotated[Principal, require(Permission.DATASETS_READ)],
+        session: SessionDep,
+        app: ContextDep,
+    ) -> ReportVersions:
+        svc = ReportService(session=session, scope=principal.scope, app=app)
+        return ReportVersions(items=svc.versions(dataset_id=dataset_id, kind=kind))
+
+    async def page(
+        dataset_id: str,
+        principal: Annotated[Principal, require(Permission.DATASETS_READ)],
+        session: SessionDep,
+        app: ContextDep,
+        version: Version = None,
+    ) -> HTMLResponse:
+        svc = ReportService(session=session, scope=principal.scope, app=app)
+        text = await anyio.to_thread.run_sync(lambda: svc.html(dataset_id=dataset_id, kind=kind, version=version))
+        return HTMLResponse(text, headers={"Content-Security-Policy": REPORT_PAGE_CSP})
+
+    router.add_api_route(
+        f"/{{dataset_id}}/{kind}", read, methods=["GET"], name=f"get_{kind}_report", summary=f"The {kind} report"
+    )
+    router.add_api_route(
+        f"/{{dataset_id}}/{kind}/versions",
+        versions,
+        methods=["GET"],
+        name=f"list_{kind}_report_versions",
+        summary=f"The {kind} report's versions, newest first",
+    )
+    router.add_api_route(
+        f"/{{dataset_id}}/{kind}.html",
+        page,
+        methods=["GET"],
+        name=f"get_{kind}_report_page",
+        summary=f"The {kind} report as a self-contained HTML page",
+        response_class=HTMLResponse,
+    )
+
+
+REPORT_PAGE_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
+for _kind in ("profile", "quality", "analysis"):
+    _report_routes(_kind)

@@ -172,6 +172,10 @@ class DatasetService:
         with contextlib.suppress(OSError):
             self.app.blobs.delete(key)
 
+    def stored(self, *, dataset_id: str) -> Dataset:
+        """The dataset's record (for the report use cases, which read its stored file)."""
+        return self._get(dataset_id)
+
     def _get(self, dataset_id: str) -> Dataset:
         dataset = self.datasets.get(dataset_id)
         if dataset is None:
