@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from vigil import __version__
 from vigil.config import Settings
@@ -20,10 +20,13 @@ from vigil.core.metrics import Metrics, MetricsMiddleware
 from vigil.core.operations import router as operations_router
 from vigil.core.problems import UnhandledErrorMiddleware, install_problem_handlers
 from vigil.core.secrets import resolve_secret_key
+from vigil.core.security_headers import SecurityHeadersMiddleware
+from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.router import router as datasets_router
 from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.router import router as detectors_router
-from vigil.identity.dependencies import IdentityRuntime
+from vigil.detectors.service import scorer_for
+from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
 from vigil.identity.router import router as identity_router
 from vigil.identity.service import bootstrap_superadmin
 from vigil.jobs.registry import JobRegistry
@@ -39,6 +42,9 @@ log = logging.getLogger("vigil")
 def build_registry() -> JobRegistry:
     registry = JobRegistry()
     detector_tasks.register(registry)
+    # Analysis reports may measure feature relevance with a detector: the datasets domain declares the port,
+    # the detectors domain (above it) implements it, and here is where the two meet.
+    dataset_tasks.register(registry, scorers=scorer_for)
     return registry
 
 
@@ -91,11 +97,12 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.state.context = context
     app.state.identity = identity
     app.state.runner = runner
+    app.state.scorers = scorer_for  # read by the datasets router (see build_registry)
 
     install_problem_handlers(app)
     app.include_router(operations_router)
     for router in API_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])
 
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     app.add_middleware(IdempotencyMiddleware, database=database, resolve_principal=identity.principal_key)
@@ -104,5 +111,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

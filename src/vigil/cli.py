@@ -32,16 +32,24 @@ def serve(
     import uvicorn
 
     from vigil.app import create_app
+    from vigil.core.secrets import MissingSecretError
 
     settings = _settings(data_dir)
+    try:
+        application = create_app(settings)
+    except MissingSecretError as exc:
+        console.print(f"[bold red]refusing to start:[/] {exc}")
+        raise typer.Exit(2) from exc
     console.print(f"Vigil on http://{host}:{port}  (data: {settings.data_dir}, database: {_redacted(settings)})")
     uvicorn.run(
-        create_app(settings),
+        application,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Which X-Forwarded-For to believe is VIGIL_TRUSTED_PROXIES' decision alone, not uvicorn's default.
+        proxy_headers=False,
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,7 +30,31 @@ class Settings(BaseSettings):
     )
     jwt_issuer: str = "vigil"
     jwt_audience: str = "vigil-api"
-    access_token_ttl_s: int = 15 * 60
+    access_token_ttl_s: int = Field(default=15 * 60, ge=1)
+    jwt_leeway_s: int = Field(default=5, ge=0, le=60, description="Clock skew tolerated on exp/nbf/iat.")
+    session_idle_timeout_s: int = Field(default=30 * 60, ge=1, description="A session unused this long ends.")
+    session_lifetime_s: int = Field(default=12 * 3600, ge=1, description="A session ends this long after login.")
+    session_touch_interval_s: int = Field(default=60, ge=1, description="How often use of a session is recorded.")
+    max_sessions_per_user: int = Field(default=50, ge=1, description="Beyond this, a login ends the oldest one.")
+
+    redis_url: str | None = Field(default=None, description="Redis for rate-limit counters; in-memory when unset.")
+    rate_limit_enabled: bool = True
+    rate_limit_per_user: str = "1200/minute"
+    rate_limit_per_api_key: str = "1200/minute"
+    rate_limit_per_ip: str = "3000/minute"
+    rate_limit_login_per_ip: str = "600/minute"
+    rate_limit_key_prefix: str = "vigil"
+    rate_limit_redis_retry_s: float = Field(default=5.0, gt=0, description="After a Redis failure, local counts.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed (a reverse proxy's address)."
+    )
+
+    login_max_failures_per_account_ip: int = Field(default=5, ge=1)
+    login_max_failures_per_account: int = Field(default=20, ge=1)
+    login_max_failures_per_ip: int = Field(default=100, ge=1)
+    login_lockout_base_s: float = Field(default=2.0, gt=0)
+    login_lockout_max_s: float = Field(default=900.0, gt=0)
+    login_failure_window_s: float = Field(default=900.0, gt=0, description="Failures older than this are forgotten.")
 
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None
@@ -44,6 +70,9 @@ class Settings(BaseSettings):
     max_column_name_length: int = 256
     max_inline_records: int = 10_000
     preview_max_rows: int = 1_000
+    report_inline_max_rows: int = Field(
+        default=100_000, ge=0, description="Datasets with more rows are profiled/assessed/analysed by a job (202)."
+    )
 
     job_workers: int = 2
     job_poll_interval_s: float = 0.5
@@ -54,6 +83,22 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("rate_limit_per_user", "rate_limit_per_api_key", "rate_limit_per_ip", "rate_limit_login_per_ip")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '1200/minute': {value!r}") from exc
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ip_network(network, strict=False)
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -110,6 +110,26 @@ class QuotaExceeded(VigilError):
         super().__init__(f"Quota {quota!r} reached: {used} used of {limit}.", quota=quota, limit=limit, used=used)
 
 
+class RateLimited(VigilError):
+    """Too many requests in the window of a rate limit; `Retry-After` says when the next one will be accepted."""
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, **extra)
+        self.headers.update(headers or {})
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
+class LockedOut(RateLimited):
+    """Logins are paused after repeated failures (for the account from this address, the account, or the address)."""
+
+    slug = "locked-out"
+    title = "Temporarily locked out after failed logins"
+
+
 class ServiceUnavailable(VigilError):
     status = 503
     slug = "service-unavailable"
@@ -135,5 +155,8 @@ PROBLEM_TYPES: dict[str, str] = {
     "payload-too-large": "The body exceeds the size limit named in `limit_bytes`.",
     "unsupported-media-type": "The Content-Type is not one this route accepts; `supported` lists those.",
     "quota-exceeded": "A tenant quota is reached; `quota`, `limit` and `used` say which.",
+    "malformed-body": "The body could not be parsed: not JSON, not UTF-8, or nested too deeply.",
+    "rate-limited": "Too many requests; retry after `Retry-After` seconds (`RateLimit-*` headers say the policy).",
+    "locked-out": "Logins are paused after repeated failures; retry after `Retry-After` seconds.",
     "service-unavailable": "A dependency (database, blob store) is down; retry after `Retry-After` seconds.",
 }

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +19,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("vigil.errors")
 
 _STATUS_SLUGS = {
+    400: ("malformed-body", "Malformed request body"),
     401: ("unauthorized", "Authentication required"),
     403: ("forbidden", "Not allowed"),
     404: ("route-not-found", "Not found"),
@@ -96,8 +97,30 @@ def install_problem_handlers(app: FastAPI) -> None:
             errors=errors,
         )
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A hostile, deeply nested JSON body exhausts the parser's recursion: the client's fault, not ours.
+        return problem_response(
+            status=400,
+            slug="malformed-body",
+            title="Malformed request body",
+            detail="The body is nested too deeply to be parsed.",
+            instance=request.url.path,
+        )
+
     @app.exception_handler(DBAPIError)
     async def _database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, DataError):
+            # The database refused a value the client sent (a NUL character, a number out of range…): their
+            # input, not our outage. The transaction is rolled back, so nothing was stored.
+            return problem_response(
+                status=422,
+                slug="invalid-input",
+                title="Invalid input",
+                detail="A value in the request cannot be stored (for example, it contains a NUL character).",
+                instance=request.url.path,
+                errors=[],
+            )
         if not exc.connection_invalidated and not isinstance(exc, OperationalError):
             raise exc
         log.error("database unavailable: %s", type(exc.orig).__name__)

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from vigil import ml
+from vigil import analysis, ml
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
 from vigil.core.errors import ArtifactIntegrity, InvalidInput, InvalidState, NotFound, VigilError
@@ -345,3 +345,23 @@ def _check_columns(columns: list[str], features: list[str], *, strict: bool) -> 
         if extra:
             parts.append(f"unexpected column(s) {', '.join(map(repr, extra[:10]))}")
         raise InvalidInput(f"The data does not match the model's features: {'; '.join(parts)}.", errors=errors)
+
+
+def scorer_for(
+    *, session: Session, scope: TenantScope, app: AppContext, detector_id: str, version: int | None
+) -> analysis.Scorer:
+    """A trained model version as the analysis engine's `Scorer`: the datasets domain's analysis reports use it
+    (through the port the app wires) to measure which features drive this detector's scores."""
+    detector, model_version, model = DetectorService(session=session, scope=scope, app=app).load_model(
+        detector_id=detector_id, version=version
+    )
+
+    def score(frame: pl.DataFrame) -> np.ndarray:
+        try:
+            return model.score(frame)
+        except ml.MLError as exc:
+            raise ml_problem(exc) from exc
+
+    return analysis.Scorer(
+        features=list(model.features), score=score, name=f"{detector.name} (v{model_version.version})"
+    )

@@ -1,40 +1,69 @@
-"""Who is calling, as FastAPI dependencies: `CurrentPrincipal`, and `require(permission)` that each route declares."""
+"""Who is calling, as FastAPI dependencies: `CurrentPrincipal` (an access token or an API key), `require(permission)`
+that each route declares, the caller's address (`ClientDep`), and the rate limits that come with them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.requests import HTTPConnection
+from fastapi import Depends, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection, Request
 
 from vigil.config import Settings
+from vigil.core.clientinfo import ClientInfo, Networks, client_info, parse_networks
 from vigil.core.deps import SessionDep
-from vigil.core.errors import Forbidden, Unauthorized
+from vigil.core.errors import Forbidden, RateLimited, Unauthorized
+from vigil.core.security_headers import RATE_LIMIT_STATE
+from vigil.identity.auth_service import AuthService
+from vigil.identity.credentials import hash_secret, looks_like_api_key
 from vigil.identity.passwords import Passwords
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
-from vigil.identity.service import AuthService
+from vigil.identity.ratelimit import Decision, RateLimiter, per_seconds
 from vigil.identity.tokens import TokenService
 
 
 @dataclass
 class IdentityRuntime:
-    """Identity's per-app singletons (the password hasher is costly to build)."""
+    """Identity's per-app singletons (the password hasher is costly to build, the limiter holds counters)."""
 
+    settings: Settings
+    key: bytes
     passwords: Passwords
     tokens: TokenService
+    limiter: RateLimiter
+    trusted_proxies: Networks
 
     @classmethod
     def build(cls, *, settings: Settings, key: bytes) -> IdentityRuntime:
-        return cls(passwords=Passwords(settings), tokens=TokenService(settings=settings, key=key))
+        return cls(
+            settings=settings,
+            key=key,
+            passwords=Passwords(settings),
+            tokens=TokenService(settings=settings, key=key),
+            limiter=RateLimiter(settings),
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+        )
+
+    def auth(self, session: Session) -> AuthService:
+        return AuthService(
+            session=session, passwords=self.passwords, tokens=self.tokens, settings=self.settings, key=self.key
+        )
 
     def principal_key(self, headers: dict[bytes, bytes]) -> str | None:
-        """Whose request this is, for plumbing such as idempotency (no database, signature checked)."""
+        """Whose request this is, for plumbing such as idempotency (no database: a token's signature is checked,
+        an API key is named by its hash, which nobody without the key can produce)."""
         auth = headers.get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = auth.partition(" ")
-        return self.tokens.subject_of(token) if scheme.lower() == "bearer" and token else None
+        scheme, _, credential = auth.partition(" ")
+        if scheme.lower() != "bearer" or not credential:
+            credential = headers.get(b"x-api-key", b"").decode("latin-1")
+            if not credential:
+                return None
+        if looks_like_api_key(credential):
+            return "key:" + hash_secret(credential)[:40]
+        return self.tokens.subject_of(credential)
 
 
 def get_identity(connection: HTTPConnection) -> IdentityRuntime:
@@ -43,18 +72,59 @@ def get_identity(connection: HTTPConnection) -> IdentityRuntime:
 
 
 IdentityDep = Annotated[IdentityRuntime, Depends(get_identity)]
-_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
+_bearer = HTTPBearer(
+    auto_error=False, description="An access token from POST /api/v1/auth/token, or an API key (vgl_…)"
+)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (vgl_…)")
+
+
+def get_client(request: Request, identity: IdentityDep) -> ClientInfo:
+    return client_info(request, identity.trusted_proxies)
+
+
+ClientDep = Annotated[ClientInfo, Depends(get_client)]
+
+
+def enforce(request: Request, decision: Decision | None, what: str) -> None:
+    """Leaves the `RateLimit-*` headers for the response, or refuses with 429 and `Retry-After`."""
+    if decision is None:
+        return
+    setattr(request.state, RATE_LIMIT_STATE, decision.headers())
+    if not decision.allowed:
+        raise RateLimited(
+            f"Rate limit of {decision.limit} requests per {decision.window_s}s {what} reached.",
+            retry_after_s=decision.reset_s,
+            headers=decision.headers(),
+        )
+
+
+def limit_by_ip(request: Request, identity: IdentityDep, client: ClientDep) -> None:
+    """Every API route: a generous per-address limit that bounds what any one address can ask of the server."""
+    enforce(request, identity.limiter.hit(identity.limiter.per_ip, "ip", client.ip), "per client address")
 
 
 def get_principal(
+    request: Request,
     session: SessionDep,
     identity: IdentityDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("Send an access token as 'Authorization: Bearer <token>'.")
-    auth = AuthService(session=session, passwords=identity.passwords, tokens=identity.tokens)
-    return auth.authenticate(credentials.credentials)
+    token = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else None
+    if token is not None and api_key is not None and token != api_key:
+        raise Unauthorized("Send one credential: an Authorization header or an X-API-Key header, not both.")
+    presented = token or api_key
+    if not presented:
+        raise Unauthorized("Send an access token as 'Authorization: Bearer <token>', or an API key.")
+    auth = identity.auth(session)
+    principal = auth.authenticate_api_key(presented) if looks_like_api_key(presented) else auth.authenticate(presented)
+    limiter = identity.limiter
+    item = limiter.per_api_key if principal.is_api_key else limiter.per_user
+    enforce(request, limiter.hit(item, principal.rate_limit_subject), "per caller")
+    if principal.key_rate_limit is not None:  # a key's own, tighter limit: checked last, so its headers show
+        own = per_seconds(*principal.key_rate_limit)
+        enforce(request, limiter.hit(own, "own", principal.rate_limit_subject), "set for this key")
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -65,9 +135,7 @@ def require(permission: Permission) -> Any:
 
     def check(principal: CurrentPrincipal) -> Principal:
         if not principal.can(permission):
-            raise Forbidden(
-                f"This needs the {permission.value!r} permission, which role {principal.role.value!r} lacks."
-            )
+            raise Forbidden(f"This needs the {permission.value!r} permission, which {principal.describe()} lacks.")
         return principal
 
     check.required_permission = permission  # type: ignore[attr-defined]  # read by the route-permission test

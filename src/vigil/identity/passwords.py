@@ -6,6 +6,7 @@ import re
 import unicodedata
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -22,11 +23,25 @@ def _blocklist() -> frozenset[str]:
     return frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
 
 
+def _is_repetitive_or_sequential(password: str) -> bool:
+    """One short unit repeated ("abababab…", "zzzz…") or a straight run ("abcdefgh…", "98765…"): the patterns
+    NIST SP 800-63B names alongside the blocklist."""
+    compact = password.replace(" ", "")
+    if len(compact) < 2:
+        return False
+    for unit in range(1, 5):
+        if len(compact) >= 2 * unit and compact == (compact[:unit] * (len(compact) // unit + 1))[: len(compact)]:
+            return True
+    steps = {ord(b) - ord(a) for a, b in pairwise(compact)}
+    return len(steps) == 1 and steps <= {-1, 1}
+
+
 def _contains_account_name(password: str, email: str) -> bool:
     """The whole address, or its name part as a word of its own ("ana" is in "ana 2024…", not in "analyst")."""
     local = email.split("@", 1)[0]
     words = set(_WORD_SPLIT.split(password))
-    return email in password or (len(local) >= 3 and local in words)
+    # A long name part is the account name wherever it appears; a short one only as a word of its own.
+    return email in password or (len(local) >= 3 and local in words) or (len(local) >= 6 and local in password)
 
 
 class Passwords:
@@ -47,7 +62,8 @@ class Passwords:
             problems.append(f"must be at least {self.min_length} characters")
         if len(normalised) > MAX_PASSWORD_LENGTH:
             problems.append(f"must be at most {MAX_PASSWORD_LENGTH} characters")
-        if normalised.casefold() in _blocklist():
+        folded = normalised.casefold()
+        if folded in _blocklist() or folded.replace(" ", "") in _blocklist() or _is_repetitive_or_sequential(folded):
             problems.append("is a commonly used password")
         if email and _contains_account_name(normalised.casefold(), email.casefold()):
             problems.append("must not contain the email address or its name part")

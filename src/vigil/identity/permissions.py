@@ -1,4 +1,4 @@
-"""Roles and the permission table: the one place that says who may do what."""
+"""Roles, API-key scopes and the permission table: the one place that says who may do what."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ TENANT_ROLES = (Role.ADMIN, Role.ANALYST, Role.VIEWER)
 
 class Permission(StrEnum):
     ME_READ = "me:read"
+    ME_WRITE = "me:write"  # one's own password and sessions
     TENANTS_MANAGE = "tenants:manage"
+    TENANT_SETTINGS_MANAGE = "tenant-settings:manage"
     USERS_READ = "users:read"
     USERS_MANAGE = "users:manage"
+    API_KEYS_MANAGE = "api-keys:manage"
+    AUDIT_READ = "audit:read"
     DATASETS_READ = "datasets:read"
     DATASETS_WRITE = "datasets:write"
     DETECTORS_READ = "detectors:read"
@@ -28,15 +32,19 @@ class Permission(StrEnum):
     JOBS_READ = "jobs:read"
     JOBS_MANAGE = "jobs:manage"
     ALGORITHMS_READ = "algorithms:read"
+    STREAMS_READ = "streams:read"
+    STREAMS_WRITE = "streams:write"
 
 
 _VIEWER = frozenset(
     {
         Permission.ME_READ,
+        Permission.ME_WRITE,
         Permission.DATASETS_READ,
         Permission.DETECTORS_READ,
         Permission.JOBS_READ,
         Permission.ALGORITHMS_READ,
+        Permission.STREAMS_READ,
     }
 )
 _ANALYST = _VIEWER | {
@@ -44,8 +52,15 @@ _ANALYST = _VIEWER | {
     Permission.DETECTORS_WRITE,
     Permission.DETECT,
     Permission.JOBS_MANAGE,
+    Permission.STREAMS_WRITE,
 }
-_ADMIN = _ANALYST | {Permission.USERS_READ, Permission.USERS_MANAGE}
+_ADMIN = _ANALYST | {
+    Permission.USERS_READ,
+    Permission.USERS_MANAGE,
+    Permission.API_KEYS_MANAGE,
+    Permission.AUDIT_READ,
+    Permission.TENANT_SETTINGS_MANAGE,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _VIEWER,
@@ -53,6 +68,24 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: _ADMIN,
     Role.SUPERADMIN: frozenset(Permission),
 }
+
+# What a machine may be given: data and detection work, never identity management or a user's own account.
+API_KEY_SCOPES: frozenset[Permission] = frozenset(
+    {
+        Permission.DATASETS_READ,
+        Permission.DATASETS_WRITE,
+        Permission.DETECTORS_READ,
+        Permission.DETECTORS_WRITE,
+        Permission.DETECT,
+        Permission.JOBS_READ,
+        Permission.JOBS_MANAGE,
+        Permission.ALGORITHMS_READ,
+        Permission.STREAMS_READ,
+        Permission.STREAMS_WRITE,
+    }
+)
+READ_ONLY_SCOPE = "read-only"  # shorthand for every readable scope
+READ_ONLY_SCOPES: frozenset[Permission] = frozenset(p for p in API_KEY_SCOPES if p.value.endswith(":read"))
 
 
 def permissions_of(role: Role) -> frozenset[Permission]:

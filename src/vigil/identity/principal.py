@@ -1,4 +1,4 @@
-"""Who is calling: the authenticated user, their tenant, role and permissions."""
+"""Who is calling: a user (through a session's access token) or an API key, their tenant and permissions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,20 @@ from vigil.identity.permissions import Permission, Role, permissions_of
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """`user_id` is the acting user, or the API key's id for a machine (so `created_by` names who did it).
+
+    A user's permissions are their role's; an API key's are exactly its scopes (fixed, at creation, to a subset
+    of its creator's role's permissions).
+    """
+
     user_id: str
     email: str
     tenant_id: str
     role: Role
+    session_id: str | None = None
+    api_key_id: str | None = None
+    scopes: frozenset[Permission] | None = None
+    key_rate_limit: tuple[int, int] | None = None  # (requests, window in seconds) set on the key
 
     @property
     def scope(self) -> TenantScope:
@@ -21,11 +31,24 @@ class Principal:
 
     @property
     def permissions(self) -> frozenset[Permission]:
+        if self.scopes is not None:
+            return self.scopes
         return permissions_of(self.role)
 
     @property
+    def is_api_key(self) -> bool:
+        return self.api_key_id is not None
+
+    @property
     def is_superadmin(self) -> bool:
-        return self.role is Role.SUPERADMIN
+        return self.role is Role.SUPERADMIN and not self.is_api_key
+
+    @property
+    def rate_limit_subject(self) -> str:
+        return f"key:{self.api_key_id}" if self.api_key_id else f"user:{self.user_id}"
+
+    def describe(self) -> str:
+        return "this API key" if self.is_api_key else f"role {self.role.value!r}"
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

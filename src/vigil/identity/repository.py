@@ -1,14 +1,23 @@
-"""Identity queries. Users are tenant-scoped; tenants and the login lookup are platform-level by nature."""
+"""Identity queries. Users, sessions, API keys and audit reads are tenant-scoped; tenants, the login lookup and
+resolving a presented credential (token, refresh token, API key) are platform-level by nature."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from vigil.core.database import TenantScope
-from vigil.identity.models import Tenant, User
+from vigil.identity.models import ApiKey, AuditEvent, AuthSession, LoginFailure, RefreshToken, Tenant, User
+
+
+class SessionOwner(NamedTuple):
+    auth_session: AuthSession
+    user: User
+    tenant: Tenant
 
 
 class UserRepository:
@@ -56,6 +65,31 @@ class PlatformRepository:
     def user_by_id(self, user_id: str) -> User | None:
         return self.session.get(User, user_id)
 
+    def session_with_owner(self, session_id: str) -> SessionOwner | None:
+        """A session with its user and tenant, in one query: what every request with an access token checks."""
+        row = self.session.execute(
+            select(AuthSession, User, Tenant)
+            .join(User, User.id == AuthSession.user_id)
+            .join(Tenant, Tenant.id == AuthSession.tenant_id)
+            .where(AuthSession.id == session_id)
+        ).first()
+        return SessionOwner(row[0], row[1], row[2]) if row is not None else None
+
+    def refresh_token(self, token_hash: str) -> RefreshToken | None:
+        return self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+
+    def api_key_with_tenant(self, prefix: str) -> tuple[ApiKey, Tenant] | None:
+        row = self.session.execute(
+            select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.prefix == prefix)
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def touch_session(self, session_id: str, *, now: datetime) -> None:
+        self.session.execute(update(AuthSession).where(AuthSession.id == session_id).values(last_used_at=now))
+
+    def touch_api_key(self, key_id: str, *, now: datetime) -> None:
+        self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
     def email_taken(self, email: str) -> bool:
         return self.user_by_email(email) is not None
 
@@ -86,3 +120,115 @@ class PlatformRepository:
 
     def delete_tenant(self, tenant: Tenant) -> None:
         self.session.delete(tenant)
+
+
+class SessionRepository:
+    """A tenant's login sessions and their refresh tokens."""
+
+    def __init__(self, *, session: Session, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+
+    def add(self, auth_session: AuthSession) -> AuthSession:
+        if auth_session.tenant_id != self.scope.tenant_id:
+            raise ValueError("a session belongs to the scope's tenant")
+        self.session.add(auth_session)
+        self.session.flush()
+        return auth_session
+
+    def get(self, session_id: str) -> AuthSession | None:
+        return self.session.scalar(
+            select(AuthSession).where(AuthSession.id == session_id, AuthSession.tenant_id == self.scope.tenant_id)
+        )
+
+    def active_of_user(self, user_id: str, *, now: datetime) -> Sequence[AuthSession]:
+        return self.session.scalars(
+            select(AuthSession)
+            .where(
+                AuthSession.tenant_id == self.scope.tenant_id,
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+            .order_by(AuthSession.id.desc())
+        ).all()
+
+    def revoke_all_of_user(self, user_id: str, *, now: datetime, reason: str) -> int:
+        result = self.session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.tenant_id == self.scope.tenant_id,
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def add_refresh_token(self, token: RefreshToken) -> None:
+        self.session.add(token)
+        self.session.flush()
+
+    def claim_refresh_token(self, token_id: str, *, now: datetime) -> bool:
+        """Marks a refresh token used; False if it already was (compare-and-set: two racing uses, one wins)."""
+        result = self.session.execute(
+            update(RefreshToken).where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None)).values(used_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class ApiKeyRepository:
+    def __init__(self, *, session: Session, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+
+    def add(self, key: ApiKey) -> ApiKey:
+        if key.tenant_id != self.scope.tenant_id:
+            raise ValueError("an API key belongs to the scope's tenant")
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == self.scope.tenant_id))
+
+    def list(self, *, limit: int, after_id: str | None) -> Sequence[ApiKey]:
+        query = select(ApiKey).where(ApiKey.tenant_id == self.scope.tenant_id)
+        if after_id is not None:
+            query = query.where(ApiKey.id < after_id)
+        return self.session.scalars(query.order_by(ApiKey.id.desc()).limit(limit + 1)).all()
+
+
+class AuditRepository:
+    """Writing goes through `record` on any session (a failed login belongs to no tenant); reading is scoped."""
+
+    def __init__(self, *, session: Session) -> None:
+        self.session = session
+
+    def record(self, event: AuditEvent) -> None:
+        self.session.add(event)
+
+    def list(self, *, scope: TenantScope, limit: int, after_id: str | None, action: str | None) -> Sequence[AuditEvent]:
+        query = select(AuditEvent).where(AuditEvent.tenant_id == scope.tenant_id)
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        if after_id is not None:
+            query = query.where(AuditEvent.id < after_id)
+        return self.session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
+
+
+class LoginFailureRepository:
+    """Failure counters keyed by an opaque subject (a keyed hash of an account and/or address): platform-level."""
+
+    def __init__(self, *, session: Session) -> None:
+        self.session = session
+
+    def get_many(self, subjects: list[str]) -> dict[str, LoginFailure]:
+        rows = self.session.scalars(select(LoginFailure).where(LoginFailure.subject.in_(subjects))).all()
+        return {row.subject: row for row in rows}
+
+    def add(self, row: LoginFailure) -> None:
+        self.session.add(row)
+
+    def clear(self, subjects: list[str]) -> None:
+        self.session.execute(delete(LoginFailure).where(LoginFailure.subject.in_(subjects)))

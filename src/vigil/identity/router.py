@@ -1,22 +1,32 @@
-"""Identity routes: tokens, the caller, tenants (superadmin) and users (tenant admin)."""
+"""Identity routes: tokens and sessions, the caller and their password, tenants (superadmin), and the tenant admin's
+users, API keys, audit log and security settings."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 
-from vigil.core.deps import BlobsDep, SessionDep
+from vigil.core.deps import BlobsDep, SessionDep, SettingsDep
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
-from vigil.identity.dependencies import IdentityDep, require
+from vigil.identity.dependencies import ClientDep, IdentityDep, enforce, require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    AuditEventPublic,
     MePublic,
+    PasswordChange,
+    RefreshRequest,
+    SessionPublic,
     TenantCreate,
     TenantPublic,
+    TenantSecurityPublic,
+    TenantSecurityUpdate,
     TenantUpdate,
     TokenPublic,
     TokenRequest,
@@ -24,18 +34,21 @@ from vigil.identity.schemas import (
     UserPublic,
     UserUpdate,
 )
-from vigil.identity.service import AuthService, TenantService, UserService
+from vigil.identity.service import ApiKeyService, AuditService, TenantSecurityService, TenantService, UserService
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=200)]
+# Ids are server-made (`usr_…`): anything else is refused before it reaches a query.
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 TOKEN_BODY_HELP = "The body must be JSON {email, password} or an OAuth2 password form (username, password)."
 
 
 @router.post(
     "/auth/token",
     tags=["auth"],
-    summary="Log in with email and password",
+    summary="Log in with email and password: a new session",
+    responses={429: {"description": "Too many requests, or logins locked out after failures (Retry-After)"}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -52,10 +65,10 @@ TOKEN_BODY_HELP = "The body must be JSON {email, password} or an OAuth2 password
         }
     },
 )
-async def issue_token(request: Request, session: SessionDep, identity: IdentityDep) -> TokenPublic:
+async def issue_token(request: Request, session: SessionDep, identity: IdentityDep, client: ClientDep) -> TokenPublic:
+    enforce(request, identity.limiter.hit(identity.limiter.login_per_ip, "login", client.ip), "for logins per address")
     data = await _token_request(request)
-    auth = AuthService(session=session, passwords=identity.passwords, tokens=identity.tokens)
-    return auth.login(email=str(data.email), password=data.password)
+    return identity.auth(session).login(email=str(data.email), password=data.password, client=client)
 
 
 async def _token_request(request: Request) -> TokenRequest:
@@ -67,68 +80,136 @@ async def _token_request(request: Request) -> TokenRequest:
         else:
             raw = await request.json()
         return TokenRequest.model_validate(raw)
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, ValidationError, RecursionError) as exc:
         raise InvalidInput(TOKEN_BODY_HELP) from exc
+
+
+@router.post("/auth/refresh", tags=["auth"], summary="Exchange a refresh token for a new pair (the old one is spent)")
+def refresh_token(data: RefreshRequest, session: SessionDep, identity: IdentityDep, client: ClientDep) -> TokenPublic:
+    return identity.auth(session).refresh(refresh_token=data.refresh_token, client=client)
+
+
+@router.post("/auth/logout", tags=["auth"], status_code=204, summary="End the caller's session")
+def logout(
+    principal: Annotated[Principal, require(Permission.ME_WRITE)],
+    session: SessionDep,
+    identity: IdentityDep,
+    client: ClientDep,
+) -> Response:
+    identity.auth(session).logout(principal=principal, client=client)
+    return Response(status_code=204)
+
+
+@router.get("/auth/sessions", tags=["auth"], summary="The caller's live sessions, newest first")
+def list_sessions(
+    principal: Annotated[Principal, require(Permission.ME_READ)],
+    session: SessionDep,
+    identity: IdentityDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[SessionPublic]:
+    items, next_cursor = identity.auth(session).list_sessions(principal=principal, limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.delete(
+    "/auth/sessions/{session_id}", tags=["auth"], status_code=204, summary="End one of the caller's sessions"
+)
+def end_session(
+    session_id: Id,
+    principal: Annotated[Principal, require(Permission.ME_WRITE)],
+    session: SessionDep,
+    identity: IdentityDep,
+    client: ClientDep,
+) -> Response:
+    identity.auth(session).end_session(principal=principal, session_id=session_id, client=client)
+    return Response(status_code=204)
 
 
 @router.get("/me", tags=["auth"], summary="The caller: user, tenant, role and permissions")
 def me(
     principal: Annotated[Principal, require(Permission.ME_READ)], session: SessionDep, identity: IdentityDep
 ) -> MePublic:
-    return AuthService(session=session, passwords=identity.passwords, tokens=identity.tokens).describe(principal)
+    return identity.auth(session).describe(principal)
+
+
+@router.post(
+    "/me/password",
+    tags=["auth"],
+    status_code=204,
+    summary="Change one's password (needs the current one; ends all of one's sessions)",
+)
+def change_password(
+    data: PasswordChange,
+    principal: Annotated[Principal, require(Permission.ME_WRITE)],
+    session: SessionDep,
+    identity: IdentityDep,
+    client: ClientDep,
+) -> Response:
+    identity.auth(session).change_password(principal=principal, data=data, client=client)
+    return Response(status_code=204)
 
 
 @router.post("/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, summary="Create a tenant")
 def create_tenant(
     data: TenantCreate,
-    _: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
     session: SessionDep,
     blobs: BlobsDep,
+    client: ClientDep,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs).create(data=data)
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client).create(data=data)
 
 
 @router.get("/tenants", tags=["tenants"], summary="List tenants")
 def list_tenants(
-    _: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
     session: SessionDep,
     blobs: BlobsDep,
+    client: ClientDep,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TenantPublic]:
-    items, next_cursor = TenantService(session=session, blobs=blobs).list(limit=limit, cursor=cursor)
+    items, next_cursor = TenantService(session=session, blobs=blobs, principal=principal, client=client).list(
+        limit=limit, cursor=cursor
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/tenants/{tenant_id}", tags=["tenants"], summary="Get a tenant")
 def get_tenant(
-    tenant_id: str,
-    _: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
     session: SessionDep,
     blobs: BlobsDep,
+    client: ClientDep,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs).get(tenant_id=tenant_id)
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client).get(tenant_id=tenant_id)
 
 
 @router.patch("/tenants/{tenant_id}", tags=["tenants"], summary="Rename, suspend or resume a tenant")
 def update_tenant(
-    tenant_id: str,
+    tenant_id: Id,
     data: TenantUpdate,
-    _: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
     session: SessionDep,
     blobs: BlobsDep,
+    client: ClientDep,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs).update(tenant_id=tenant_id, data=data)
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client).update(
+        tenant_id=tenant_id, data=data
+    )
 
 
 @router.delete("/tenants/{tenant_id}", tags=["tenants"], status_code=204, summary="Delete a tenant and all its data")
 def delete_tenant(
-    tenant_id: str,
-    _: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
     session: SessionDep,
     blobs: BlobsDep,
+    client: ClientDep,
 ) -> Response:
-    TenantService(session=session, blobs=blobs).delete(tenant_id=tenant_id)
+    TenantService(session=session, blobs=blobs, principal=principal, client=client).delete(tenant_id=tenant_id)
     return Response(status_code=204)
 
 
@@ -138,8 +219,11 @@ def create_user(
     principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
     session: SessionDep,
     identity: IdentityDep,
+    client: ClientDep,
 ) -> UserPublic:
-    return UserService(session=session, principal=principal, passwords=identity.passwords).create(data=data)
+    return UserService(session=session, principal=principal, passwords=identity.passwords, client=client).create(
+        data=data
+    )
 
 
 @router.get("/users", tags=["users"], summary="List the users of the caller's tenant")
@@ -147,42 +231,130 @@ def list_users(
     principal: Annotated[Principal, require(Permission.USERS_READ)],
     session: SessionDep,
     identity: IdentityDep,
+    client: ClientDep,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[UserPublic]:
-    service = UserService(session=session, principal=principal, passwords=identity.passwords)
+    service = UserService(session=session, principal=principal, passwords=identity.passwords, client=client)
     items, next_cursor = service.list(limit=limit, cursor=cursor)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/users/{user_id}", tags=["users"], summary="Get a user")
 def get_user(
-    user_id: str,
+    user_id: Id,
     principal: Annotated[Principal, require(Permission.USERS_READ)],
     session: SessionDep,
     identity: IdentityDep,
+    client: ClientDep,
 ) -> UserPublic:
-    return UserService(session=session, principal=principal, passwords=identity.passwords).get(user_id=user_id)
+    return UserService(session=session, principal=principal, passwords=identity.passwords, client=client).get(
+        user_id=user_id
+    )
 
 
 @router.patch("/users/{user_id}", tags=["users"], summary="Change a user's role or disable them")
 def update_user(
-    user_id: str,
+    user_id: Id,
     data: UserUpdate,
     principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
     session: SessionDep,
     identity: IdentityDep,
+    client: ClientDep,
 ) -> UserPublic:
-    service = UserService(session=session, principal=principal, passwords=identity.passwords)
+    service = UserService(session=session, principal=principal, passwords=identity.passwords, client=client)
     return service.update(user_id=user_id, data=data)
 
 
 @router.delete("/users/{user_id}", tags=["users"], status_code=204, summary="Delete a user")
 def delete_user(
-    user_id: str,
+    user_id: Id,
     principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
     session: SessionDep,
     identity: IdentityDep,
+    client: ClientDep,
 ) -> Response:
-    UserService(session=session, principal=principal, passwords=identity.passwords).delete(user_id=user_id)
+    UserService(session=session, principal=principal, passwords=identity.passwords, client=client).delete(
+        user_id=user_id
+    )
     return Response(status_code=204)
+
+
+@router.get("/tenant/security", tags=["tenant settings"], summary="The tenant's session and token lifetimes")
+def get_tenant_security(
+    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
+    session: SessionDep,
+    settings: SettingsDep,
+    client: ClientDep,
+) -> TenantSecurityPublic:
+    return TenantSecurityService(session=session, principal=principal, settings=settings, client=client).get()
+
+
+@router.patch(
+    "/tenant/security",
+    tags=["tenant settings"],
+    summary="Tighten the tenant's session and token lifetimes (new sessions; null restores the server's)",
+)
+def update_tenant_security(
+    data: TenantSecurityUpdate,
+    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
+    session: SessionDep,
+    settings: SettingsDep,
+    client: ClientDep,
+) -> TenantSecurityPublic:
+    service = TenantSecurityService(session=session, principal=principal, settings=settings, client=client)
+    return service.update(data=data)
+
+
+@router.post(
+    "/api-keys",
+    tags=["api keys"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key (the key is in this answer only)",
+)
+def create_api_key(
+    data: ApiKeyCreate,
+    principal: Annotated[Principal, require(Permission.API_KEYS_MANAGE)],
+    session: SessionDep,
+    client: ClientDep,
+) -> ApiKeyCreated:
+    return ApiKeyService(session=session, principal=principal, client=client).create(data=data)
+
+
+@router.get("/api-keys", tags=["api keys"], summary="The tenant's API keys (without their secrets), newest first")
+def list_api_keys(
+    principal: Annotated[Principal, require(Permission.API_KEYS_MANAGE)],
+    session: SessionDep,
+    client: ClientDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ApiKeyPublic]:
+    items, next_cursor = ApiKeyService(session=session, principal=principal, client=client).list(
+        limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.delete("/api-keys/{key_id}", tags=["api keys"], status_code=204, summary="Revoke an API key")
+def revoke_api_key(
+    key_id: Id,
+    principal: Annotated[Principal, require(Permission.API_KEYS_MANAGE)],
+    session: SessionDep,
+    client: ClientDep,
+) -> Response:
+    ApiKeyService(session=session, principal=principal, client=client).revoke(key_id=key_id)
+    return Response(status_code=204)
+
+
+@router.get("/audit-events", tags=["audit"], summary="The tenant's audit log, newest first")
+def list_audit_events(
+    principal: Annotated[Principal, require(Permission.AUDIT_READ)],
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")] = None,
+) -> Page[AuditEventPublic]:
+    items, next_cursor = AuditService(session=session, principal=principal).list(
+        limit=limit, cursor=cursor, action=action
+    )
+    return Page(items=items, next_cursor=next_cursor)

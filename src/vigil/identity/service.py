@@ -1,4 +1,5 @@
-"""Identity use cases: log in, resolve a token to a principal, manage tenants and users, bootstrap the superadmin."""
+"""Identity administration: tenants (superadmin), users, API keys, the audit log and tenant security settings
+(tenant admins), and the superadmin made at first start. Logging in and sessions are in `auth_service`."""
 
 from __future__ import annotations
 
@@ -8,87 +9,75 @@ import secrets
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vigil.config import Settings
 from vigil.core.blobs import BlobStore
-from vigil.core.database import TenantScope
-from vigil.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from vigil.core.clientinfo import ClientInfo
+from vigil.core.database import TenantScope, utcnow
+from vigil.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
-from vigil.identity.models import Tenant, User
+from vigil.identity import audit
+from vigil.identity.auth_service import SecurityPolicy
+from vigil.identity.credentials import new_api_key
+from vigil.identity.models import ApiKey, Tenant, User
 from vigil.identity.passwords import Passwords
-from vigil.identity.permissions import Role
+from vigil.identity.permissions import READ_ONLY_SCOPE, READ_ONLY_SCOPES, Permission, Role
 from vigil.identity.principal import Principal
-from vigil.identity.repository import PlatformRepository, UserRepository
+from vigil.identity.repository import (
+    ApiKeyRepository,
+    AuditRepository,
+    PlatformRepository,
+    SessionRepository,
+    UserRepository,
+)
 from vigil.identity.schemas import (
-    MePublic,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    ApiKeyRateLimit,
+    AuditEventPublic,
     TenantCreate,
     TenantPublic,
-    TenantRef,
+    TenantSecurityPublic,
+    TenantSecurityUpdate,
     TenantUpdate,
-    TokenPublic,
     UserCreate,
     UserPublic,
     UserUpdate,
 )
-from vigil.identity.tokens import TokenService
 
 log = logging.getLogger("vigil.identity")
 PLATFORM_TENANT_NAME = "platform"
-BAD_CREDENTIALS = "Invalid email or password."
-
-
-class AuthService:
-    def __init__(self, *, session: Session, passwords: Passwords, tokens: TokenService) -> None:
-        self.platform = PlatformRepository(session=session)
-        self.passwords = passwords
-        self.tokens = tokens
-
-    def login(self, *, email: str, password: str) -> TokenPublic:
-        user = self.platform.user_by_email(email.lower())
-        # Verify even when the user is unknown: same work, same answer, so the response never tells which.
-        valid = self.passwords.verify(user.password_hash if user else None, password)
-        if user is None or not valid or not user.is_active or not self._tenant_active(user.tenant_id):
-            raise Unauthorized(BAD_CREDENTIALS)
-        token, ttl = self.tokens.issue(user_id=user.id, tenant_id=user.tenant_id, role=user.role)
-        return TokenPublic(access_token=token, expires_in=ttl)
-
-    def authenticate(self, token: str) -> Principal:
-        claims = self.tokens.decode(token)
-        user = self.platform.user_by_id(claims.user_id)
-        if user is None or not user.is_active or user.tenant_id != claims.tenant_id:
-            raise Unauthorized("The account behind this token no longer exists or is disabled.")
-        if not self._tenant_active(user.tenant_id):
-            raise Unauthorized("The tenant is suspended.")
-        return Principal(user_id=user.id, email=user.email, tenant_id=user.tenant_id, role=Role(user.role))
-
-    def describe(self, principal: Principal) -> MePublic:
-        user = self.platform.user_by_id(principal.user_id)
-        tenant = self.platform.tenant(principal.tenant_id)
-        if user is None or tenant is None:
-            raise Unauthorized("The account behind this token no longer exists.")
-        return MePublic(
-            user=UserPublic.model_validate(user),
-            tenant=TenantRef(id=tenant.id, name=tenant.name),
-            role=principal.role,
-            permissions=sorted(principal.permissions),
-        )
-
-    def _tenant_active(self, tenant_id: str) -> bool:
-        tenant = self.platform.tenant(tenant_id)
-        return tenant is not None and tenant.status == "active"
 
 
 class TenantService:
     """Superadmin's view of the platform's tenants."""
 
-    def __init__(self, *, session: Session, blobs: BlobStore) -> None:
+    def __init__(self, *, session: Session, blobs: BlobStore, principal: Principal, client: ClientInfo) -> None:
         self.session = session
         self.platform = PlatformRepository(session=session)
         self.blobs = blobs
+        self.principal = principal
+        self.client = client
+
+    def _audit(self, action: str, tenant_id: str, **details: object) -> None:
+        # Kept with the superadmin's own tenant: a deleted tenant's events go with it, this one must not.
+        audit.record(
+            self.session,
+            action=action,
+            tenant_id=self.principal.tenant_id,
+            principal=self.principal,
+            client=self.client,
+            target_type="tenant",
+            target_id=tenant_id,
+            details=details,
+        )
 
     def create(self, *, data: TenantCreate) -> TenantPublic:
         if self.platform.tenant_by_name(data.name) is not None:
             raise Conflict(f"A tenant named {data.name!r} already exists.")
         tenant = self.platform.add_tenant(Tenant(id=new_id("tnt"), name=data.name, status="active", settings={}))
+        self._audit("tenant.create", tenant.id, name=data.name)
         self.session.commit()
         return TenantPublic.model_validate(tenant)
 
@@ -110,6 +99,7 @@ class TenantService:
             tenant.name = data.name
         if data.status is not None:
             tenant.status = data.status
+        self._audit("tenant.update", tenant.id, **data.model_dump(exclude_none=True))
         self.session.commit()
         return TenantPublic.model_validate(tenant)
 
@@ -118,6 +108,7 @@ class TenantService:
         if tenant.is_platform:
             raise Conflict("The platform tenant cannot be deleted.")
         self.platform.delete_tenant(tenant)  # rows of every domain go with it (ON DELETE CASCADE)
+        self._audit("tenant.delete", tenant_id, name=tenant.name)
         self.session.commit()
         self.blobs.delete_prefix(self.blobs.key(TenantScope(tenant_id)))
 
@@ -129,12 +120,25 @@ class TenantService:
 
 
 class UserService:
-    def __init__(self, *, session: Session, principal: Principal, passwords: Passwords) -> None:
+    def __init__(self, *, session: Session, principal: Principal, passwords: Passwords, client: ClientInfo) -> None:
         self.session = session
         self.principal = principal
         self.passwords = passwords
+        self.client = client
         self.platform = PlatformRepository(session=session)
         self.users = UserRepository(session=session, scope=principal.scope)
+
+    def _audit(self, action: str, user: User, **details: object) -> None:
+        audit.record(
+            self.session,
+            action=action,
+            tenant_id=user.tenant_id,
+            principal=self.principal,
+            client=self.client,
+            target_type="user",
+            target_id=user.id,
+            details={"email": user.email, **details},
+        )
 
     def create(self, *, data: UserCreate) -> UserPublic:
         tenant_id = self.principal.tenant_id
@@ -168,6 +172,7 @@ class UserService:
         )
         try:
             repo.add(user)
+            self._audit("user.create", user, role=user.role)
             self.session.commit()
         except IntegrityError as exc:
             self.session.rollback()
@@ -188,10 +193,17 @@ class UserService:
             raise Forbidden("The superadmin role cannot be changed through the API.")
         if user.id == self.principal.user_id and (data.role not in (None, Role(user.role)) or data.is_active is False):
             raise Conflict("You cannot demote or disable yourself.")
-        if data.role is not None:
+        if data.role is not None and data.role.value != user.role:
+            self._audit("user.role_change", user, old_role=user.role, new_role=data.role.value)
             user.role = data.role.value
-        if data.is_active is not None:
+        if data.is_active is not None and data.is_active != user.is_active:
             user.is_active = data.is_active
+            ended = 0
+            if not data.is_active:  # a disabled user's sessions end with it, not at their next expiry
+                ended = SessionRepository(session=self.session, scope=TenantScope(user.tenant_id)).revoke_all_of_user(
+                    user.id, now=utcnow(), reason="user-disabled"
+                )
+            self._audit("user.enable" if data.is_active else "user.disable", user, sessions_ended=ended)
         self.session.commit()
         return UserPublic.model_validate(user)
 
@@ -201,6 +213,7 @@ class UserService:
             raise Conflict("You cannot delete yourself.")
         if user.role == Role.SUPERADMIN:
             raise Forbidden("The superadmin cannot be deleted through the API.")
+        self._audit("user.delete", user)
         self.users.delete(user)
         self.session.commit()
 
@@ -209,6 +222,163 @@ class UserService:
         if user is None:
             raise NotFound("user", user_id)
         return user
+
+
+class ApiKeyService:
+    """A tenant's API keys: created by its admins, shown once, stored hashed, revocable."""
+
+    def __init__(self, *, session: Session, principal: Principal, client: ClientInfo) -> None:
+        self.session = session
+        self.principal = principal
+        self.client = client
+        self.keys = ApiKeyRepository(session=session, scope=principal.scope)
+
+    def create(self, *, data: ApiKeyCreate) -> ApiKeyCreated:
+        scopes: set[Permission] = set()
+        for scope in data.scopes:
+            scopes |= READ_ONLY_SCOPES if scope == READ_ONLY_SCOPE else {Permission(scope)}
+        beyond = sorted(p.value for p in scopes - self.principal.permissions)
+        if beyond:
+            raise Forbidden(f"A key cannot have permissions its creator lacks: {', '.join(beyond)}.")
+        if data.expires_at is not None and data.expires_at <= utcnow():
+            raise InvalidInput(
+                "The expiry is in the past.",
+                errors=[{"loc": ["body", "expires_at"], "msg": "must be in the future", "type": "value_error"}],
+            )
+        made = new_api_key()
+        key = self.keys.add(
+            ApiKey(
+                id=new_id("key"),
+                tenant_id=self.principal.tenant_id,
+                created_by=None if self.principal.is_api_key else self.principal.user_id,
+                name=data.name,
+                prefix=made.prefix,
+                key_hash=made.key_hash,
+                scopes=sorted(p.value for p in scopes),
+                rate_limit=data.rate_limit.model_dump() if data.rate_limit else None,
+                expires_at=data.expires_at,
+                last_used_at=None,
+                revoked_at=None,
+                created_at=utcnow(),
+            )
+        )
+        self._audit("api_key.create", key, scopes=key.scopes)
+        self.session.commit()
+        return ApiKeyCreated(**_key_public(key).model_dump(), key=made.key)
+
+    def list(self, *, limit: int, cursor: str | None) -> tuple[list[ApiKeyPublic], str | None]:
+        rows = self.keys.list(limit=limit, after_id=decode_cursor(cursor))
+        items, next_cursor = page_of(rows, limit=limit, id_of=lambda k: k.id)
+        return [_key_public(k) for k in items], next_cursor
+
+    def revoke(self, *, key_id: str) -> None:
+        key = self.keys.get(key_id)
+        if key is None or key.revoked_at is not None:
+            raise NotFound("API key", key_id)
+        key.revoked_at = utcnow()
+        self._audit("api_key.revoke", key)
+        self.session.commit()
+
+    def _audit(self, action: str, key: ApiKey, **details: object) -> None:
+        audit.record(
+            self.session,
+            action=action,
+            tenant_id=key.tenant_id,
+            principal=self.principal,
+            client=self.client,
+            target_type="api_key",
+            target_id=key.id,
+            details={"name": key.name, "prefix": key.prefix, **details},
+        )
+
+
+def _key_public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        scopes=list(key.scopes),
+        rate_limit=ApiKeyRateLimit.model_validate(key.rate_limit) if key.rate_limit else None,
+        created_by=key.created_by,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+class AuditService:
+    def __init__(self, *, session: Session, principal: Principal) -> None:
+        self.events = AuditRepository(session=session)
+        self.principal = principal
+
+    def list(self, *, limit: int, cursor: str | None, action: str | None) -> tuple[list[AuditEventPublic], str | None]:
+        rows = self.events.list(scope=self.principal.scope, limit=limit, after_id=decode_cursor(cursor), action=action)
+        items, next_cursor = page_of(rows, limit=limit, id_of=lambda e: e.id)
+        return [AuditEventPublic.model_validate(e) for e in items], next_cursor
+
+
+class TenantSecurityService:
+    """A tenant admin may tighten (never loosen) the server's session and token lifetimes for their tenant."""
+
+    def __init__(self, *, session: Session, principal: Principal, settings: Settings, client: ClientInfo) -> None:
+        self.session = session
+        self.principal = principal
+        self.settings = settings
+        self.client = client
+        self.platform = PlatformRepository(session=session)
+
+    def get(self) -> TenantSecurityPublic:
+        return self._public(self._tenant())
+
+    def update(self, *, data: TenantSecurityUpdate) -> TenantSecurityPublic:
+        tenant = self._tenant()
+        maxima = self._maxima()
+        changes = data.model_dump(exclude_unset=True)
+        errors = [
+            {"loc": ["body", name], "msg": f"must be at most the server's {maxima[name]}", "type": "less_than_equal"}
+            for name, value in changes.items()
+            if value is not None and value > maxima[name]
+        ]
+        if errors:
+            raise InvalidInput("A tenant may only tighten the server's limits.", errors=errors)
+        security = {**(tenant.settings or {}).get("security", {}), **changes}
+        tenant.settings = {**(tenant.settings or {}), "security": {k: v for k, v in security.items() if v is not None}}
+        audit.record(
+            self.session,
+            action="tenant.security_update",
+            tenant_id=tenant.id,
+            principal=self.principal,
+            client=self.client,
+            target_type="tenant",
+            target_id=tenant.id,
+            details=changes,
+        )
+        self.session.commit()
+        return self._public(tenant)
+
+    def _tenant(self) -> Tenant:
+        tenant = self.platform.tenant(self.principal.tenant_id)
+        if tenant is None:
+            raise NotFound("tenant", self.principal.tenant_id)
+        return tenant
+
+    def _maxima(self) -> dict[str, int]:
+        s = self.settings
+        return {
+            "session_idle_timeout_s": s.session_idle_timeout_s,
+            "session_lifetime_s": s.session_lifetime_s,
+            "access_token_ttl_s": s.access_token_ttl_s,
+        }
+
+    def _public(self, tenant: Tenant) -> TenantSecurityPublic:
+        policy = SecurityPolicy.of(tenant, self.settings)
+        return TenantSecurityPublic(
+            session_idle_timeout_s=policy.session_idle_timeout_s,
+            session_lifetime_s=policy.session_lifetime_s,
+            access_token_ttl_s=policy.access_token_ttl_s,
+            platform_maximum=self._maxima(),
+        )
 
 
 def bootstrap_superadmin(

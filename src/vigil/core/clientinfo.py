@@ -1,0 +1,62 @@
+"""Where a request comes from: the client's address (believing `X-Forwarded-For` only from trusted proxies) and
+its user agent, for rate limits, login throttling, sessions and the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+
+from starlette.requests import HTTPConnection
+
+MAX_USER_AGENT = 400
+Networks = tuple[IPv4Network | IPv6Network, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    ip: str
+    user_agent: str | None
+
+
+def parse_networks(cidrs: list[str]) -> Networks:
+    return tuple(ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def _is_trusted(address: str, trusted: Networks) -> bool:
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in trusted)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
+    """The peer's address, or — when the peer is a trusted proxy — the right-most address in `X-Forwarded-For`
+    that is not itself a trusted proxy (the left-most ones are whatever the client claimed).
+
+    >>> nets = parse_networks(["10.0.0.0/8"])
+    >>> client_ip("10.0.0.2", "6.6.6.6, 203.0.113.9, 10.0.0.1", nets)
+    '203.0.113.9'
+    >>> client_ip("198.51.100.1", "6.6.6.6", nets)
+    '198.51.100.1'
+    """
+    address = peer or "unknown"
+    if not forwarded_for or not trusted or not _is_trusted(address, trusted):
+        return address
+    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+        try:
+            ip_address(hop)
+        except ValueError:
+            return address  # a malformed chain: trust none of it
+        if not _is_trusted(hop, trusted):
+            return hop
+    return address
+
+
+def client_info(connection: HTTPConnection, trusted: Networks) -> ClientInfo:
+    peer = connection.client.host if connection.client else None
+    agent = connection.headers.get("user-agent")
+    return ClientInfo(
+        ip=client_ip(peer, connection.headers.get("x-forwarded-for"), trusted),
+        user_agent=agent[:MAX_USER_AGENT] if agent else None,
+    )

@@ -1,0 +1,136 @@
+"""API keys: made by tenant admins, shown once, stored hashed with a public prefix, scoped, expiring, revocable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.conftest import Tenant
+from vigil.config import Settings
+from vigil.core.database import Database
+from vigil.identity.models import ApiKey
+
+
+def _create(client: TestClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/api-keys", json={"name": "ci", "scopes": ["datasets:read"], **body}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def test_key_is_shown_once_and_works_in_both_headers(client: TestClient, tenant: Tenant, settings: Settings) -> None:
+    created = _create(client, tenant.admin, scopes=["datasets:read", "detect"])
+    key = created["key"]
+    assert key.startswith(created["prefix"] + "_")
+    assert created["prefix"].startswith("vgl_")
+    assert created["scopes"] == ["datasets:read", "detect"]
+    for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
+        assert client.get("/api/v1/datasets", headers=headers).status_code == 200
+    listed = client.get("/api/v1/api-keys", headers=tenant.admin).json()["items"]
+    assert [k["id"] for k in listed] == [created["id"]]
+    assert "key" not in listed[0]
+    assert listed[0]["last_used_at"] is not None
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            row = session.scalars(select(ApiKey)).one()
+        assert row.key_hash != key
+        assert key not in row.key_hash
+        assert len(row.key_hash) == 64
+    finally:
+        database.dispose()
+
+
+def test_scopes_bound_what_a_key_may_do(client: TestClient, tenant: Tenant) -> None:
+    key = {"X-API-Key": _create(client, tenant.admin, scopes=["read-only"])["key"]}
+    assert client.get("/api/v1/detectors", headers=key).status_code == 200
+    assert client.get("/api/v1/jobs", headers=key).status_code == 200
+    refused = client.post("/api/v1/detectors", json={"name": "d", "algorithm": "iforest"}, headers=key)
+    assert refused.status_code == 403
+    assert "this API key" in refused.json()["detail"]
+    # Identity management and the user's own account are never a key's business.
+    for method, path in (("GET", "/api/v1/users"), ("GET", "/api/v1/me"), ("GET", "/api/v1/api-keys")):
+        assert client.request(method, path, headers=key).status_code == 403
+
+
+def test_a_key_cannot_exceed_its_creator_or_name_unknown_scopes(client: TestClient, tenant: Tenant) -> None:
+    for scopes in (["users:manage"], ["tenants:manage"], ["me:read"], ["everything"], []):
+        response = client.post("/api/v1/api-keys", json={"name": "x", "scopes": scopes}, headers=tenant.admin)
+        assert response.status_code == 422, (scopes, response.text)
+    assert (
+        client.post("/api/v1/api-keys", json={"name": "x", "scopes": ["detect"]}, headers=tenant.analyst).status_code
+        == 403
+    )
+
+
+def test_expired_and_revoked_keys_are_refused(client: TestClient, tenant: Tenant) -> None:
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    assert (
+        client.post(
+            "/api/v1/api-keys", json={"name": "x", "scopes": ["detect"], "expires_at": past}, headers=tenant.admin
+        ).status_code
+        == 422
+    )
+    soon = _create(client, tenant.admin, expires_at=(datetime.now(UTC) + timedelta(seconds=1)).isoformat())
+    live = _create(client, tenant.admin)
+    assert client.get("/api/v1/datasets", headers={"X-API-Key": live["key"]}).status_code == 200
+    assert client.delete(f"/api/v1/api-keys/{live['id']}", headers=tenant.admin).status_code == 204
+    assert client.get("/api/v1/datasets", headers={"X-API-Key": live["key"]}).status_code == 401
+    assert client.delete(f"/api/v1/api-keys/{live['id']}", headers=tenant.admin).status_code == 404
+    import time  # noqa: PLC0415
+
+    time.sleep(1.1)
+    assert client.get("/api/v1/datasets", headers={"X-API-Key": soon["key"]}).status_code == 401
+
+
+def test_forged_keys_are_refused(client: TestClient, tenant: Tenant) -> None:
+    real = _create(client, tenant.admin)["key"]
+    prefix, secret = real.rsplit("_", 1)
+    for forged in (f"{prefix}_{'A' * len(secret)}", "vgl_aaaaaaaaaaaa_" + "B" * 43, "vgl_", real + "x", real[:-1]):
+        assert client.get("/api/v1/datasets", headers={"X-API-Key": forged}).status_code == 401, forged
+    both = {"X-API-Key": real, "Authorization": "Bearer something-else"}
+    assert client.get("/api/v1/datasets", headers=both).status_code == 401
+
+
+def test_keys_are_tenant_scoped(client: TestClient, make_tenant: Any) -> None:
+    a, b = make_tenant(), make_tenant()
+    key = _create(client, a.admin)
+    assert client.delete(f"/api/v1/api-keys/{key['id']}", headers=b.admin).status_code == 404
+    assert client.get("/api/v1/api-keys", headers=b.admin).json()["items"] == []
+    # The key sees its own tenant's data only.
+    uploaded = client.post(
+        "/api/v1/datasets",
+        params={"name": "b-data"},
+        content=b"x\n1\n2\n",
+        headers={**b.analyst, "Content-Type": "text/csv"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert client.get(f"/api/v1/datasets/{uploaded.json()['id']}", headers={"X-API-Key": key["key"]}).status_code == 404
+
+
+@pytest.mark.parametrize("field", ["name", "scopes"])
+def test_create_is_strict(client: TestClient, tenant: Tenant, field: str) -> None:
+    body: dict[str, Any] = {"name": "ci", "scopes": ["detect"], "unknown": True}
+    assert client.post("/api/v1/api-keys", json=body, headers=tenant.admin).status_code == 422
+    body = {"name": "ci", "scopes": ["detect"]}
+    body.pop(field)
+    assert client.post("/api/v1/api-keys", json=body, headers=tenant.admin).status_code == 422
+
+
+def test_idempotency_is_per_key(client: TestClient, tenant: Tenant) -> None:
+    one = {"X-API-Key": _create(client, tenant.admin, scopes=["detectors:write"])["key"]}
+    two = {"Authorization": f"Bearer {_create(client, tenant.admin, scopes=['detectors:write'])['key']}"}
+    body = {"name": "idem", "algorithm": "iforest"}
+    first = client.post("/api/v1/detectors", json=body, headers={**one, "Idempotency-Key": "k1"})
+    again = client.post("/api/v1/detectors", json=body, headers={**one, "Idempotency-Key": "k1"})
+    other = client.post("/api/v1/detectors", json={**body, "name": "idem2"}, headers={**two, "Idempotency-Key": "k1"})
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert other.json()["id"] != first.json()["id"]  # another key's Idempotency-Key space
