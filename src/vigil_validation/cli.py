@@ -28,6 +28,9 @@ DatabaseOpt = Annotated[
     str | None,
     typer.Option("--database-url", help="Managed target on a fresh database of this PostgreSQL server."),
 ]
+RedisOpt = Annotated[
+    str | None, typer.Option("--redis-url", help="Managed target with this Redis (rate limits, lock-out counters).")
+]
 KeywordOpt = Annotated[
     str | None, typer.Option("-k", "--keyword", help="Only tests whose names match this pytest -k expression.")
 ]
@@ -41,6 +44,7 @@ def _run(
     parallel: int | None,
     report_dir: Path,
     database_url: str | None,
+    redis_url: str | None,
     keyword: str | None,
 ) -> None:
     options = RunOptions(
@@ -49,6 +53,7 @@ def _run(
         parallel=parallel,
         report_dir=report_dir,
         database_url=database_url,
+        redis_url=redis_url,
         extra_pytest_args=("-k", keyword) if keyword else (),
     )
     raise typer.Exit(int(run(selection, options)))
@@ -61,10 +66,11 @@ def all_suites(
     parallel: ParallelOpt = None,
     report_dir: ReportOpt = DEFAULT_REPORTS,
     database_url: DatabaseOpt = None,
+    redis_url: RedisOpt = None,
     keyword: KeywordOpt = None,
 ) -> None:
     """Every suite."""
-    _run(Selection("all"), config, target, parallel, report_dir, database_url, keyword)
+    _run(Selection("all"), config, target, parallel, report_dir, database_url, redis_url, keyword)
 
 
 @app.command()
@@ -74,10 +80,11 @@ def smoke(
     parallel: ParallelOpt = None,
     report_dir: ReportOpt = DEFAULT_REPORTS,
     database_url: DatabaseOpt = None,
+    redis_url: RedisOpt = None,
     keyword: KeywordOpt = None,
 ) -> None:
     """The quick checks (tests marked `smoke`) of every suite."""
-    _run(Selection("smoke", markers="smoke"), config, target, parallel, report_dir, database_url, keyword)
+    _run(Selection("smoke", markers="smoke"), config, target, parallel, report_dir, database_url, redis_url, keyword)
 
 
 @app.command()
@@ -87,10 +94,20 @@ def security(
     parallel: ParallelOpt = None,
     report_dir: ReportOpt = DEFAULT_REPORTS,
     database_url: DatabaseOpt = None,
+    redis_url: RedisOpt = None,
     keyword: KeywordOpt = None,
 ) -> None:
     """The security suite."""
-    _run(Selection("security", suites=("security",)), config, target, parallel, report_dir, database_url, keyword)
+    _run(
+        Selection("security", suites=("security",)),
+        config,
+        target,
+        parallel,
+        report_dir,
+        database_url,
+        redis_url,
+        keyword,
+    )
 
 
 @app.command()
@@ -101,10 +118,11 @@ def suite(
     parallel: ParallelOpt = None,
     report_dir: ReportOpt = DEFAULT_REPORTS,
     database_url: DatabaseOpt = None,
+    redis_url: RedisOpt = None,
     keyword: KeywordOpt = None,
 ) -> None:
     """One suite by name."""
-    _run(Selection(name, suites=(name,)), config, target, parallel, report_dir, database_url, keyword)
+    _run(Selection(name, suites=(name,)), config, target, parallel, report_dir, database_url, redis_url, keyword)
 
 
 def main() -> None:

@@ -73,6 +73,7 @@ class EnvironmentConfig(Section):
     admin_email: str | None
     admin_password: str | None
     database_url: str | None
+    redis_url: str | None
     parallel: Annotated[int, Field(ge=1, le=64)]
     startup_timeout_s: PositiveFloat
     test_timeout_s: PositiveFloat
@@ -92,6 +93,13 @@ class EnvironmentConfig(Section):
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("postgresql"):
             raise ValueError("must be a postgresql:// (or postgresql+psycopg://) URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// (or rediss://) URL")
         return value
 
 

@@ -52,6 +52,7 @@ class RunOptions:
     parallel: int | None = None
     report_dir: Path = Path("validation-reports")
     database_url: str | None = None
+    redis_url: str | None = None
     extra_pytest_args: tuple[str, ...] = ()
 
 
@@ -114,6 +115,7 @@ def open_target(config: ValidationConfig, report_dir: Path) -> Iterator[Target]:
     with managed_target(
         report_dir=report_dir,
         database_url=env.database_url,
+        redis_url=env.redis_url,
         startup_timeout=env.startup_timeout_s,
         keep_data=env.keep_data,
         server_env=env.server_env,
@@ -126,7 +128,10 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
     console = console or Console(stderr=True)
     try:
         config = load_config(options.config_path).with_environment(
-            target_url=options.target_url, parallel=options.parallel, database_url=options.database_url
+            target_url=options.target_url,
+            parallel=options.parallel,
+            database_url=options.database_url,
+            redis_url=options.redis_url,
         )
         suite_paths(selection)  # fail on an unknown suite before starting anything
     except (ConfigError, UsageError) as exc:

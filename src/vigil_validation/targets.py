@@ -43,6 +43,9 @@ class Target:
     database: str = "unknown"
     server_log: str | None = None
     data_dir: str | None = None
+    # A managed server's token-signing key, so the security suite can forge validly signed tokens whose claims
+    # alone are wrong; never known for a remote target, and never written to a report.
+    signing_key: str | None = None
 
 
 def free_port() -> int:
@@ -126,24 +129,37 @@ def fresh_postgres_database(server_url: str) -> Iterator[str]:
 
 # -- the managed server -----------------------------------------------------------------------------------
 def _server_env(
-    data_dir: Path, *, email: str, password: str, database_url: str | None, extra: dict[str, str]
+    data_dir: Path,
+    *,
+    email: str,
+    password: str,
+    secret_key: str,
+    database_url: str | None,
+    redis_url: str | None,
+    extra: dict[str, str],
 ) -> dict[str, str]:
     # The operator's own VIGIL_* settings must not leak into the server under test: it gets exactly these.
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env.update(
         {
             "VIGIL_DATA_DIR": str(data_dir),
-            "VIGIL_SECRET_KEY": secrets.token_urlsafe(48),
+            "VIGIL_SECRET_KEY": secret_key,
             "VIGIL_BOOTSTRAP_ADMIN_EMAIL": email,
             "VIGIL_BOOTSTRAP_ADMIN_PASSWORD": password,
             "VIGIL_ENVIRONMENT": "test",
             "VIGIL_LOG_LEVEL": "WARNING",
             "VIGIL_LOG_JSON": "true",
             "PYTHONUNBUFFERED": "1",
+            # The suite stands in for clients at other addresses (X-Forwarded-For) to test per-IP defences.
+            "VIGIL_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         }
     )
     if database_url is not None:
         env["VIGIL_DATABASE_URL"] = database_url
+    if redis_url is not None:
+        env["VIGIL_REDIS_URL"] = redis_url
+        # Its own keys on a shared Redis: runs side by side never share counters.
+        env["VIGIL_RATE_LIMIT_KEY_PREFIX"] = f"vigil-validation-{uuid.uuid4().hex[:12]}:"
     env.update(extra)
     return env
 
@@ -172,6 +188,7 @@ def managed_target(
     *,
     report_dir: Path,
     database_url: str | None = None,
+    redis_url: str | None = None,
     startup_timeout: float = 60.0,
     keep_data: bool = False,
     server_env: dict[str, str] | None = None,
@@ -194,7 +211,16 @@ def managed_target(
         report_dir.mkdir(parents=True, exist_ok=True)
         log_path = report_dir / "server.log"
         log: IO[bytes] = stack.enter_context(log_path.open("wb"))
-        env = _server_env(data_dir, email=email, password=password, database_url=server_db, extra=server_env or {})
+        secret_key = secrets.token_urlsafe(48)
+        env = _server_env(
+            data_dir,
+            email=email,
+            password=password,
+            secret_key=secret_key,
+            database_url=server_db,
+            redis_url=redis_url,
+            extra=server_env or {},
+        )
         command = [sys.executable, "-m", "vigil", "serve", "--host", "127.0.0.1", "--port", str(port)]
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         stack.callback(stop_process, process)
@@ -212,4 +238,5 @@ def managed_target(
             database=database,
             server_log=str(log_path),
             data_dir=str(data_dir),
+            signing_key=env["VIGIL_SECRET_KEY"],
         )

@@ -5,6 +5,7 @@ leaves the API serving (local counting, logged)."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import PASSWORD, bearer, services_required
 from tests.identity.conftest import app_client, new_user, tokens
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _headers_of(client: TestClient, email: str) -> dict[str, str]:

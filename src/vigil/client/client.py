@@ -38,6 +38,7 @@ class VigilClient:
             base_url=self.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
         )
         self.token = token
+        self.refresh_token: str | None = None
         self.api_key = api_key
         self.datasets = Datasets(self)
         self.detectors = Detectors(self)
@@ -111,6 +112,12 @@ class VigilClient:
         response = self.send(
             method, path, json=json, content=content, params=params, headers=extra, authenticated=authenticated
         )
+        if response.status_code == 401 and authenticated and self.refresh_token and not path.startswith(f"{API}/auth/"):
+            # The access token expired mid-work (they live minutes): rotate the pair once and try again.
+            self.refresh()
+            response = self.send(
+                method, path, json=json, content=content, params=params, headers=extra, authenticated=authenticated
+            )
         if response.is_error:
             raise VigilAPIError.from_response(response)
         return response
@@ -153,8 +160,26 @@ class VigilClient:
     def login(self, email: str, password: str) -> JSON:
         """Exchanges email and password for tokens and keeps the access token for the next calls."""
         tokens = self.call("POST", f"{API}/auth/token", json={"email": email, "password": password})
-        self.token = str(tokens["access_token"])
+        self._keep(tokens)
         return tokens
+
+    def refresh(self) -> JSON:
+        """Rotates the token pair: the refresh token is single-use, so the new one replaces it."""
+        if not self.refresh_token:
+            raise ValueError("no refresh token: log in first")
+        tokens = self.call("POST", f"{API}/auth/refresh", json={"refresh_token": self.refresh_token})
+        self._keep(tokens)
+        return tokens
+
+    def logout(self) -> None:
+        """Ends this login's session on the server; the tokens stop working at once."""
+        self.call("POST", f"{API}/auth/logout")
+        self.token = self.refresh_token = None
+
+    def _keep(self, tokens: JSON) -> None:
+        self.token = str(tokens["access_token"])
+        refresh = tokens.get("refresh_token")
+        self.refresh_token = str(refresh) if refresh else None
 
     def me(self) -> JSON:
         return self.call("GET", f"{API}/me")

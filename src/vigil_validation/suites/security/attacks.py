@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 
 from vigil.client import VigilClient
+from vigil_validation import handover
 
 API = "/api/v1"
-# The managed target's signing key, if the runner shares it: needed to forge tokens whose *signature* is valid, so
-# that the server's claim checks (exp, nbf, aud, iss, jti, algorithm pinning) are what refuses them.
+# The target's signing key (a managed target shares its own; for a remote one an operator may set this variable):
+# needed to forge tokens whose *signature* is valid, so that the server's claim checks (exp, nbf, aud, iss, jti,
+# algorithm pinning) are what refuses them.
 SIGNING_KEY_ENV = "VIGIL_VALIDATION_JWT_SECRET"
 # Set when the target believes X-Forwarded-For from the suite (VIGIL_TRUSTED_PROXIES=127.0.0.1/32 on a managed one).
 TEST_NETS = ("198.51.100", "203.0.113", "192.0.2")
@@ -32,7 +34,7 @@ def record_attack(record: Recorder, family: str, name: str, response: httpx.Resp
 
 
 def signing_key() -> bytes | None:
-    value = os.environ.get(SIGNING_KEY_ENV)
+    value = handover.target_from_env().signing_key or os.environ.get(SIGNING_KEY_ENV)
     return value.encode() if value else None
 
 

@@ -89,8 +89,8 @@ def test_claims_checked_with_a_valid_signature(
     key = signing_key()
     if key is None:
         pytest.skip(
-            f"needs the target's signing key in {SIGNING_KEY_ENV} to forge validly signed tokens "
-            "(the managed target can share it; unsigned attacks are covered without it)"
+            f"needs the target's signing key to forge validly signed tokens (a managed target shares it; for a remote "
+            f"one set {SIGNING_KEY_ENV}); the unsigned attacks are covered without it"
         )
     real = tenant.viewer.token
     assert real is not None
