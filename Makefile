@@ -22,11 +22,12 @@ $(STAMP): requirements.lock pyproject.toml
 run: install ## Start the service on the embedded default (SQLite + local blobs in ./vigil-data)
 	$(BIN)/vigil serve --host 127.0.0.1 --port 8000
 
-test: install ## Unit and integration tests, then the validation suite on SQLite and on PostgreSQL with Redis
+test: install ## The tests and the validation suite, each on SQLite and on PostgreSQL (with Redis)
 	VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile
 	$(BIN)/vigil validate all --report-dir validation-reports/sqlite
-	@# Without PostgreSQL the second run is skipped with a reason, unless services are required (CI).
+	@# Without PostgreSQL the second runs are skipped with a reason, unless services are required (CI).
 	@if [ "$$VIGIL_REQUIRE_SERVICES" = 1 ] || $(BIN)/python -c "import psycopg; psycopg.connect('$(subst +psycopg,,$(PG_URL))', connect_timeout=3).close()" 2>/dev/null; then \
+		VIGIL_TEST_DATABASE=postgresql VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile && \
 		$(BIN)/vigil validate all --database-url $(PG_URL) --redis-url $(REDIS_URL) --report-dir validation-reports/postgresql; \
 	else \
 		echo "PostgreSQL unreachable at $(PG_URL): validation on PostgreSQL skipped (VIGIL_REQUIRE_SERVICES=1 makes this fail)"; \

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from vigil.app import create_app
 from vigil.config import Settings
+from vigil.migrations.roles import grant_statements
 
 ADMIN_EMAIL = "root@vigil.test"
 ADMIN_PASSWORD = "a very long bootstrap passphrase"
@@ -46,8 +47,17 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def backend() -> str:
+    """`VIGIL_TEST_DATABASE=postgresql` runs the tests built on the `settings` fixture on PostgreSQL (as an
+    application role under row-level security) instead of SQLite; `make test` runs both."""
+    return os.environ.get("VIGIL_TEST_DATABASE", "sqlite")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if backend() == "postgresql":
+        urls: PostgresUrls = request.getfixturevalue("postgres_urls")
+        return make_settings(tmp_path / "data", database_url=urls.app, database_admin_url=urls.admin)
     return make_settings(tmp_path / "data")
 
 
@@ -78,13 +88,44 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@dataclass(frozen=True)
+class PostgresUrls:
+    """A fresh database: `admin` is the owner's URL (migrations), `app` a login role that owns nothing and is no
+    superuser — as in production, so row-level security holds for it."""
+
+    admin: str
+    app: str
+    role: str
+
+
+@pytest.fixture
+def postgres_urls(postgres_url: str) -> Iterator[PostgresUrls]:
+    admin = make_url(postgres_url)
+    role = f"vigil_test_app_{uuid.uuid4().hex[:12]}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS')
+        for statement in grant_statements(role, str(admin.database)):
+            conn.execute(statement)  # built from a checked identifier
+    try:
+        yield PostgresUrls(
+            admin=postgres_url, app=admin.set(username=role, password=None).render_as_string(False), role=role
+        )
+    finally:
+        server = admin.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{admin.database}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def any_db_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings on each backend: tests using this run on SQLite and on PostgreSQL."""
+    """Settings on each backend: tests using this run on SQLite and on PostgreSQL (as a non-owner app role,
+    with migrations as the owner — `build_engine(settings, admin=True)`)."""
     if request.param == "sqlite":
         return make_settings(tmp_path / "data")
-    url = request.getfixturevalue("postgres_url")
-    return make_settings(tmp_path / "data", database_url=url)
+    urls: PostgresUrls = request.getfixturevalue("postgres_urls")
+    return make_settings(tmp_path / "data", database_url=urls.app, database_admin_url=urls.admin)
 
 
 def bearer(token: str) -> dict[str, str]:

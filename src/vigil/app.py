@@ -12,7 +12,7 @@ from vigil import __version__
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.context import AppContext
-from vigil.core.database import Database
+from vigil.core.database import Database, build_engine
 from vigil.core.idempotency import IdempotencyMiddleware
 from vigil.core.limits import BodySizeLimitMiddleware
 from vigil.core.logging import RequestContextMiddleware, configure_logging
@@ -22,6 +22,7 @@ from vigil.core.problems import UnhandledErrorMiddleware, install_problem_handle
 from vigil.core.secrets import resolve_secret_key
 from vigil.core.security_headers import SecurityHeadersMiddleware
 from vigil.datasets import tasks as dataset_tasks
+from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
 from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.router import router as detectors_router
@@ -33,9 +34,10 @@ from vigil.jobs.registry import JobRegistry
 from vigil.jobs.router import router as jobs_router
 from vigil.jobs.runner import InProcessRunner
 from vigil.migrations.runner import upgrade_database
+from vigil.tenants.router import router as tenants_router
 
 API_PREFIX = "/api/v1"
-API_ROUTERS = (identity_router, datasets_router, detectors_router, jobs_router)
+API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router)
 log = logging.getLogger("vigil")
 
 
@@ -61,10 +63,20 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     )
     identity = IdentityRuntime.build(settings=settings, key=context.secret_key)
     runner = InProcessRunner(app=context, registry=build_registry(), workers=settings.job_workers)
+    runner.add_housekeeping(
+        "retention", every_s=settings.retention_sweep_interval_s, chore=lambda: sweep_expired(context)
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        upgrade_database(database.engine)
+        if settings.database_admin_url and settings.database_admin_url != settings.database_url_resolved:
+            owner = build_engine(settings, admin=True)  # migrations as the schema owner, the app as its own role
+            try:
+                upgrade_database(owner)
+            finally:
+                owner.dispose()
+        else:
+            upgrade_database(database.engine)
         with database.session() as session:
             generated = bootstrap_superadmin(
                 session=session,

@@ -63,7 +63,7 @@ def db_upgrade(
     from vigil.migrations.runner import upgrade_database
 
     settings = _settings(data_dir)
-    upgrade_database(build_engine(settings), revision)
+    upgrade_database(build_engine(settings, admin=True), revision)
     console.print(f"database at {revision}: {_redacted(settings)}")
 
 
@@ -77,8 +77,36 @@ def db_downgrade(
     from vigil.migrations.runner import downgrade_database
 
     settings = _settings(data_dir)
-    downgrade_database(build_engine(settings), revision)
+    downgrade_database(build_engine(settings, admin=True), revision)
     console.print(f"database at {revision}: {_redacted(settings)}")
+
+
+@db_app.command("create-app-role")
+def db_create_app_role(
+    name: Annotated[str, typer.Argument(help="The login role the server connects as, e.g. vigil_app.")] = "vigil_app",
+    password: Annotated[
+        str | None, typer.Option(envvar="VIGIL_APP_ROLE_PASSWORD", help="Its password (or VIGIL_APP_ROLE_PASSWORD).")
+    ] = None,
+) -> None:
+    """PostgreSQL: create (or re-grant) the non-owner role the server should connect as, so row-level security
+    holds. Runs as VIGIL_DATABASE_ADMIN_URL (or VIGIL_DATABASE_URL); idempotent."""
+    from vigil.core.database import build_engine
+    from vigil.migrations.roles import create_app_role
+
+    settings = Settings()
+    if settings.is_sqlite:
+        console.print("[bold red]create-app-role is for PostgreSQL[/] (SQLite has no roles).")
+        raise typer.Exit(2)
+    engine = build_engine(settings, admin=True)
+    try:
+        with engine.begin() as connection:
+            created = create_app_role(connection, role=name, password=password)
+    except ValueError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    console.print(f"role {name} {'created' if created else 'exists'} and granted on {_redacted(settings)}")
 
 
 def _redacted(settings: Settings) -> str:

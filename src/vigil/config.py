@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     environment: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("./vigil-data")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; defaults to a SQLite file in data_dir.")
+    database_admin_url: str | None = Field(
+        default=None,
+        description="The schema owner's URL, for migrations; defaults to database_url. On PostgreSQL the app's own "
+        "URL should name a role that is neither the owner nor a superuser, so row-level security holds "
+        "(`vigil db create-app-role`).",
+    )
     database_pool_size: int = 5
     database_max_overflow: int = 10
     database_pool_timeout_s: float = 10.0
@@ -74,7 +80,21 @@ class Settings(BaseSettings):
         default=100_000, ge=0, description="Datasets with more rows are profiled/assessed/analysed by a job (202)."
     )
 
+    # Per-tenant quotas: platform defaults, overridden per tenant by the superadmin (PATCH /tenants/{id}).
+    quota_datasets: int = Field(default=1000, ge=0)
+    quota_detectors: int = Field(default=500, ge=0)
+    quota_storage_bytes: int = Field(default=10 * 1024**3, ge=0)
+    quota_rows_per_dataset: int = Field(default=50_000_000, ge=0)
+    quota_api_calls_per_hour: int = Field(default=100_000, ge=0)
+    quota_concurrent_jobs: int = Field(default=4, ge=1)
+    quota_streams: int = Field(default=50, ge=0, description="Enforced once streams exist.")
+    # Per-tenant configuration defaults (a tenant admin may change them for their tenant: PATCH /tenant/settings).
+    tenant_default_contamination: float = Field(default=0.1, gt=0, le=0.5)
+    tenant_retention_days: int | None = Field(default=None, ge=1, description="Datasets older are deleted; None keeps.")
+    retention_sweep_interval_s: float = Field(default=3600.0, gt=0)
+
     job_workers: int = 2
+
     job_poll_interval_s: float = 0.5
     job_lease_s: float = 60.0
 
@@ -113,6 +133,10 @@ class Settings(BaseSettings):
     def database_url_resolved(self) -> str:
         assert self.database_url is not None  # filled by the validator
         return self.database_url
+
+    @property
+    def database_admin_url_resolved(self) -> str:
+        return self.database_admin_url or self.database_url_resolved
 
     @property
     def blob_root(self) -> Path:

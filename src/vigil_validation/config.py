@@ -45,6 +45,16 @@ class LoadTestingConfig(Section):
 
 class MultiTenantConfig(Section):
     tenants: Annotated[int, Field(ge=2)]
+    latency_p50_factor: Annotated[float, Field(ge=1)]
+    latency_p95_factor: Annotated[float, Field(ge=1)]
+    job_wait_factor: Annotated[float, Field(ge=1)]
+    latency_floor_ms: PositiveFloat
+    job_wait_floor_s: PositiveFloat
+    flood_jobs: Annotated[int, Field(ge=1, le=500)]
+    flood_requests: Annotated[int, Field(ge=1, le=100_000)]
+    flood_concurrency: Annotated[int, Field(ge=1, le=64)]
+    noisy_concurrent_jobs: Annotated[int, Field(ge=1)] | None
+    samples: Annotated[int, Field(ge=3, le=1000)]
 
 
 class DisasterRecoveryConfig(Section):

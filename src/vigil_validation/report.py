@@ -99,7 +99,9 @@ class SummaryCollector:
         for t in tests:
             counts = suites.setdefault(t["suite"], {})
             counts[t["outcome"]] = counts.get(t["outcome"], 0) + 1
-        public_target = {k: v for k, v in self.target.items() if k not in ("admin_password", "signing_key")}
+        public_target = {
+            k: v for k, v in self.target.items() if k not in ("admin_password", "signing_key", "database_app_url")
+        }
         summary = {
             "target": public_target,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),

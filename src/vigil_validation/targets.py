@@ -46,6 +46,9 @@ class Target:
     # A managed server's token-signing key, so the security suite can forge validly signed tokens whose claims
     # alone are wrong; never known for a remote target, and never written to a report.
     signing_key: str | None = None
+    # A managed PostgreSQL server's own application-role URL, so the multi-tenant suite can show that row-level
+    # security alone keeps tenants apart; never known for a remote target, and never written to a report.
+    database_app_url: str | None = None
 
 
 def free_port() -> int:
@@ -106,25 +109,66 @@ def _redacted(url: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """A fresh database: `admin_url` (the owner, who migrates it) and `app_url`, a login role made for this run
+    that owns nothing and is no superuser — so the server runs under row-level security, as it should in
+    production."""
+
+    admin_url: str
+    app_url: str
+    role: str
+
+
+# What the application role needs (the operator's `vigil db create-app-role` does the same).
+_GRANTS = (
+    'GRANT CONNECT ON DATABASE "{db}" TO "{role}"',
+    'GRANT USAGE ON SCHEMA public TO "{role}"',
+    'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"',
+    'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO "{role}"',
+)
+
+
+def _with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+
+
 @contextlib.contextmanager
-def fresh_postgres_database(server_url: str) -> Iterator[str]:
-    """Creates a uniquely named database on the server at `server_url`, yields its URL, drops it afterwards."""
+def fresh_postgres_database(server_url: str) -> Iterator[PostgresDatabase]:
+    """Creates a uniquely named database and a login role for the app on the server at `server_url`, yields
+    them, and drops both afterwards."""
     import psycopg  # noqa: PLC0415 - only the PostgreSQL target needs it
 
-    name = f"vigil_validation_{uuid.uuid4().hex[:12]}"
+    suffix = uuid.uuid4().hex[:12]
+    name, role, role_password = f"vigil_validation_{suffix}", f"vigil_validation_app_{suffix}", secrets.token_hex(16)
     conninfo = _psycopg_conninfo(server_url)
     if not urlsplit(server_url).path.strip("/"):
         conninfo = _psycopg_conninfo(_with_database(server_url, "postgres"))
+    admin_url = _with_database(server_url, name)
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
+            admin.execute(f"CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{role_password}'")
+        with psycopg.connect(_psycopg_conninfo(admin_url), autocommit=True, connect_timeout=5) as owner:
+            for grant in _GRANTS:
+                owner.execute(grant.format(db=name, role=role))
     except psycopg.Error as exc:
+        _drop_database_and_role(conninfo, name, role)
         raise TargetUnreachable(f"PostgreSQL at {_redacted(server_url)}: {str(exc).strip()}") from exc
     try:
-        yield _with_database(server_url, name)
+        yield PostgresDatabase(admin_url=admin_url, app_url=_with_user(admin_url, role, role_password), role=role)
     finally:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database_and_role(conninfo, name, role)
+
+
+def _drop_database_and_role(conninfo: str, name: str, role: str) -> None:
+    import psycopg  # noqa: PLC0415
+
+    with contextlib.suppress(psycopg.Error), psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 # -- the managed server -----------------------------------------------------------------------------------
@@ -134,7 +178,7 @@ def _server_env(
     email: str,
     password: str,
     secret_key: str,
-    database_url: str | None,
+    database: PostgresDatabase | None,
     redis_url: str | None,
     extra: dict[str, str],
 ) -> dict[str, str]:
@@ -154,8 +198,9 @@ def _server_env(
             "VIGIL_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         }
     )
-    if database_url is not None:
-        env["VIGIL_DATABASE_URL"] = database_url
+    if database is not None:
+        env["VIGIL_DATABASE_URL"] = database.app_url
+        env["VIGIL_DATABASE_ADMIN_URL"] = database.admin_url
     if redis_url is not None:
         env["VIGIL_REDIS_URL"] = redis_url
         # Its own keys on a shared Redis: runs side by side never share counters.
@@ -197,10 +242,10 @@ def managed_target(
     once ready, and stops it (and drops its database) afterwards — whatever happened in between."""
     with contextlib.ExitStack() as stack:
         database = "SQLite (in the data directory)"
-        server_db: str | None = None
+        server_db: PostgresDatabase | None = None
         if database_url is not None:
             server_db = stack.enter_context(fresh_postgres_database(database_url))
-            database = f"PostgreSQL {_redacted(server_db)}"
+            database = f"PostgreSQL {_redacted(server_db.app_url)} (role {server_db.role}, row-level security)"
         data_dir = Path(tempfile.mkdtemp(prefix="vigil-validation-"))
         if not keep_data:
             stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
@@ -217,7 +262,7 @@ def managed_target(
             email=email,
             password=password,
             secret_key=secret_key,
-            database_url=server_db,
+            database=server_db,
             redis_url=redis_url,
             extra=server_env or {},
         )
@@ -239,4 +284,5 @@ def managed_target(
             server_log=str(log_path),
             data_dir=str(data_dir),
             signing_key=env["VIGIL_SECRET_KEY"],
+            database_app_url=server_db.app_url if server_db is not None else None,
         )

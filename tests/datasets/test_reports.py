@@ -252,7 +252,7 @@ def test_large_datasets_are_reported_by_a_job(job_client: TestClient, job_tenant
 
 
 def test_reports_table_migrates_up_and_down(any_db_settings: Settings) -> None:
-    engine = create_engine(any_db_settings.database_url_resolved)
+    engine = create_engine(any_db_settings.database_admin_url_resolved)
     any_db_settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         upgrade_database(engine, "0002")

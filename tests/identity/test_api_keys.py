@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.conftest import Tenant
 from vigil.config import Settings
-from vigil.core.database import Database
+from vigil.core.database import Database, bind_platform
 from vigil.identity.models import ApiKey
 
 
@@ -39,6 +39,7 @@ def test_key_is_shown_once_and_works_in_both_headers(client: TestClient, tenant:
     database = Database(settings)
     try:
         with database.session() as session:
+            bind_platform(session)  # a raw look at the table: every tenant's rows (RLS on PostgreSQL)
             row = session.scalars(select(ApiKey)).one()
         assert row.key_hash != key
         assert key not in row.key_hash

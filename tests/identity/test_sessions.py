@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, Tenant, bearer
 from tests.identity.conftest import app_client, new_user, tokens
 from vigil.config import Settings
-from vigil.core.database import Database
+from vigil.core.database import Database, bind_platform
 from vigil.identity.models import AuthSession, RefreshToken
 
 
@@ -161,6 +161,7 @@ def test_sessions_and_refresh_rotation_on_postgres(any_db_settings: Settings) ->
     database = Database(any_db_settings)
     try:
         with database.session() as session:
+            bind_platform(session)  # the app role sees no tenant's rows without it (row-level security)
             revoked = session.scalars(select(AuthSession.revoked_reason)).all()
             hashes = session.scalars(select(RefreshToken.token_hash)).all()
         assert "refresh-token-reuse" in revoked

@@ -11,7 +11,7 @@ import pytest
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.context import AppContext
-from vigil.core.database import Database, TenantScope, utcnow
+from vigil.core.database import Database, TenantScope, bind_platform, build_engine, utcnow
 from vigil.core.errors import InvalidInput
 from vigil.core.metrics import Metrics
 from vigil.identity.models import Tenant
@@ -28,7 +28,9 @@ TENANT = "tnt_test"
 def app(any_db_settings: Settings) -> Iterator[AppContext]:
     any_db_settings.job_poll_interval_s = 0.02
     database = Database(any_db_settings)
-    upgrade_database(database.engine)
+    owner = build_engine(any_db_settings, admin=True)
+    upgrade_database(owner)
+    owner.dispose()
     with database.session() as session:
         session.add(Tenant(id=TENANT, name="t", status="active", settings={}))
     yield AppContext(
@@ -77,6 +79,7 @@ def wait(app: AppContext, job_id: str, statuses: tuple[str, ...] = ("succeeded",
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with app.database.session() as session:
+            bind_platform(session)
             job = session.get(Job, job_id)
             assert job is not None
             if job.status in statuses:
@@ -141,6 +144,7 @@ def test_each_job_is_claimed_once(app: AppContext) -> None:
 def test_a_job_left_running_by_a_dead_server_is_picked_up(app: AppContext) -> None:
     job_id = enqueue(app, "echo", {"value": 1})
     with app.database.session() as session:  # what a killed server leaves behind
+        bind_platform(session)
         job = session.get(Job, job_id)
         assert job is not None
         job.status, job.worker_id, job.attempts = "running", "dead-host:1:x", 1
@@ -158,6 +162,7 @@ def test_a_job_left_running_by_a_dead_server_is_picked_up(app: AppContext) -> No
 def test_a_job_that_keeps_dying_is_given_up(app: AppContext) -> None:
     job_id = enqueue(app, "echo", {"value": 1})
     with app.database.session() as session:
+        bind_platform(session)
         job = session.get(Job, job_id)
         assert job is not None
         job.status, job.worker_id, job.attempts = "running", "dead-host:1:x", MAX_ATTEMPTS

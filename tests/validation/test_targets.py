@@ -56,10 +56,15 @@ def _databases() -> set[str]:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
 
 
+def _roles() -> set[str]:
+    with psycopg.connect(_pg_conninfo(), autocommit=True, connect_timeout=3) as conn:
+        return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+
+
 @pytest.mark.postgres
 def test_managed_postgresql_target_uses_and_drops_a_fresh_database(tmp_path: Path) -> None:
     try:
-        before = _databases()
+        before, roles_before = _databases(), _roles()
     except psycopg.OperationalError as exc:
         if services_required():
             pytest.fail(f"PostgreSQL is required (VIGIL_REQUIRE_SERVICES=1) but unreachable: {exc}")
@@ -70,9 +75,14 @@ def test_managed_postgresql_target_uses_and_drops_a_fresh_database(tmp_path: Pat
         [name] = created
         assert name.startswith("vigil_validation_")
         assert "PostgreSQL" in target.database
+        assert target.database_app_url is not None
+        assert "vigil_validation_app_" in target.database_app_url
+        roles = _roles()
+        assert any(r.startswith("vigil_validation_app_") for r in roles)
         check_server(target.url, target.admin_email, target.admin_password)
         assert httpx.get(f"{target.url}/ready").json()["checks"]["database"] == "ok"
     assert name not in _databases()
+    assert not (_roles() - roles_before), "the run's application role is dropped"
     assert_stopped(target.url)
 
 

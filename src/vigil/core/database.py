@@ -1,15 +1,24 @@
-"""The database: engine and sessions, the declarative base, and the tenant scope every repository needs."""
+"""The database: engine and sessions, the declarative base, and the tenant scope every repository needs.
+
+On PostgreSQL every tenant-owned table has a row-level-security policy keyed on the transaction setting
+`vigil.tenant_id` (migration 0004). A session carries its access in `session.info`: a tenant id (what a
+repository built with a `TenantScope` binds), `PLATFORM_ACCESS` (the few platform code paths: login, the
+superadmin's tenant management, job claiming — see `platform_access`), or nothing, which sees no tenant rows.
+The setting is re-applied at the start of every transaction, so a commit never drops it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON, TypeDecorator
 
 from vigil.config import Settings
@@ -51,6 +60,74 @@ class TenantScope:
             raise ValueError("a tenant scope needs a tenant id")
 
 
+ACCESS_SETTING = "vigil.tenant_id"
+PLATFORM_ACCESS = "*"  # admitted by every policy; server-made tenant ids never contain it
+_INFO_KEY = "vigil.access"
+_SET_ACCESS = text("SELECT set_config('vigil.tenant_id', :access, true)")
+
+
+def _apply_access(session: Session, access: str | None) -> None:
+    session.info[_INFO_KEY] = access
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(_SET_ACCESS, {"access": access or ""})
+
+
+def current_access(session: Session) -> str | None:
+    value: str | None = session.info.get(_INFO_KEY)
+    return value
+
+
+def bind_tenant(session: Session, scope: TenantScope) -> None:
+    """From now on this session's transactions see only `scope`'s rows (PostgreSQL RLS); repositories call it."""
+    if current_access(session) != scope.tenant_id:
+        _apply_access(session, scope.tenant_id)
+
+
+def bind_platform(session: Session) -> None:
+    """For sessions that only do platform work (job workers): every tenant's rows, for the whole session."""
+    if current_access(session) != PLATFORM_ACCESS:
+        _apply_access(session, PLATFORM_ACCESS)
+
+
+@contextmanager
+def platform_access(session: Session) -> Iterator[None]:
+    """Every tenant's rows for the duration of the block, then the session's previous access again."""
+    previous = current_access(session)
+    if previous == PLATFORM_ACCESS:
+        yield
+        return
+    _apply_access(session, PLATFORM_ACCESS)
+    try:
+        yield
+    finally:
+        _apply_access(session, previous)
+
+
+class _HasSession(Protocol):
+    session: Session
+
+
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+_S = TypeVar("_S", bound=_HasSession)
+
+
+def platform_query(fn: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+    """Marks a repository method as a platform query: it runs with `platform_access` on its session."""
+
+    def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with platform_access(self.session):
+            return fn(self, *args, **kwargs)
+
+    functools.update_wrapper(wrapper, fn)
+    return wrapper
+
+
+def _on_begin(session: Session, _transaction: Any, connection: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(_SET_ACCESS, {"access": current_access(session) or ""})
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -60,8 +137,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def build_engine(settings: Settings) -> Engine:
-    url = settings.database_url_resolved
+def build_engine(settings: Settings, *, admin: bool = False) -> Engine:
+    """The application's engine, or (`admin=True`) the schema owner's, for migrations."""
+    url = settings.database_admin_url_resolved if admin else settings.database_url_resolved
+    if admin and url != settings.database_url_resolved and not url.startswith("sqlite"):
+        return create_engine(url, poolclass=NullPool)
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
@@ -82,6 +162,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine = build_engine(settings)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessions, "after_begin", _on_begin)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from vigil.core.database import TenantScope
+from vigil.core.database import TenantScope, bind_tenant
 from vigil.datasets.models import Dataset, DatasetReport
 
 
@@ -15,6 +16,7 @@ class DatasetRepository:
     def __init__(self, *, session: Session, scope: TenantScope) -> None:
         self.session = session
         self.scope = scope
+        bind_tenant(session, scope)
 
     def get(self, dataset_id: str) -> Dataset | None:
         return self.session.scalar(
@@ -37,6 +39,25 @@ class DatasetRepository:
     def delete(self, dataset: Dataset) -> None:
         self.session.delete(dataset)
 
+    def usage(self) -> tuple[int, int]:
+        """(datasets, stored bytes) of the tenant."""
+        row = self.session.execute(
+            select(func.count(), func.coalesce(func.sum(Dataset.size_bytes), 0)).where(
+                Dataset.tenant_id == self.scope.tenant_id
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    def largest_rows(self) -> int:
+        return int(
+            self.session.scalar(select(func.max(Dataset.n_rows)).where(Dataset.tenant_id == self.scope.tenant_id)) or 0
+        )
+
+    def expired(self, *, before: datetime) -> Sequence[Dataset]:
+        return self.session.scalars(
+            select(Dataset).where(Dataset.tenant_id == self.scope.tenant_id, Dataset.created_at < before)
+        ).all()
+
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).where(Dataset.tenant_id == self.scope.tenant_id)) or 0)
 
@@ -47,6 +68,7 @@ class ReportRepository:
     def __init__(self, *, session: Session, scope: TenantScope) -> None:
         self.session = session
         self.scope = scope
+        bind_tenant(session, scope)
 
     def _scoped(self) -> Select[DatasetReport]:
         return select(DatasetReport).where(DatasetReport.tenant_id == self.scope.tenant_id)

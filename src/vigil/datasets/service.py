@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
-from vigil.core.errors import InvalidInput, NotFound
+from vigil.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
 from vigil.datasets import formats
 from vigil.datasets.models import Dataset
 from vigil.datasets.repository import DatasetRepository
 from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
+from vigil.identity.quotas import policy_of
 
 
 def to_public(dataset: Dataset) -> DatasetPublic:
@@ -67,6 +68,10 @@ class DatasetService:
         description: str | None,
         created_by: str | None,
     ) -> DatasetPublic:
+        policy = policy_of(self.session, self.scope, self.app.settings)
+        if path.stat().st_size > policy.max_upload_bytes:
+            raise PayloadTooLarge(policy.max_upload_bytes)
+        policy.check("datasets", used=self.datasets.count())  # fail fast; checked again, locked, before the insert
         table = formats.read_table(path, fmt, limits=self.limits)
         return self.create_from_table(
             table=table, name=name, description=description, source_format=fmt.value, created_by=created_by
@@ -90,6 +95,12 @@ class DatasetService:
         staging = self.app.blobs.staging_path(self.scope)
         try:
             formats.write_parquet(table, staging)
+            # Quotas are checked with the tenant's row locked until the commit: no two uploads share the last slot.
+            policy = policy_of(self.session, self.scope, self.app.settings, lock=True)
+            policy.check("rows_per_dataset", used=table.num_rows, adding=0)
+            count, stored = self.datasets.usage()
+            policy.check("datasets", used=count)
+            policy.check("storage_bytes", used=stored, adding=staging.stat().st_size)
             size = self.app.blobs.put_file(key, staging)
             dataset = Dataset(
                 id=dataset_id,

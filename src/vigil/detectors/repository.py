@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vigil.core.database import TenantScope
+from vigil.core.database import TenantScope, bind_tenant
 from vigil.detectors.models import Detector, ModelVersion
 
 
@@ -16,6 +16,7 @@ class DetectorRepository:
     def __init__(self, *, session: Session, scope: TenantScope) -> None:
         self.session = session
         self.scope = scope
+        bind_tenant(session, scope)
 
     def get(self, detector_id: str) -> Detector | None:
         return self.session.scalar(
@@ -27,6 +28,9 @@ class DetectorRepository:
         if after_id is not None:
             query = query.where(Detector.id < after_id)
         return self.session.scalars(query.order_by(Detector.id.desc()).limit(limit + 1)).all()
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).where(Detector.tenant_id == self.scope.tenant_id)) or 0)
 
     def add(self, detector: Detector) -> Detector:
         if detector.tenant_id != self.scope.tenant_id:

@@ -37,7 +37,9 @@ class DetectorCreate(Strict):
     description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     algorithm: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     parameters: dict[str, Any] = Field(default_factory=dict, max_length=100)
-    contamination: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    contamination: Annotated[float, Field(gt=0, le=0.5)] | None = Field(
+        default=None, description="Expected share of anomalies; the tenant's default_contamination when omitted."
+    )
     features: Features | None = None
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
 

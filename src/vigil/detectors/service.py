@@ -32,6 +32,7 @@ from vigil.detectors.schemas import (
     ModelVersionPublic,
     PreprocessingSpec,
 )
+from vigil.identity.quotas import policy_of
 from vigil.jobs.schemas import JobPublic
 from vigil.jobs.service import JobService
 
@@ -98,6 +99,14 @@ class DetectorService:
 
     # -- configuration ---------------------------------------------------------------------------------------
     def create(self, *, data: DetectorCreate, created_by: str | None) -> DetectorPublic:
+        policy = policy_of(self.session, self.scope, self.app.settings, lock=True)
+        if policy.allowed_algorithms is not None and data.algorithm not in policy.allowed_algorithms:
+            raise InvalidInput(
+                f"Algorithm {data.algorithm!r} is not allowed in this tenant.",
+                errors=[{"loc": ["body", "algorithm"], "msg": "not among the tenant's allowed algorithms"}],
+                allowed=policy.allowed_algorithms,
+            )
+        policy.check("detectors", used=self.detectors.count())
         parameters = self._validated_parameters(data.algorithm, data.parameters)
         detector = Detector(
             id=new_id("det"),
@@ -106,7 +115,7 @@ class DetectorService:
             description=data.description,
             algorithm=data.algorithm,
             parameters=parameters,
-            contamination=data.contamination,
+            contamination=data.contamination if data.contamination is not None else policy.default_contamination,
             features=data.features,
             preprocessing=data.preprocessing.model_dump(),
             status="created",

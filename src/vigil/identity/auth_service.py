@@ -23,6 +23,7 @@ from vigil.identity.models import AuthSession, RefreshToken, Tenant, User
 from vigil.identity.passwords import Passwords
 from vigil.identity.permissions import Permission, Role
 from vigil.identity.principal import Principal
+from vigil.identity.quotas import TenantPolicy
 from vigil.identity.repository import PlatformRepository, SessionRepository
 from vigil.identity.schemas import MePublic, PasswordChange, SessionPublic, TenantRef, TokenPublic, UserPublic
 from vigil.identity.throttle import LoginThrottle
@@ -246,6 +247,7 @@ class AuthService:
             tenant_id=user.tenant_id,
             role=Role(user.role),
             session_id=auth_session.id,
+            tenant_calls_per_hour=TenantPolicy.of(tenant, self.settings).quotas["api_calls_per_hour"],
         )
 
     def authenticate_api_key(self, key: str) -> Principal:
@@ -279,6 +281,7 @@ class AuthService:
                 if api_key.rate_limit
                 else None
             ),
+            tenant_calls_per_hour=TenantPolicy.of(tenant, self.settings).quotas["api_calls_per_hour"],
         )
 
     # -- one's own sessions and password -----------------------------------------------------------------

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection, Request
 
 from vigil.config import Settings
 from vigil.core.clientinfo import ClientInfo, Networks, client_info, parse_networks
+from vigil.core.database import bind_tenant
 from vigil.core.deps import SessionDep
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
 from vigil.core.security_headers import RATE_LIMIT_STATE
@@ -21,7 +22,7 @@ from vigil.identity.credentials import hash_secret, looks_like_api_key
 from vigil.identity.passwords import Passwords
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
-from vigil.identity.ratelimit import Decision, RateLimiter, per_seconds
+from vigil.identity.ratelimit import Decision, RateLimiter, per_hour, per_seconds
 from vigil.identity.tokens import TokenService
 
 
@@ -118,7 +119,21 @@ def get_principal(
         raise Unauthorized("Send an access token as 'Authorization: Bearer <token>', or an API key.")
     auth = identity.auth(session)
     principal = auth.authenticate_api_key(presented) if looks_like_api_key(presented) else auth.authenticate(presented)
+    # From here on the request's session sees only the caller's tenant (PostgreSQL RLS), whatever the route does.
+    bind_tenant(session, principal.scope)
     limiter = identity.limiter
+    if principal.tenant_calls_per_hour is not None:  # the tenant's quota: all its users and keys together
+        quota = per_hour(principal.tenant_calls_per_hour)
+        decision = limiter.hit(quota, "tenant", principal.tenant_id)
+        if decision is not None and not decision.allowed:
+            raise RateLimited(
+                f"The tenant's quota of {decision.limit} API calls per hour is spent.",
+                retry_after_s=decision.reset_s,
+                headers=decision.headers(),
+                quota="api_calls_per_hour",
+                limit=decision.limit,
+                used=decision.limit,
+            )
     item = limiter.per_api_key if principal.is_api_key else limiter.per_user
     enforce(request, limiter.hit(item, principal.rate_limit_subject), "per caller")
     if principal.key_rate_limit is not None:  # a key's own, tighter limit: checked last, so its headers show

@@ -24,6 +24,7 @@ class Principal:
     api_key_id: str | None = None
     scopes: frozenset[Permission] | None = None
     key_rate_limit: tuple[int, int] | None = None  # (requests, window in seconds) set on the key
+    tenant_calls_per_hour: int | None = None  # the tenant's `api_calls_per_hour` quota
 
     @property
     def scope(self) -> TenantScope:

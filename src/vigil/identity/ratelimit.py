@@ -45,6 +45,10 @@ def per_seconds(requests: int, window_s: int) -> RateLimitItem:
     return RateLimitItemPerSecond(requests, window_s)
 
 
+def per_hour(requests: int) -> RateLimitItem:
+    return RateLimitItemPerSecond(requests, 3600)
+
+
 class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limit_enabled
@@ -97,6 +101,16 @@ class RateLimiter:
             reset_s=max(1, reset) if not allowed else reset,
             window_s=item.get_expiry(),
         )
+
+    def used(self, item: RateLimitItem, *identifiers: str) -> int:
+        """How many requests the current window of `item` has counted (0 when off or unknown)."""
+        if not self.enabled:
+            return 0
+        try:
+            stats = self._limiter().get_window_stats(item, self.prefix, *identifiers)
+        except Exception:  # a usage report is no reason to fail
+            return 0
+        return max(0, item.amount - stats.remaining)
 
     def _limiter(self) -> FixedWindowRateLimiter:
         if self._shared is None or time.monotonic() < self._down_until:

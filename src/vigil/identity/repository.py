@@ -10,7 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from vigil.core.database import TenantScope
+from vigil.core.database import TenantScope, bind_tenant, platform_access, platform_query
 from vigil.identity.models import ApiKey, AuditEvent, AuthSession, LoginFailure, RefreshToken, Tenant, User
 
 
@@ -24,6 +24,7 @@ class UserRepository:
     def __init__(self, *, session: Session, scope: TenantScope) -> None:
         self.session = session
         self.scope = scope
+        bind_tenant(session, scope)
 
     def get(self, user_id: str) -> User | None:
         return self.session.scalar(select(User).where(User.id == user_id, User.tenant_id == self.scope.tenant_id))
@@ -59,12 +60,15 @@ class PlatformRepository:
     def __init__(self, *, session: Session) -> None:
         self.session = session
 
+    @platform_query
     def user_by_email(self, email: str) -> User | None:
         return self.session.scalar(select(User).where(User.email == email))
 
+    @platform_query
     def user_by_id(self, user_id: str) -> User | None:
         return self.session.get(User, user_id)
 
+    @platform_query
     def session_with_owner(self, session_id: str) -> SessionOwner | None:
         """A session with its user and tenant, in one query: what every request with an access token checks."""
         row = self.session.execute(
@@ -75,49 +79,79 @@ class PlatformRepository:
         ).first()
         return SessionOwner(row[0], row[1], row[2]) if row is not None else None
 
+    @platform_query
     def refresh_token(self, token_hash: str) -> RefreshToken | None:
         return self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
 
+    @platform_query
     def api_key_with_tenant(self, prefix: str) -> tuple[ApiKey, Tenant] | None:
         row = self.session.execute(
             select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.prefix == prefix)
         ).first()
         return (row[0], row[1]) if row is not None else None
 
+    @platform_query
     def touch_session(self, session_id: str, *, now: datetime) -> None:
         self.session.execute(update(AuthSession).where(AuthSession.id == session_id).values(last_used_at=now))
 
+    @platform_query
     def touch_api_key(self, key_id: str, *, now: datetime) -> None:
         self.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
 
+    @platform_query
     def email_taken(self, email: str) -> bool:
         return self.user_by_email(email) is not None
 
+    @platform_query
     def tenant(self, tenant_id: str) -> Tenant | None:
         return self.session.get(Tenant, tenant_id)
 
+    @platform_query
+    def tenant_for_update(self, tenant_id: str) -> Tenant | None:
+        """The tenant's row, locked until the transaction ends: `FOR UPDATE` on PostgreSQL; on SQLite, which
+        ignores it, a no-op write takes the database's write lock, which serialises the checks the same way."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(update(Tenant).where(Tenant.id == tenant_id).values(updated_at=Tenant.updated_at))
+        return self.session.scalar(
+            select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)
+        )
+
+    @platform_query
+    def all_tenants(self) -> Sequence[Tenant]:
+        return self.session.scalars(select(Tenant).order_by(Tenant.id)).all()
+
+    @platform_query
+    def tenants_by_id(self, tenant_ids: list[str]) -> Sequence[Tenant]:
+        return self.session.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids))).all() if tenant_ids else []
+
+    @platform_query
     def tenant_by_name(self, name: str) -> Tenant | None:
         return self.session.scalar(select(Tenant).where(Tenant.name == name))
 
+    @platform_query
     def platform_tenant(self) -> Tenant | None:
         return self.session.scalar(select(Tenant).where(Tenant.is_platform.is_(True)))
 
+    @platform_query
     def tenants(self, *, limit: int, after_id: str | None) -> Sequence[Tenant]:
         query = select(Tenant)
         if after_id is not None:
             query = query.where(Tenant.id < after_id)
         return self.session.scalars(query.order_by(Tenant.id.desc()).limit(limit + 1)).all()
 
+    @platform_query
     def add_tenant(self, tenant: Tenant) -> Tenant:
         self.session.add(tenant)
         self.session.flush()
         return tenant
 
+    @platform_query
     def add_user(self, user: User) -> User:
         self.session.add(user)
         self.session.flush()
         return user
 
+    @platform_query
     def delete_tenant(self, tenant: Tenant) -> None:
         self.session.delete(tenant)
 
@@ -128,6 +162,7 @@ class SessionRepository:
     def __init__(self, *, session: Session, scope: TenantScope) -> None:
         self.session = session
         self.scope = scope
+        bind_tenant(session, scope)
 
     def add(self, auth_session: AuthSession) -> AuthSession:
         if auth_session.tenant_id != self.scope.tenant_id:
@@ -181,6 +216,7 @@ class ApiKeyRepository:
     def __init__(self, *, session: Session, scope: TenantScope) -> None:
         self.session = session
         self.scope = scope
+        bind_tenant(session, scope)
 
     def add(self, key: ApiKey) -> ApiKey:
         if key.tenant_id != self.scope.tenant_id:
@@ -206,9 +242,14 @@ class AuditRepository:
         self.session = session
 
     def record(self, event: AuditEvent) -> None:
-        self.session.add(event)
+        # Written under platform access: an event may belong to another tenant than the session's (a superadmin's
+        # tenant operations are kept with the platform tenant) or to none (a login to no account).
+        with platform_access(self.session):
+            self.session.add(event)
+            self.session.flush()
 
     def list(self, *, scope: TenantScope, limit: int, after_id: str | None, action: str | None) -> Sequence[AuditEvent]:
+        bind_tenant(self.session, scope)
         query = select(AuditEvent).where(AuditEvent.tenant_id == scope.tenant_id)
         if action is not None:
             query = query.where(AuditEvent.action == action)

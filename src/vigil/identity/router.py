@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 
-from vigil.core.deps import BlobsDep, SessionDep, SettingsDep
+from vigil.core.deps import SessionDep, SettingsDep
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
 from vigil.identity.dependencies import ClientDep, IdentityDep, enforce, require
@@ -23,18 +23,15 @@ from vigil.identity.schemas import (
     PasswordChange,
     RefreshRequest,
     SessionPublic,
-    TenantCreate,
-    TenantPublic,
     TenantSecurityPublic,
     TenantSecurityUpdate,
-    TenantUpdate,
     TokenPublic,
     TokenRequest,
     UserCreate,
     UserPublic,
     UserUpdate,
 )
-from vigil.identity.service import ApiKeyService, AuditService, TenantSecurityService, TenantService, UserService
+from vigil.identity.service import ApiKeyService, AuditService, TenantSecurityService, UserService
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -147,69 +144,6 @@ def change_password(
     client: ClientDep,
 ) -> Response:
     identity.auth(session).change_password(principal=principal, data=data, client=client)
-    return Response(status_code=204)
-
-
-@router.post("/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, summary="Create a tenant")
-def create_tenant(
-    data: TenantCreate,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client).create(data=data)
-
-
-@router.get("/tenants", tags=["tenants"], summary="List tenants")
-def list_tenants(
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[TenantPublic]:
-    items, next_cursor = TenantService(session=session, blobs=blobs, principal=principal, client=client).list(
-        limit=limit, cursor=cursor
-    )
-    return Page(items=items, next_cursor=next_cursor)
-
-
-@router.get("/tenants/{tenant_id}", tags=["tenants"], summary="Get a tenant")
-def get_tenant(
-    tenant_id: Id,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client).get(tenant_id=tenant_id)
-
-
-@router.patch("/tenants/{tenant_id}", tags=["tenants"], summary="Rename, suspend or resume a tenant")
-def update_tenant(
-    tenant_id: Id,
-    data: TenantUpdate,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client).update(
-        tenant_id=tenant_id, data=data
-    )
-
-
-@router.delete("/tenants/{tenant_id}", tags=["tenants"], status_code=204, summary="Delete a tenant and all its data")
-def delete_tenant(
-    tenant_id: Id,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-) -> Response:
-    TenantService(session=session, blobs=blobs, principal=principal, client=client).delete(tenant_id=tenant_id)
     return Response(status_code=204)
 
 

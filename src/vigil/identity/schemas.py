@@ -154,23 +154,71 @@ class TenantSecurityPublic(BaseModel):
     platform_maximum: dict[str, int] = Field(description="The server's values: a tenant may only tighten them.")
 
 
+Count = Annotated[int, Field(ge=0, le=2**62)]
+AlgorithmName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class TenantQuotas(Strict):
+    """Per-tenant overrides of the platform's quota defaults; null restores the default."""
+
+    datasets: Count | None = None
+    detectors: Count | None = None
+    storage_bytes: Count | None = None
+    rows_per_dataset: Count | None = None
+    api_calls_per_hour: Count | None = None
+    concurrent_jobs: Annotated[int, Field(ge=1, le=1000)] | None = None
+    streams: Count | None = Field(default=None, description="Enforced once streams exist.")
+
+
+class TenantConfigUpdate(Strict):
+    """A tenant's own configuration; null restores the platform default."""
+
+    default_contamination: Annotated[float, Field(gt=0, le=0.5)] | None = None
+    allowed_algorithms: Annotated[list[AlgorithmName], Field(max_length=100)] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    max_upload_bytes: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="At most the server's VIGIL_MAX_UPLOAD_BYTES."
+    )
+
+
+class TenantConfigPublic(BaseModel):
+    default_contamination: float
+    allowed_algorithms: list[str] | None = Field(description="null: every algorithm of the catalog")
+    retention_days: int | None = Field(description="Datasets older than this are deleted; null keeps them.")
+    max_upload_bytes: int
+
+
 class TenantCreate(Strict):
     name: Name
+    quotas: TenantQuotas | None = None
+    config: TenantConfigUpdate | None = None
 
 
 class TenantUpdate(Strict):
     name: Name | None = None
     status: Annotated[str, Field(pattern="^(active|suspended)$")] | None = None
+    quotas: TenantQuotas | None = None
+    config: TenantConfigUpdate | None = None
 
 
 class TenantPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: str
     name: str
     status: str
+    quotas: dict[str, int] = Field(description="The limits in force: the tenant's overrides, else the defaults.")
+    config: TenantConfigPublic
     created_at: datetime
     updated_at: datetime
+
+
+class QuotaUse(BaseModel):
+    used: int
+    limit: int
+
+
+class TenantUsagePublic(BaseModel):
+    tenant_id: str
+    usage: dict[str, QuotaUse] = Field(description="Per quota: current use and the limit in force.")
 
 
 class UserCreate(Strict):

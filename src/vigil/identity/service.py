@@ -1,5 +1,5 @@
-"""Identity administration: tenants (superadmin), users, API keys, the audit log and tenant security settings
-(tenant admins), and the superadmin made at first start. Logging in and sessions are in `auth_service`."""
+"""Identity administration: users, API keys, the audit log and tenant security settings (tenant admins), and the
+superadmin made at first start. Tenants are in `tenant_service`; logging in and sessions in `auth_service`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.config import Settings
-from vigil.core.blobs import BlobStore
 from vigil.core.clientinfo import ClientInfo
 from vigil.core.database import TenantScope, utcnow
 from vigil.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -36,11 +35,8 @@ from vigil.identity.schemas import (
     ApiKeyPublic,
     ApiKeyRateLimit,
     AuditEventPublic,
-    TenantCreate,
-    TenantPublic,
     TenantSecurityPublic,
     TenantSecurityUpdate,
-    TenantUpdate,
     UserCreate,
     UserPublic,
     UserUpdate,
@@ -48,75 +44,6 @@ from vigil.identity.schemas import (
 
 log = logging.getLogger("vigil.identity")
 PLATFORM_TENANT_NAME = "platform"
-
-
-class TenantService:
-    """Superadmin's view of the platform's tenants."""
-
-    def __init__(self, *, session: Session, blobs: BlobStore, principal: Principal, client: ClientInfo) -> None:
-        self.session = session
-        self.platform = PlatformRepository(session=session)
-        self.blobs = blobs
-        self.principal = principal
-        self.client = client
-
-    def _audit(self, action: str, tenant_id: str, **details: object) -> None:
-        # Kept with the superadmin's own tenant: a deleted tenant's events go with it, this one must not.
-        audit.record(
-            self.session,
-            action=action,
-            tenant_id=self.principal.tenant_id,
-            principal=self.principal,
-            client=self.client,
-            target_type="tenant",
-            target_id=tenant_id,
-            details=details,
-        )
-
-    def create(self, *, data: TenantCreate) -> TenantPublic:
-        if self.platform.tenant_by_name(data.name) is not None:
-            raise Conflict(f"A tenant named {data.name!r} already exists.")
-        tenant = self.platform.add_tenant(Tenant(id=new_id("tnt"), name=data.name, status="active", settings={}))
-        self._audit("tenant.create", tenant.id, name=data.name)
-        self.session.commit()
-        return TenantPublic.model_validate(tenant)
-
-    def list(self, *, limit: int, cursor: str | None) -> tuple[list[TenantPublic], str | None]:
-        rows = self.platform.tenants(limit=limit, after_id=decode_cursor(cursor))
-        items, next_cursor = page_of(rows, limit=limit, id_of=lambda t: t.id)
-        return [TenantPublic.model_validate(t) for t in items], next_cursor
-
-    def get(self, *, tenant_id: str) -> TenantPublic:
-        return TenantPublic.model_validate(self._get(tenant_id))
-
-    def update(self, *, tenant_id: str, data: TenantUpdate) -> TenantPublic:
-        tenant = self._get(tenant_id)
-        if tenant.is_platform and data.status == "suspended":
-            raise Conflict("The platform tenant cannot be suspended.")
-        if data.name is not None and data.name != tenant.name:
-            if self.platform.tenant_by_name(data.name) is not None:
-                raise Conflict(f"A tenant named {data.name!r} already exists.")
-            tenant.name = data.name
-        if data.status is not None:
-            tenant.status = data.status
-        self._audit("tenant.update", tenant.id, **data.model_dump(exclude_none=True))
-        self.session.commit()
-        return TenantPublic.model_validate(tenant)
-
-    def delete(self, *, tenant_id: str) -> None:
-        tenant = self._get(tenant_id)
-        if tenant.is_platform:
-            raise Conflict("The platform tenant cannot be deleted.")
-        self.platform.delete_tenant(tenant)  # rows of every domain go with it (ON DELETE CASCADE)
-        self._audit("tenant.delete", tenant_id, name=tenant.name)
-        self.session.commit()
-        self.blobs.delete_prefix(self.blobs.key(TenantScope(tenant_id)))
-
-    def _get(self, tenant_id: str) -> Tenant:
-        tenant = self.platform.tenant(tenant_id)
-        if tenant is None:
-            raise NotFound("tenant", tenant_id)
-        return tenant
 
 
 class UserService:

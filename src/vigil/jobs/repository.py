@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from vigil.core.database import TenantScope, utcnow
+from vigil.core.database import TenantScope, bind_platform, bind_tenant, utcnow
 from vigil.jobs.models import Job
 
 ACTIVE = ("queued", "running")
@@ -18,6 +18,7 @@ class JobRepository:
     def __init__(self, *, session: Session, scope: TenantScope) -> None:
         self.session = session
         self.scope = scope
+        bind_tenant(session, scope)
 
     def get(self, job_id: str) -> Job | None:
         return self.session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == self.scope.tenant_id))
@@ -39,6 +40,14 @@ class JobRepository:
         self.session.flush()
         return job
 
+    def count_running(self) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count()).where(Job.tenant_id == self.scope.tenant_id, Job.status == "running")
+            )
+            or 0
+        )
+
     def active_for_subject(self, subject_id: str) -> Sequence[Job]:
         return self.session.scalars(
             select(Job).where(
@@ -48,13 +57,39 @@ class JobRepository:
 
 
 class QueueRepository:
-    """What workers do: claim the next job, beat, finish, and requeue work a dead worker left behind."""
+    """What workers do: claim the next job, beat, finish, and requeue work a dead worker left behind.
+
+    Workers act for every tenant, so their sessions have platform access (`bind_platform`); a job's handler then
+    works through tenant-scoped repositories, which narrow the session to the job's tenant."""
 
     def __init__(self, *, session: Session) -> None:
         self.session = session
+        bind_platform(session)
 
-    def next_queued_ids(self, *, limit: int) -> Sequence[str]:
-        return self.session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(limit)).all()
+    def queue_heads(self) -> dict[str, str]:
+        """Each tenant with queued work → its oldest queued job."""
+        rows = self.session.execute(
+            select(Job.tenant_id, func.min(Job.id)).where(Job.status == "queued").group_by(Job.tenant_id)
+        ).all()
+        return {str(tenant_id): str(job_id) for tenant_id, job_id in rows}
+
+    def tenant_load(self, tenant_ids: Sequence[str]) -> dict[str, tuple[int, datetime | None]]:
+        """Per tenant: (jobs running now, when its latest job started) — what fair claiming orders by."""
+        rows = self.session.execute(
+            select(
+                Job.tenant_id,
+                func.count().filter(Job.status == "running"),
+                func.max(Job.started_at),
+            )
+            .where(Job.tenant_id.in_(tenant_ids))
+            .group_by(Job.tenant_id)
+        ).all()
+        return {tenant_id: (int(running), started) for tenant_id, running, started in rows}
+
+    def running_of(self, tenant_id: str) -> int:
+        return int(
+            self.session.scalar(select(func.count()).where(Job.tenant_id == tenant_id, Job.status == "running")) or 0
+        )
 
     def claim(self, *, job_id: str, worker_id: str) -> bool:
         """Compare-and-set: exactly one worker wins a queued job, on SQLite and PostgreSQL alike."""

@@ -13,22 +13,27 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope, utcnow
 from vigil.core.errors import VigilError
 from vigil.core.problems import problem_type_uri
+from vigil.identity.quotas import policies_of
 from vigil.jobs.models import Job
 from vigil.jobs.registry import JobCancelled, JobContext, JobOutcome, JobRegistry
 from vigil.jobs.repository import QueueRepository
+from vigil.jobs.scheduling import fair_order
 
 log = logging.getLogger("vigil.jobs")
 MAX_ATTEMPTS = 3
 PROGRESS_WRITE_INTERVAL_S = 0.25
+RECORD_RETRIES = 3
 
 
 def problem_of(exc: BaseException) -> dict[str, Any]:
@@ -59,10 +64,29 @@ class InProcessRunner:
         self._threads: list[threading.Thread] = []
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
+        self._claim_lock = threading.Lock()
+        self._chores: list[tuple[str, float, Callable[[], object]]] = []
+        self._chores_due: dict[str, float] = {}
+
+    def add_housekeeping(self, name: str, *, every_s: float, chore: Callable[[], object]) -> None:
+        """A chore run at start and then every `every_s` (e.g. the retention sweep): domains bring their own."""
+        self._chores.append((name, every_s, chore))
+
+    def run_housekeeping(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        for name, every_s, chore in self._chores:
+            if not force and now < self._chores_due.get(name, 0.0):
+                continue
+            self._chores_due[name] = now + every_s
+            try:
+                chore()
+            except Exception:  # the next round retries
+                log.exception("housekeeping %s failed", name)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
         self.recover_orphans(at_startup=True)
+        self.run_housekeeping(force=True)
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"vigil-job-worker-{n}", daemon=True)
             thread.start()
@@ -121,6 +145,7 @@ class InProcessRunner:
                         if job is not None and job.status == "running":
                             job.heartbeat_at = utcnow()
                 self.recover_orphans()
+                self.run_housekeeping()
             except Exception:  # the database may be briefly away; the next round retries
                 log.exception("job lease upkeep failed")
 
@@ -143,9 +168,22 @@ class InProcessRunner:
                     self._running.discard(job_id)
 
     def _claim_next(self) -> str | None:
-        with self.app.database.session() as session:
+        """Claims the next job fairly across tenants (`scheduling.fair_order`), within each tenant's cap.
+
+        One claim at a time per process, so this server's workers never overshoot a tenant's cap; servers sharing
+        a PostgreSQL database may, for a moment, by one each."""
+        with self._claim_lock, self.app.database.session() as session:
             queue = QueueRepository(session=session)
-            for job_id in queue.next_queued_ids(limit=5):
+            heads = queue.queue_heads()
+            if not heads:
+                return None
+            tenants = list(heads)
+            policies = policies_of(session, tenants, self.app.settings)
+            caps = {t: p.quotas["concurrent_jobs"] for t, p in policies.items()}
+            order = fair_order(
+                heads, queue.tenant_load(tenants), caps, default_cap=self.app.settings.quota_concurrent_jobs
+            )
+            for job_id in order:
                 if queue.claim(job_id=job_id, worker_id=self.worker_id):
                     with self._running_lock:
                         self._running.add(job_id)
@@ -196,6 +234,7 @@ class InProcessRunner:
         *,
         outcome: JobOutcome | None = None,
         error: dict[str, Any] | None = None,
+        attempt: int = 0,
     ) -> None:
         try:
             with self.app.database.session() as session:
@@ -208,6 +247,11 @@ class InProcessRunner:
         except Exception as exc:
             if status != "succeeded":
                 raise
+            if isinstance(exc, IntegrityError) and attempt < RECORD_RETRIES:
+                # Two jobs of one subject finished at once (both took the next model version): the outcome is
+                # recorded again in a fresh transaction, which sees the other's commit.
+                self._finish(job_id, status, outcome=outcome, attempt=attempt + 1)
+                return
             log.exception("job %s could not record its result", job_id)
             self._finish(job_id, "failed", error=problem_of(exc))
 

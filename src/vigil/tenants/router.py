@@ -1,0 +1,185 @@
+"""Tenant routes: the superadmin's management (create, list, change, suspend, resume, delete), the tenant admin's
+configuration (`/tenant/settings`), and what spans domains — `GET /tenants/{id}/usage` and `/export`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from vigil.core.deps import BlobsDep, ContextDep, SessionDep, SettingsDep
+from vigil.core.pagination import Page
+from vigil.identity.dependencies import ClientDep, IdentityDep, require
+from vigil.identity.permissions import Permission
+from vigil.identity.principal import Principal
+from vigil.identity.schemas import TenantConfigPublic, TenantConfigUpdate, TenantCreate, TenantPublic, TenantUpdate
+from vigil.identity.tenant_service import TenantConfigService, TenantService
+from vigil.tenants.schemas import TenantUsagePublic
+from vigil.tenants.service import ExportService, UsageService
+
+router = APIRouter()
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+@router.post("/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, summary="Create a tenant")
+def create_tenant(
+    data: TenantCreate,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    session: SessionDep,
+    blobs: BlobsDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantPublic:
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).create(
+        data=data
+    )
+
+
+@router.get("/tenants", tags=["tenants"], summary="List tenants")
+def list_tenants(
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    session: SessionDep,
+    blobs: BlobsDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[TenantPublic]:
+    items, next_cursor = TenantService(
+        session=session, blobs=blobs, principal=principal, client=client, settings=settings
+    ).list(limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/tenants/{tenant_id}", tags=["tenants"], summary="Get a tenant")
+def get_tenant(
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    session: SessionDep,
+    blobs: BlobsDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantPublic:
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).get(
+        tenant_id=tenant_id
+    )
+
+
+@router.patch("/tenants/{tenant_id}", tags=["tenants"], summary="Rename, suspend or resume a tenant")
+def update_tenant(
+    tenant_id: Id,
+    data: TenantUpdate,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    session: SessionDep,
+    blobs: BlobsDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantPublic:
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).update(
+        tenant_id=tenant_id, data=data
+    )
+
+
+@router.post("/tenants/{tenant_id}/suspend", tags=["tenants"], summary="Suspend a tenant: its tokens and keys stop")
+def suspend_tenant(
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    session: SessionDep,
+    blobs: BlobsDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantPublic:
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).update(
+        tenant_id=tenant_id, data=TenantUpdate(status="suspended")
+    )
+
+
+@router.post("/tenants/{tenant_id}/resume", tags=["tenants"], summary="Resume a suspended tenant")
+def resume_tenant(
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    session: SessionDep,
+    blobs: BlobsDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantPublic:
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).update(
+        tenant_id=tenant_id, data=TenantUpdate(status="active")
+    )
+
+
+@router.get("/tenant/settings", tags=["tenant settings"], summary="The tenant's configuration")
+def get_tenant_settings(
+    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantConfigPublic:
+    return TenantConfigService(session=session, principal=principal, settings=settings, client=client).get()
+
+
+@router.patch(
+    "/tenant/settings",
+    tags=["tenant settings"],
+    summary="Change the tenant's default contamination, allowed algorithms, retention or upload limit",
+)
+def update_tenant_settings(
+    data: TenantConfigUpdate,
+    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantConfigPublic:
+    return TenantConfigService(session=session, principal=principal, settings=settings, client=client).update(data=data)
+
+
+@router.delete("/tenants/{tenant_id}", tags=["tenants"], status_code=204, summary="Delete a tenant and all its data")
+def delete_tenant(
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
+    session: SessionDep,
+    blobs: BlobsDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> Response:
+    TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).delete(
+        tenant_id=tenant_id
+    )
+    return Response(status_code=204)
+
+
+@router.get("/tenants/{tenant_id}/usage", tags=["tenants"], summary="The tenant's use of each quota, with its limit")
+def get_tenant_usage(
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
+    session: SessionDep,
+    app: ContextDep,
+    identity: IdentityDep,
+) -> TenantUsagePublic:
+    return UsageService(session=session, principal=principal, app=app, limiter=identity.limiter).usage(
+        tenant_id=tenant_id
+    )
+
+
+@router.get(
+    "/tenants/{tenant_id}/export",
+    tags=["tenants"],
+    summary="The tenant's data as a zip: datasets as Parquet, metadata of datasets, detectors, versions and users",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+def export_tenant(
+    tenant_id: Id,
+    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> StreamingResponse:
+    chunks = ExportService(session=session, principal=principal, app=app).export(tenant_id=tenant_id)
+    return StreamingResponse(
+        chunks,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="vigil-tenant-{tenant_id}.zip"'},
+    )

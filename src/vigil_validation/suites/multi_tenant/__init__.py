@@ -1,0 +1,1 @@
+"""The multi-tenant suite: isolation of data, configuration and performance between tenants."""
