@@ -10,14 +10,15 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.requests import HTTPConnection
 
 from vigil.core.deps import ContextDep, SessionDep
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
-from vigil.datasets import formats
+from vigil.datasets import exports, formats
 from vigil.datasets.reports import ReportRequest, ReportService, ScorerProvider
 from vigil.datasets.schemas import (
     AnalysisRequest,
@@ -159,6 +160,29 @@ def dataset_rows(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RowsPublic:
     return service(session, principal, app).rows(dataset_id=dataset_id, offset=offset, limit=limit)
+
+
+@router.get(
+    "/{dataset_id}/download",
+    summary="Download a dataset as CSV, JSON records, Parquet or Arrow",
+    response_class=FileResponse,
+    responses={200: {"content": {media: {} for media in exports.MEDIA_TYPES.values()}}},
+)
+async def download_dataset(
+    dataset_id: str,
+    principal: Annotated[Principal, require(Permission.DATASETS_READ)],
+    session: SessionDep,
+    app: ContextDep,
+    format: Annotated[formats.FileFormat, Query(description="The file format to send.")] = formats.FileFormat.PARQUET,
+) -> FileResponse:
+    svc = service(session, principal, app)
+    path, filename = await anyio.to_thread.run_sync(lambda: svc.export(dataset_id=dataset_id, fmt=format))
+    return FileResponse(
+        path,
+        media_type=exports.MEDIA_TYPES[format],
+        filename=filename,
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
 
 
 @router.patch("/{dataset_id}", summary="Rename or describe a dataset")

@@ -21,7 +21,7 @@ from vigil.core.database import TenantScope
 from vigil.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
-from vigil.datasets import formats
+from vigil.datasets import exports, formats
 from vigil.datasets.models import Dataset
 from vigil.datasets.repository import DatasetRepository
 from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
@@ -182,6 +182,17 @@ class DatasetService:
         # The row is gone first: a crash now leaves an orphan file, never a row pointing at nothing.
         with contextlib.suppress(OSError):
             self.app.blobs.delete(key)
+
+    def export(self, *, dataset_id: str, fmt: formats.FileFormat) -> tuple[Path, str]:
+        """The dataset written in `fmt` to a staging file (the caller removes it), and a file name to offer."""
+        dataset = self._get(dataset_id)
+        target = self.app.blobs.staging_path(self.scope)
+        try:
+            exports.write_export(self.app.blobs.path(dataset.blob_key), fmt, target)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return target, f"{dataset.id}.{fmt.value}"
 
     def stored(self, *, dataset_id: str) -> Dataset:
         """The dataset's record (for the report use cases, which read its stored file)."""
