@@ -145,3 +145,19 @@ def test_export_then_delete_removes_rows_and_blobs(client: TestClient, make_tena
     assert not tenant_dir.exists()
     assert client.get("/api/v1/me", headers=a.admin).status_code == 401
     assert client.get("/api/v1/me", headers=b.admin).status_code == 200
+
+
+def test_narrowed_algorithms_also_stop_training(client: TestClient, tenant: Tenant) -> None:
+    detector = client.post("/api/v1/detectors", json={"name": "x", "algorithm": "iforest"}, headers=tenant.analyst)
+    dataset = upload(client, tenant.analyst)
+    assert dataset.status_code == 201
+    narrowed = client.patch("/api/v1/tenant/settings", json={"allowed_algorithms": ["ecod"]}, headers=tenant.admin)
+    assert narrowed.status_code == 200
+    train = client.post(
+        f"/api/v1/detectors/{detector.json()['id']}/train",
+        json={"dataset_id": dataset.json()["id"]},
+        headers=tenant.analyst,
+    )
+    assert train.status_code == 422
+    assert "not allowed" in train.json()["detail"]
+    assert client.get("/api/v1/jobs", headers=tenant.viewer).json()["items"] == []

@@ -100,12 +100,7 @@ class DetectorService:
     # -- configuration ---------------------------------------------------------------------------------------
     def create(self, *, data: DetectorCreate, created_by: str | None) -> DetectorPublic:
         policy = policy_of(self.session, self.scope, self.app.settings, lock=True)
-        if policy.allowed_algorithms is not None and data.algorithm not in policy.allowed_algorithms:
-            raise InvalidInput(
-                f"Algorithm {data.algorithm!r} is not allowed in this tenant.",
-                errors=[{"loc": ["body", "algorithm"], "msg": "not among the tenant's allowed algorithms"}],
-                allowed=policy.allowed_algorithms,
-            )
+        _check_allowed(data.algorithm, policy.allowed_algorithms)
         policy.check("detectors", used=self.detectors.count())
         parameters = self._validated_parameters(data.algorithm, data.parameters)
         detector = Detector(
@@ -172,6 +167,8 @@ class DetectorService:
     # -- training --------------------------------------------------------------------------------------------
     def train(self, *, detector_id: str, dataset_id: str, created_by: str | None) -> JobPublic:
         detector = self._get(detector_id)
+        # The tenant's allowed algorithms may have narrowed since the detector was made.
+        _check_allowed(detector.algorithm, policy_of(self.session, self.scope, self.app.settings).allowed_algorithms)
         schema = self.datasets.schema_of(dataset_id=dataset_id)
         features = self._check_features(detector, schema)
         job = self.jobs.enqueue(
@@ -339,6 +336,15 @@ def mark_training_unsuccessful(
         detector.status_reason = "The last training was cancelled."
     else:
         detector.status, detector.status_reason = "failed", reason
+
+
+def _check_allowed(algorithm: str, allowed: builtins.list[str] | None) -> None:
+    if allowed is not None and algorithm not in allowed:
+        raise InvalidInput(
+            f"Algorithm {algorithm!r} is not allowed in this tenant.",
+            errors=[{"loc": ["body", "algorithm"], "msg": "not among the tenant's allowed algorithms"}],
+            allowed=allowed,
+        )
 
 
 def _check_columns(columns: list[str], features: list[str], *, strict: bool) -> None:
