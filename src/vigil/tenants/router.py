@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from vigil.core.deps import BlobsDep, ContextDep, SessionDep, SettingsDep
@@ -24,101 +24,87 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-@router.post("/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, summary="Create a tenant")
-def create_tenant(
-    data: TenantCreate,
+def tenant_management(
     principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
     session: SessionDep,
     blobs: BlobsDep,
     client: ClientDep,
     settings: SettingsDep,
+) -> TenantService:
+    """The superadmin's tenant use cases; routes that take it declare `tenants:manage` through it."""
+    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings)
+
+
+def tenant_configuration(
+    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
+    session: SessionDep,
+    client: ClientDep,
+    settings: SettingsDep,
+) -> TenantConfigService:
+    """A tenant admin's configuration of their own tenant (`tenant-settings:manage`)."""
+    return TenantConfigService(session=session, principal=principal, settings=settings, client=client)
+
+
+TenantManagement = Annotated[TenantService, Depends(tenant_management)]
+TenantConfiguration = Annotated[TenantConfigService, Depends(tenant_configuration)]
+
+
+@router.post("/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, summary="Create a tenant")
+def create_tenant(
+    data: TenantCreate,
+    tenants: TenantManagement,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).create(
-        data=data
-    )
+    return tenants.create(data=data)
 
 
 @router.get("/tenants", tags=["tenants"], summary="List tenants")
 def list_tenants(
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    tenants: TenantManagement,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TenantPublic]:
-    items, next_cursor = TenantService(
-        session=session, blobs=blobs, principal=principal, client=client, settings=settings
-    ).list(limit=limit, cursor=cursor)
+    items, next_cursor = tenants.list(limit=limit, cursor=cursor)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/tenants/{tenant_id}", tags=["tenants"], summary="Get a tenant")
 def get_tenant(
     tenant_id: Id,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    tenants: TenantManagement,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).get(
-        tenant_id=tenant_id
-    )
+    return tenants.get(tenant_id=tenant_id)
 
 
 @router.patch("/tenants/{tenant_id}", tags=["tenants"], summary="Rename, suspend or resume a tenant")
 def update_tenant(
     tenant_id: Id,
     data: TenantUpdate,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    tenants: TenantManagement,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).update(
-        tenant_id=tenant_id, data=data
-    )
+    return tenants.update(tenant_id=tenant_id, data=data)
 
 
 @router.post("/tenants/{tenant_id}/suspend", tags=["tenants"], summary="Suspend a tenant: its tokens and keys stop")
 def suspend_tenant(
     tenant_id: Id,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    tenants: TenantManagement,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).update(
-        tenant_id=tenant_id, data=TenantUpdate(status="suspended")
-    )
+    return tenants.update(tenant_id=tenant_id, data=TenantUpdate(status="suspended"))
 
 
 @router.post("/tenants/{tenant_id}/resume", tags=["tenants"], summary="Resume a suspended tenant")
 def resume_tenant(
     tenant_id: Id,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    tenants: TenantManagement,
 ) -> TenantPublic:
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).update(
-        tenant_id=tenant_id, data=TenantUpdate(status="active")
-    )
+    return tenants.update(tenant_id=tenant_id, data=TenantUpdate(status="active"))
 
 
 @router.get("/tenant/settings", tags=["tenant settings"], summary="The tenant's configuration")
 def get_tenant_settings(
-    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
-    session: SessionDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    configuration: TenantConfiguration,
 ) -> TenantConfigPublic:
-    return TenantConfigService(session=session, principal=principal, settings=settings, client=client).get()
+    return configuration.get()
 
 
 @router.patch(
@@ -128,26 +114,17 @@ def get_tenant_settings(
 )
 def update_tenant_settings(
     data: TenantConfigUpdate,
-    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
-    session: SessionDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    configuration: TenantConfiguration,
 ) -> TenantConfigPublic:
-    return TenantConfigService(session=session, principal=principal, settings=settings, client=client).update(data=data)
+    return configuration.update(data=data)
 
 
 @router.delete("/tenants/{tenant_id}", tags=["tenants"], status_code=204, summary="Delete a tenant and all its data")
 def delete_tenant(
     tenant_id: Id,
-    principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
-    session: SessionDep,
-    blobs: BlobsDep,
-    client: ClientDep,
-    settings: SettingsDep,
+    tenants: TenantManagement,
 ) -> Response:
-    TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings).delete(
-        tenant_id=tenant_id
-    )
+    tenants.delete(tenant_id=tenant_id)
     return Response(status_code=204)
 
 
