@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,15 +79,14 @@ def test_expired_and_revoked_keys_are_refused(client: TestClient, tenant: Tenant
         ).status_code
         == 422
     )
-    soon = _create(client, tenant.admin, expires_at=(datetime.now(UTC) + timedelta(seconds=1)).isoformat())
+    expiry = datetime.now(UTC) + timedelta(seconds=3)  # far enough ahead for the creating request to be in time
+    soon = _create(client, tenant.admin, expires_at=expiry.isoformat())
     live = _create(client, tenant.admin)
     assert client.get("/api/v1/datasets", headers={"X-API-Key": live["key"]}).status_code == 200
     assert client.delete(f"/api/v1/api-keys/{live['id']}", headers=tenant.admin).status_code == 204
     assert client.get("/api/v1/datasets", headers={"X-API-Key": live["key"]}).status_code == 401
     assert client.delete(f"/api/v1/api-keys/{live['id']}", headers=tenant.admin).status_code == 404
-    import time  # noqa: PLC0415
-
-    time.sleep(1.1)
+    time.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 0.2)
     assert client.get("/api/v1/datasets", headers={"X-API-Key": soon["key"]}).status_code == 401
 
 

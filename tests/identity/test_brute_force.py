@@ -115,7 +115,8 @@ def test_unknown_and_known_emails_do_the_same_hashing_work(tmp_path: Path, monke
 
 
 def test_success_clears_the_counters_and_back_off_doubles(tmp_path: Path) -> None:
-    with app_client(tmp_path, login_lockout_base_s=0.5) as client:
+    # Seconds, not fractions: the lock must still hold when the next request arrives on a loaded machine.
+    with app_client(tmp_path, login_lockout_base_s=2) as client:
         email, _ = new_user(client)
         for _ in range(4):
             _login(client, email, WRONG)
@@ -124,7 +125,7 @@ def test_success_clears_the_counters_and_back_off_doubles(tmp_path: Path) -> Non
             assert _login(client, email, WRONG).status_code == 401
         assert _login(client, email, WRONG).status_code == 401  # the 5th failure locks
         assert _login(client, email, PASSWORD).status_code == 429
-        time.sleep(0.6)
+        time.sleep(2.2)
         assert _login(client, email, PASSWORD).status_code == 200
 
 

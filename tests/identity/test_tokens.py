@@ -124,7 +124,8 @@ def test_refresh_refuses_garbage(client: TestClient) -> None:
 
 
 def test_an_expired_access_token_is_refused_and_refresh_recovers(tmp_path: Path) -> None:
-    with app_client(tmp_path, access_token_ttl_s=1, jwt_leeway_s=0) as client:
+    # Two seconds: long enough for one request on a loaded machine, short enough to watch the token expire.
+    with app_client(tmp_path, access_token_ttl_s=2, jwt_leeway_s=0) as client:
         email, _ = new_user(client)
         pair = tokens(client, email, PASSWORD)
         deadline = time.monotonic() + 10
