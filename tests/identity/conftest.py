@@ -38,16 +38,14 @@ def root_headers(client: TestClient) -> dict[str, str]:
 
 def new_user(client: TestClient, *, role: str = "analyst", tenant_id: str | None = None) -> tuple[str, str]:
     """A user in a new tenant (or the given one), made by the superadmin; returns (email, user id)."""
-    # A fresh superadmin token per call: tests that shorten token lifetimes must not see this one expire midway.
+    root = root_headers(client)
     if tenant_id is None:
-        made = client.post("/api/v1/tenants", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=root_headers(client))
+        made = client.post("/api/v1/tenants", json={"name": f"t-{uuid.uuid4().hex[:8]}"}, headers=root)
         assert made.status_code == 201, made.text
         tenant_id = made.json()["id"]
     email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
     created = client.post(
-        "/api/v1/users",
-        json={"email": email, "password": PASSWORD, "role": role, "tenant_id": tenant_id},
-        headers=root_headers(client),
+        "/api/v1/users", json={"email": email, "password": PASSWORD, "role": role, "tenant_id": tenant_id}, headers=root
     )
     assert created.status_code == 201, created.text
     return email, str(created.json()["id"])

@@ -124,10 +124,14 @@ def test_refresh_refuses_garbage(client: TestClient) -> None:
 
 
 def test_an_expired_access_token_is_refused_and_refresh_recovers(tmp_path: Path) -> None:
-    # Two seconds: long enough for one request on a loaded machine, short enough to watch the token expire.
-    with app_client(tmp_path, access_token_ttl_s=2, jwt_leeway_s=0) as client:
-        email, _ = new_user(client)
+    with app_client(tmp_path, jwt_leeway_s=0) as client:
+        email, _ = new_user(client, role="admin")
+        admin = bearer(tokens(client, email, PASSWORD)["access_token"])
+        # The tenant's own, shorter lifetime: only this tenant's new tokens live one second.
+        tightened = client.patch("/api/v1/tenant/security", json={"access_token_ttl_s": 1}, headers=admin)
+        assert tightened.status_code == 200, tightened.text
         pair = tokens(client, email, PASSWORD)
+        assert pair["expires_in"] == 1
         deadline = time.monotonic() + 10
         while client.get("/api/v1/me", headers=bearer(pair["access_token"])).status_code == 200:
             assert time.monotonic() < deadline, "the access token never expired"
@@ -135,7 +139,11 @@ def test_an_expired_access_token_is_refused_and_refresh_recovers(tmp_path: Path)
         response = client.get("/api/v1/me", headers=bearer(pair["access_token"]))
         assert response.status_code == 401
         assert "expired" in response.json()["detail"]
+        # The refresh token outlives the access token: with the lifetime relaxed again, it brings a working pair.
+        relaxed = client.patch("/api/v1/tenant/security", json={"access_token_ttl_s": 600}, headers=admin)
+        assert relaxed.status_code == 200, relaxed.text
         fresh = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
+        assert fresh["expires_in"] == 600
         assert client.get("/api/v1/me", headers=bearer(fresh["access_token"])).status_code == 200
 
 
