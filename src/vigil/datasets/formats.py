@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pyarrow import ipc
 
+from vigil.analysis.columns import clean
 from vigil.core.errors import InvalidInput, MalformedFile, UnsupportedMediaType
 
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime"]
@@ -182,19 +180,20 @@ def _column_from_values(name: str, values: list[Any]) -> pa.Array:
             f"Column {_label(name)} mixes booleans with other values.",
             errors=[{"loc": ["records", name], "msg": "mixed types", "type": "mixed_types"}],
         )
-    for value in values:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInput(
-                f"Column {_label(name)} holds a non-finite number (NaN or infinity); send null for a missing value.",
-                errors=[{"loc": ["records", name], "msg": "non-finite number", "type": "non_finite"}],
-            )
     try:
-        return pa.array(values)
+        array = pa.array(values)
     except (pa.ArrowException, TypeError, OverflowError) as exc:
         raise InvalidInput(
             f"Column {_label(name)} mixes values of different types: {_short(exc)}",
             errors=[{"loc": ["records", name], "msg": "mixed types", "type": "mixed_types"}],
         ) from exc
+    # Checked on the array, not value by value: inline detection records come through here.
+    if pa.types.is_floating(array.type) and pc.all(pc.is_finite(array)).as_py() is False:
+        raise InvalidInput(
+            f"Column {_label(name)} holds a non-finite number (NaN or infinity); send null for a missing value.",
+            errors=[{"loc": ["records", name], "msg": "non-finite number", "type": "non_finite"}],
+        )
+    return array
 
 
 # -- normalising -----------------------------------------------------------------------------------------------
@@ -312,19 +311,7 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
 def to_records(table: pa.Table) -> list[dict[str, Any]]:
     """Rows as JSON-safe dicts: NaN becomes null, timestamps ISO-8601 strings."""
-    return [{key: _json_safe(value) for key, value in row.items()} for row in table.to_pylist()]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
+    return [{key: clean(value) for key, value in row.items()} for row in table.to_pylist()]
 
 
 # -- messages --------------------------------------------------------------------------------------------------

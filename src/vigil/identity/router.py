@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 
-from vigil.core.deps import SessionDep, SettingsDep
+from vigil.core.deps import SessionDep
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
 from vigil.identity.dependencies import ClientDep, IdentityDep, enforce, require
@@ -23,15 +23,13 @@ from vigil.identity.schemas import (
     PasswordChange,
     RefreshRequest,
     SessionPublic,
-    TenantSecurityPublic,
-    TenantSecurityUpdate,
     TokenPublic,
     TokenRequest,
     UserCreate,
     UserPublic,
     UserUpdate,
 )
-from vigil.identity.service import ApiKeyService, AuditService, TenantSecurityService, UserService
+from vigil.identity.service import ApiKeyService, AuditService, UserService
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -212,32 +210,6 @@ def delete_user(
         user_id=user_id
     )
     return Response(status_code=204)
-
-
-@router.get("/tenant/security", tags=["tenant settings"], summary="The tenant's session and token lifetimes")
-def get_tenant_security(
-    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
-    session: SessionDep,
-    settings: SettingsDep,
-    client: ClientDep,
-) -> TenantSecurityPublic:
-    return TenantSecurityService(session=session, principal=principal, settings=settings, client=client).get()
-
-
-@router.patch(
-    "/tenant/security",
-    tags=["tenant settings"],
-    summary="Tighten the tenant's session and token lifetimes (new sessions; null restores the server's)",
-)
-def update_tenant_security(
-    data: TenantSecurityUpdate,
-    principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
-    session: SessionDep,
-    settings: SettingsDep,
-    client: ClientDep,
-) -> TenantSecurityPublic:
-    service = TenantSecurityService(session=session, principal=principal, settings=settings, client=client)
-    return service.update(data=data)
 
 
 @router.post(

@@ -9,14 +9,12 @@ import secrets
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vigil.config import Settings
 from vigil.core.clientinfo import ClientInfo
 from vigil.core.database import TenantScope, utcnow
 from vigil.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
 from vigil.identity import audit
-from vigil.identity.auth_service import SecurityPolicy
 from vigil.identity.credentials import new_api_key
 from vigil.identity.models import ApiKey, Tenant, User
 from vigil.identity.passwords import Passwords
@@ -35,8 +33,6 @@ from vigil.identity.schemas import (
     ApiKeyPublic,
     ApiKeyRateLimit,
     AuditEventPublic,
-    TenantSecurityPublic,
-    TenantSecurityUpdate,
     UserCreate,
     UserPublic,
     UserUpdate,
@@ -243,69 +239,6 @@ class AuditService:
         rows = self.events.list(scope=self.principal.scope, limit=limit, after_id=decode_cursor(cursor), action=action)
         items, next_cursor = page_of(rows, limit=limit, id_of=lambda e: e.id)
         return [AuditEventPublic.model_validate(e) for e in items], next_cursor
-
-
-class TenantSecurityService:
-    """A tenant admin may tighten (never loosen) the server's session and token lifetimes for their tenant."""
-
-    def __init__(self, *, session: Session, principal: Principal, settings: Settings, client: ClientInfo) -> None:
-        self.session = session
-        self.principal = principal
-        self.settings = settings
-        self.client = client
-        self.platform = PlatformRepository(session=session)
-
-    def get(self) -> TenantSecurityPublic:
-        return self._public(self._tenant())
-
-    def update(self, *, data: TenantSecurityUpdate) -> TenantSecurityPublic:
-        tenant = self._tenant()
-        maxima = self._maxima()
-        changes = data.model_dump(exclude_unset=True)
-        errors = [
-            {"loc": ["body", name], "msg": f"must be at most the server's {maxima[name]}", "type": "less_than_equal"}
-            for name, value in changes.items()
-            if value is not None and value > maxima[name]
-        ]
-        if errors:
-            raise InvalidInput("A tenant may only tighten the server's limits.", errors=errors)
-        security = {**(tenant.settings or {}).get("security", {}), **changes}
-        tenant.settings = {**(tenant.settings or {}), "security": {k: v for k, v in security.items() if v is not None}}
-        audit.record(
-            self.session,
-            action="tenant.security_update",
-            tenant_id=tenant.id,
-            principal=self.principal,
-            client=self.client,
-            target_type="tenant",
-            target_id=tenant.id,
-            details=changes,
-        )
-        self.session.commit()
-        return self._public(tenant)
-
-    def _tenant(self) -> Tenant:
-        tenant = self.platform.tenant(self.principal.tenant_id)
-        if tenant is None:
-            raise NotFound("tenant", self.principal.tenant_id)
-        return tenant
-
-    def _maxima(self) -> dict[str, int]:
-        s = self.settings
-        return {
-            "session_idle_timeout_s": s.session_idle_timeout_s,
-            "session_lifetime_s": s.session_lifetime_s,
-            "access_token_ttl_s": s.access_token_ttl_s,
-        }
-
-    def _public(self, tenant: Tenant) -> TenantSecurityPublic:
-        policy = SecurityPolicy.of(tenant, self.settings)
-        return TenantSecurityPublic(
-            session_idle_timeout_s=policy.session_idle_timeout_s,
-            session_lifetime_s=policy.session_lifetime_s,
-            access_token_ttl_s=policy.access_token_ttl_s,
-            platform_maximum=self._maxima(),
-        )
 
 
 def bootstrap_superadmin(

@@ -15,6 +15,7 @@ from vigil.core.errors import Conflict, InvalidInput, NotFound
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
 from vigil.identity import audit
+from vigil.identity.auth_service import SecurityPolicy
 from vigil.identity.models import Tenant
 from vigil.identity.principal import Principal
 from vigil.identity.quotas import TenantPolicy
@@ -25,6 +26,8 @@ from vigil.identity.schemas import (
     TenantCreate,
     TenantPublic,
     TenantQuotas,
+    TenantSecurityPublic,
+    TenantSecurityUpdate,
     TenantUpdate,
 )
 
@@ -158,7 +161,8 @@ class TenantService:
 
 
 class TenantConfigService:
-    """A tenant admin's configuration of their own tenant; it changes that tenant's row and no other."""
+    """A tenant admin's configuration of their own tenant — policy (`/tenant/settings`) and session and token
+    lifetimes (`/tenant/security`); it changes that tenant's row and no other."""
 
     def __init__(self, *, session: Session, principal: Principal, settings: Settings, client: ClientInfo) -> None:
         self.session = session
@@ -191,3 +195,50 @@ class TenantConfigService:
         if tenant is None:
             raise NotFound("tenant", self.principal.tenant_id)
         return tenant
+
+    def security(self) -> TenantSecurityPublic:
+        return self._security_public(self._tenant())
+
+    def update_security(self, *, data: TenantSecurityUpdate) -> TenantSecurityPublic:
+        """Session and token lifetimes: a tenant may tighten (never loosen) the server's."""
+        tenant = self._tenant()
+        maxima = self._maxima()
+        changes = data.model_dump(exclude_unset=True)
+        errors = [
+            {"loc": ["body", name], "msg": f"must be at most the server's {maxima[name]}", "type": "less_than_equal"}
+            for name, value in changes.items()
+            if value is not None and value > maxima[name]
+        ]
+        if errors:
+            raise InvalidInput("A tenant may only tighten the server's limits.", errors=errors)
+        security = {**(tenant.settings or {}).get("security", {}), **changes}
+        tenant.settings = {**(tenant.settings or {}), "security": {k: v for k, v in security.items() if v is not None}}
+        audit.record(
+            self.session,
+            action="tenant.security_update",
+            tenant_id=tenant.id,
+            principal=self.principal,
+            client=self.client,
+            target_type="tenant",
+            target_id=tenant.id,
+            details=changes,
+        )
+        self.session.commit()
+        return self._security_public(tenant)
+
+    def _maxima(self) -> dict[str, int]:
+        s = self.settings
+        return {
+            "session_idle_timeout_s": s.session_idle_timeout_s,
+            "session_lifetime_s": s.session_lifetime_s,
+            "access_token_ttl_s": s.access_token_ttl_s,
+        }
+
+    def _security_public(self, tenant: Tenant) -> TenantSecurityPublic:
+        policy = SecurityPolicy.of(tenant, self.settings)
+        return TenantSecurityPublic(
+            session_idle_timeout_s=policy.session_idle_timeout_s,
+            session_lifetime_s=policy.session_lifetime_s,
+            access_token_ttl_s=policy.access_token_ttl_s,
+            platform_maximum=self._maxima(),
+        )

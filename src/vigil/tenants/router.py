@@ -13,7 +13,15 @@ from vigil.core.pagination import Page
 from vigil.identity.dependencies import ClientDep, IdentityDep, require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
-from vigil.identity.schemas import TenantConfigPublic, TenantConfigUpdate, TenantCreate, TenantPublic, TenantUpdate
+from vigil.identity.schemas import (
+    TenantConfigPublic,
+    TenantConfigUpdate,
+    TenantCreate,
+    TenantPublic,
+    TenantSecurityPublic,
+    TenantSecurityUpdate,
+    TenantUpdate,
+)
 from vigil.identity.tenant_service import TenantConfigService, TenantService
 from vigil.tenants.schemas import TenantUsagePublic
 from vigil.tenants.service import ExportService, UsageService
@@ -117,6 +125,20 @@ def update_tenant_settings(
     configuration: TenantConfiguration,
 ) -> TenantConfigPublic:
     return configuration.update(data=data)
+
+
+@router.get("/tenant/security", tags=["tenant settings"], summary="The tenant's session and token lifetimes")
+def get_tenant_security(configuration: TenantConfiguration) -> TenantSecurityPublic:
+    return configuration.security()
+
+
+@router.patch(
+    "/tenant/security",
+    tags=["tenant settings"],
+    summary="Tighten the tenant's session and token lifetimes (new sessions; null restores the server's)",
+)
+def update_tenant_security(data: TenantSecurityUpdate, configuration: TenantConfiguration) -> TenantSecurityPublic:
+    return configuration.update_security(data=data)
 
 
 @router.delete("/tenants/{tenant_id}", tags=["tenants"], status_code=204, summary="Delete a tenant and all its data")
