@@ -59,55 +59,28 @@ def _run(
     raise typer.Exit(int(run(selection, options)))
 
 
-@app.command("all")
-def all_suites(
-    config: ConfigOpt = None,
-    target: TargetOpt = None,
-    parallel: ParallelOpt = None,
-    report_dir: ReportOpt = DEFAULT_REPORTS,
-    database_url: DatabaseOpt = None,
-    redis_url: RedisOpt = None,
-    keyword: KeywordOpt = None,
-) -> None:
-    """Every suite."""
-    _run(Selection("all"), config, target, parallel, report_dir, database_url, redis_url, keyword)
+def _fixed_selection(name: str, selection: Selection, summary: str) -> None:
+    """Registers `vigil validate NAME`: a fixed selection with the common options."""
+
+    def command(
+        config: ConfigOpt = None,
+        target: TargetOpt = None,
+        parallel: ParallelOpt = None,
+        report_dir: ReportOpt = DEFAULT_REPORTS,
+        database_url: DatabaseOpt = None,
+        redis_url: RedisOpt = None,
+        keyword: KeywordOpt = None,
+    ) -> None:
+        _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword)
+
+    app.command(name, help=summary)(command)
 
 
-@app.command()
-def smoke(
-    config: ConfigOpt = None,
-    target: TargetOpt = None,
-    parallel: ParallelOpt = None,
-    report_dir: ReportOpt = DEFAULT_REPORTS,
-    database_url: DatabaseOpt = None,
-    redis_url: RedisOpt = None,
-    keyword: KeywordOpt = None,
-) -> None:
-    """The quick checks (tests marked `smoke`) of every suite."""
-    _run(Selection("smoke", markers="smoke"), config, target, parallel, report_dir, database_url, redis_url, keyword)
-
-
-@app.command()
-def security(
-    config: ConfigOpt = None,
-    target: TargetOpt = None,
-    parallel: ParallelOpt = None,
-    report_dir: ReportOpt = DEFAULT_REPORTS,
-    database_url: DatabaseOpt = None,
-    redis_url: RedisOpt = None,
-    keyword: KeywordOpt = None,
-) -> None:
-    """The security suite."""
-    _run(
-        Selection("security", suites=("security",)),
-        config,
-        target,
-        parallel,
-        report_dir,
-        database_url,
-        redis_url,
-        keyword,
-    )
+_fixed_selection("all", Selection("all"), "Every suite.")
+_fixed_selection(
+    "smoke", Selection("smoke", markers="smoke"), "The quick checks (tests marked `smoke`) of every suite."
+)
+_fixed_selection("security", Selection("security", suites=("security",)), "The security suite.")
 
 
 @app.command()
