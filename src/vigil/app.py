@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         secret_key=resolve_secret_key(settings),
         metrics=Metrics(),
     )
-    identity = IdentityRuntime.build(settings=settings, key=context.secret_key)
+    identity = IdentityRuntime.build(settings=settings, key=context.secret_key, sessions=database.sessions)
     runner = InProcessRunner(app=context, registry=build_registry(), workers=settings.job_workers)
     runner.add_housekeeping(
         "retention", every_s=settings.retention_sweep_interval_s, chore=lambda: sweep_expired(context)

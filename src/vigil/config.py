@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed (a reverse proxy's address)."
     )
 
+    auth_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a resolved credential (token or API key → principal, tenant quota) is believed without "
+        "asking the database; a logout, revocation, disabled user or suspended tenant takes effect within it in every "
+        "process (at once in the process that made the change). 0 turns the cache off.",
+    )
+
     login_max_failures_per_account_ip: int = Field(default=5, ge=1)
     login_max_failures_per_account: int = Field(default=20, ge=1)
     login_max_failures_per_ip: int = Field(default=100, ge=1)

@@ -248,6 +248,7 @@ class AuthService:
             role=Role(user.role),
             session_id=auth_session.id,
             tenant_calls_per_hour=TenantPolicy.of(tenant, self.settings).quotas["api_calls_per_hour"],
+            credential_expires_at=min(claims.expires_at, auth_session.expires_at, _idle_deadline(auth_session)),
         )
 
     def authenticate_api_key(self, key: str) -> Principal:
@@ -282,6 +283,7 @@ class AuthService:
                 else None
             ),
             tenant_calls_per_hour=TenantPolicy.of(tenant, self.settings).quotas["api_calls_per_hour"],
+            credential_expires_at=api_key.expires_at,
         )
 
     # -- one's own sessions and password -----------------------------------------------------------------

@@ -1,22 +1,29 @@
 """Who is calling, as FastAPI dependencies: `CurrentPrincipal` (an access token or an API key), `require(permission)`
-that each route declares, the caller's address (`ClientDep`), and the rate limits that come with them."""
+that each route declares, the caller's address (`ClientDep`), and the rate limits that come with them.
+
+The dependencies are `async def`: on the common path (a cached principal, in-memory rate limits) they do no I/O,
+and a plain `def` would cost a hop to the thread pool and back each. Whatever may wait on the database or Redis
+(resolving a credential the cache does not hold, Redis counters) runs in a worker thread."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection, Request
 
 from vigil.config import Settings
 from vigil.core.clientinfo import ClientInfo, Networks, client_info, parse_networks
-from vigil.core.database import bind_tenant
+from vigil.core.database import bind_tenant, utcnow
 from vigil.core.deps import SessionDep
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
 from vigil.core.security_headers import RATE_LIMIT_STATE
+from vigil.identity.auth_cache import AuthCache, watch
 from vigil.identity.auth_service import AuthService
 from vigil.identity.credentials import hash_secret, looks_like_api_key
 from vigil.identity.passwords import Passwords
@@ -36,9 +43,14 @@ class IdentityRuntime:
     tokens: TokenService
     limiter: RateLimiter
     trusted_proxies: Networks
+    cache: AuthCache
 
     @classmethod
-    def build(cls, *, settings: Settings, key: bytes) -> IdentityRuntime:
+    def build(cls, *, settings: Settings, key: bytes, sessions: sessionmaker[Session] | None = None) -> IdentityRuntime:
+        """`sessions`: the app's session factory, whose commits to identity tables empty the principal cache."""
+        cache = AuthCache(ttl_s=settings.auth_cache_ttl_s)
+        if sessions is not None:
+            watch(sessions, cache)
         return cls(
             settings=settings,
             key=key,
@@ -46,12 +58,30 @@ class IdentityRuntime:
             tokens=TokenService(settings=settings, key=key),
             limiter=RateLimiter(settings),
             trusted_proxies=parse_networks(settings.trusted_proxies),
+            cache=cache,
         )
 
     def auth(self, session: Session) -> AuthService:
         return AuthService(
             session=session, passwords=self.passwords, tokens=self.tokens, settings=self.settings, key=self.key
         )
+
+    def resolve(self, session: Session, presented: str) -> Principal:
+        """The principal behind a presented access token or API key: from the cache while it may be believed (see
+        `auth_cache`), else from the database (and then cached). Blocking: call it from a worker thread on a miss."""
+        key = AuthCache.key(presented)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        generation = self.cache.generation
+        auth = self.auth(session)
+        principal = (
+            auth.authenticate_api_key(presented) if looks_like_api_key(presented) else auth.authenticate(presented)
+        )
+        self.cache.put(
+            key, principal, generation=generation, valid_for_s=_seconds_until(principal.credential_expires_at)
+        )
+        return principal
 
     def principal_key(self, headers: dict[bytes, bytes]) -> str | None:
         """Whose request this is, for plumbing such as idempotency (no database: a token's signature is checked,
@@ -67,7 +97,11 @@ class IdentityRuntime:
         return self.tokens.subject_of(credential)
 
 
-def get_identity(connection: HTTPConnection) -> IdentityRuntime:
+def _seconds_until(moment: datetime | None) -> float | None:
+    return None if moment is None else (moment - utcnow()).total_seconds()
+
+
+async def get_identity(connection: HTTPConnection) -> IdentityRuntime:
     runtime: IdentityRuntime = connection.app.state.identity
     return runtime
 
@@ -79,7 +113,7 @@ _bearer = HTTPBearer(
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (vgl_…)")
 
 
-def get_client(request: Request, identity: IdentityDep) -> ClientInfo:
+async def get_client(request: Request, identity: IdentityDep) -> ClientInfo:
     return client_info(request, identity.trusted_proxies)
 
 
@@ -99,12 +133,17 @@ def enforce(request: Request, decision: Decision | None, what: str) -> None:
         )
 
 
-def limit_by_ip(request: Request, identity: IdentityDep, client: ClientDep) -> None:
+async def limit_by_ip(request: Request, identity: IdentityDep, client: ClientDep) -> None:
     """Every API route: a generous per-address limit that bounds what any one address can ask of the server."""
-    enforce(request, identity.limiter.hit(identity.limiter.per_ip, "ip", client.ip), "per client address")
+    limiter = identity.limiter
+    if limiter.is_local:
+        decision = limiter.hit(limiter.per_ip, "ip", client.ip)
+    else:
+        decision = await anyio.to_thread.run_sync(limiter.hit, limiter.per_ip, "ip", client.ip)
+    enforce(request, decision, "per client address")
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     session: SessionDep,
     identity: IdentityDep,
@@ -117,11 +156,28 @@ def get_principal(
     presented = token or api_key
     if not presented:
         raise Unauthorized("Send an access token as 'Authorization: Bearer <token>', or an API key.")
-    auth = identity.auth(session)
-    principal = auth.authenticate_api_key(presented) if looks_like_api_key(presented) else auth.authenticate(presented)
+    principal = identity.cache.get(AuthCache.key(presented))
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(_resolve_and_bind, identity, session, presented)
+    else:
+        # A cached principal touched no database: the session has no transaction yet, so binding does no I/O.
+        bind_tenant(session, principal.scope)
+    if identity.limiter.is_local:
+        _limit_principal(request, identity.limiter, principal)
+    else:
+        await anyio.to_thread.run_sync(_limit_principal, request, identity.limiter, principal)
+    return principal
+
+
+def _resolve_and_bind(identity: IdentityRuntime, session: Session, presented: str) -> Principal:
+    principal = identity.resolve(session, presented)
     # From here on the request's session sees only the caller's tenant (PostgreSQL RLS), whatever the route does.
     bind_tenant(session, principal.scope)
-    limiter = identity.limiter
+    return principal
+
+
+def _limit_principal(request: Request, limiter: RateLimiter, principal: Principal) -> None:
+    """The tenant's hourly quota, then the caller's own limits."""
     if principal.tenant_calls_per_hour is not None:  # the tenant's quota: all its users and keys together
         quota = per_hour(principal.tenant_calls_per_hour)
         decision = limiter.hit(quota, "tenant", principal.tenant_id)
@@ -139,7 +195,6 @@ def get_principal(
     if principal.key_rate_limit is not None:  # a key's own, tighter limit: checked last, so its headers show
         own = per_seconds(*principal.key_rate_limit)
         enforce(request, limiter.hit(own, "own", principal.rate_limit_subject), "set for this key")
-    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -148,7 +203,7 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 def require(permission: Permission) -> Any:
     """`principal: Annotated[Principal, require(Permission.X)]` — the route's declared permission."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not principal.can(permission):
             raise Forbidden(f"This needs the {permission.value!r} permission, which {principal.describe()} lacks.")
         return principal

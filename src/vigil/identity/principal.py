@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from vigil.core.database import TenantScope
 from vigil.identity.permissions import Permission, Role, permissions_of
@@ -25,6 +26,9 @@ class Principal:
     scopes: frozenset[Permission] | None = None
     key_rate_limit: tuple[int, int] | None = None  # (requests, window in seconds) set on the key
     tenant_calls_per_hour: int | None = None  # the tenant's `api_calls_per_hour` quota
+    # When the credential stops being valid by itself (token or session expiry, key expiry): a cache keeps no
+    # principal past it.
+    credential_expires_at: datetime | None = None
 
     @property
     def scope(self) -> TenantScope:

@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from vigil.config import Settings
+from vigil.identity.local_limits import LocalFixedWindow
 
 log = logging.getLogger("vigil.ratelimit")
 REDIS_TIMEOUT_S = 0.5
@@ -58,7 +59,7 @@ class RateLimiter:
         self.per_api_key = parse(settings.rate_limit_per_api_key)
         self.per_ip = parse(settings.rate_limit_per_ip)
         self.login_per_ip = parse(settings.rate_limit_login_per_ip)
-        self._local = FixedWindowRateLimiter(MemoryStorage())
+        self._local = LocalFixedWindow()
         self._shared: FixedWindowRateLimiter | None = None
         self._redis_url = settings.redis_url
         self._down_until = 0.0
@@ -77,6 +78,11 @@ class RateLimiter:
     @property
     def backend(self) -> str:
         return "redis" if self._shared is not None else "memory"
+
+    @property
+    def is_local(self) -> bool:
+        """Counting does no I/O (no Redis configured): safe to call on the event loop."""
+        return self._shared is None
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> Decision | None:
         """Counts one request against `item` for the identifiers; None when rate limiting is off."""
@@ -112,7 +118,7 @@ class RateLimiter:
             return 0
         return max(0, item.amount - stats.remaining)
 
-    def _limiter(self) -> FixedWindowRateLimiter:
+    def _limiter(self) -> FixedWindowRateLimiter | LocalFixedWindow:
         if self._shared is None or time.monotonic() < self._down_until:
             return self._local
         return self._shared

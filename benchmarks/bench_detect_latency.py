@@ -1,0 +1,113 @@
+"""Latency of one 100-row JSON detect request through the API vs. the same fitted model's `decision_function` on
+the same 100 rows, measured in the same run: sequentially, and with 8 concurrent clients (the direct baseline then
+runs 8 threads of its own, so both sides share the 2 cores the same way).
+
+    python benchmarks/bench_detect_latency.py [--requests 400] [--concurrency 8]
+
+Prints median and p99 of each and the ratios direct/API (target >= 0.6, which is MLflow `models serve`'s figure
+on the same model; aim 0.85).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+
+from harness import median, percentile, random_frame, running_server, train, upload, verdict
+
+TARGET = 0.6
+
+
+def timed(call: Callable[[], object], count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def concurrently(make_call: Callable[[], Callable[[], object]], count: int, workers: int) -> list[float]:
+    """`workers` threads, each with its own caller, `count` calls in all; every call's latency."""
+    results: list[list[float]] = [[] for _ in range(workers)]
+    start = threading.Barrier(workers)
+
+    def run(i: int) -> None:
+        call = make_call()
+        start.wait()
+        results[i] = timed(call, count // workers)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [t for r in results for t in r]
+
+
+def line(name: str, times: list[float]) -> str:
+    return f"{name:<42} median {median(times) * 1000:7.2f} ms   p99 {percentile(times, 99) * 1000:7.2f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=100)
+    args = parser.parse_args()
+
+    rows = random_frame(args.rows, 9, seed=1)
+    records = rows.to_dicts()
+    X = rows.to_numpy()
+    with running_server() as server:
+        api = server.api()
+        dataset = upload(api, random_frame(5_000, 9))
+        detector, job = train(api, dataset["id"])
+        url = f"/detectors/{detector['id']}/detect"
+        headers = dict(api.headers)
+        model = server.stored_model(job["id"])
+        estimator = model.estimator
+
+        def api_call(client: httpx.Client = api) -> object:
+            response = client.post(url, json={"records": records})
+            response.raise_for_status()
+            return response
+
+        first = api_call().json()  # warm-up: loads and caches the model
+        np.testing.assert_allclose([r["score"] for r in first["results"]], estimator.decision_function(X))
+        timed(api_call, 20)
+        timed(lambda: estimator.decision_function(X), 20)
+
+        api_seq = timed(api_call, args.requests)
+        direct_seq = timed(lambda: estimator.decision_function(X), args.requests)
+
+        def api_caller() -> Callable[[], object]:
+            client = httpx.Client(base_url=str(api.base_url), headers=headers, timeout=60)
+            return lambda: api_call(client)
+
+        api_conc = concurrently(api_caller, args.requests, args.concurrency)
+        direct_conc = concurrently(lambda: lambda: estimator.decision_function(X), args.requests, args.concurrency)
+
+    print(f"{args.rows} rows x 9 columns, IForest(n_estimators=100), {args.requests} requests per measurement")
+    print(line("direct decision_function, sequential", direct_seq))
+    print(line("API, sequential", api_seq))
+    print(line(f"direct decision_function, {args.concurrency} threads", direct_conc))
+    print(line(f"API, {args.concurrency} concurrent clients", api_conc))
+    for name, direct, through in (
+        ("sequential", direct_seq, api_seq),
+        (f"{args.concurrency} concurrent", direct_conc, api_conc),
+    ):
+        for stat, fn in (("median", median), ("p99", lambda t: percentile(t, 99))):
+            ratio = fn(direct) / fn(through)
+            print(
+                f"ratio direct/API {name:<14} {stat:<6} = {ratio:.2f}  (target >= {TARGET}: {verdict(ratio, TARGET)})"
+            )
+
+
+if __name__ == "__main__":
+    main()
