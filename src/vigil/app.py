@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import Depends, FastAPI
 
-from vigil import __version__
+from vigil import __version__, ml
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
+from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
 from vigil.core.context import AppContext
 from vigil.core.database import Database, build_engine
 from vigil.core.idempotency import IdempotencyMiddleware
@@ -25,6 +29,7 @@ from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
 from vigil.detectors import tasks as detector_tasks
+from vigil.detectors.models import Detector, ModelVersion
 from vigil.detectors.router import router as detectors_router
 from vigil.detectors.service import scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
@@ -60,7 +65,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         blobs=BlobStore(settings.blob_root),
         secret_key=resolve_secret_key(settings),
         metrics=Metrics(),
+        lookups=CommitInvalidatedCache(ttl_s=settings.lookup_cache_ttl_s),
     )
+    invalidate_on_commit(database.sessions, (Detector, ModelVersion), context.lookups)
     identity = IdentityRuntime.build(settings=settings, key=context.secret_key, sessions=database.sessions)
     runner = InProcessRunner(app=context, registry=build_registry(), workers=settings.job_workers)
     runner.add_housekeeping(
@@ -68,7 +75,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Made here, inside the event loop it belongs to.
+        app.state.scoring = anyio.CapacityLimiter(settings.scoring_concurrency or os.cpu_count() or 2)
         if settings.database_admin_url and settings.database_admin_url != settings.database_url_resolved:
             owner = build_engine(settings, admin=True)  # migrations as the schema owner, the app as its own role
             try:
@@ -94,6 +103,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
             )
         if run_workers:
             runner.start()
+        if settings.warm_imports:
+            threading.Thread(target=ml.warm_up, name="vigil-warm-imports", daemon=True).start()
         try:
             yield
         finally:

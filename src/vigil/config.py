@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         "process (at once in the process that made the change). 0 turns the cache off.",
     )
 
+    lookup_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long the request path believes a lookup (a detector's current model version) without "
+        "asking the database; another process's retraining or deletion reaches this one within it (this process's "
+        "own at once). 0 turns it off.",
+    )
+
     login_max_failures_per_account_ip: int = Field(default=5, ge=1)
     login_max_failures_per_account: int = Field(default=20, ge=1)
     login_max_failures_per_ip: int = Field(default=100, ge=1)
@@ -103,6 +112,15 @@ class Settings(BaseSettings):
     retention_sweep_interval_s: float = Field(default=3600.0, gt=0)
 
     job_workers: int = 2
+    scoring_concurrency: int = Field(
+        default=0,
+        ge=0,
+        description="Inline detections scored at once by one server process; more wait their turn without holding a "
+        "thread. 0: the number of CPUs.",
+    )
+    warm_imports: bool = Field(
+        default=True, description="Import the detector libraries in the background after start (PyOD takes seconds)."
+    )
 
     job_poll_interval_s: float = 0.5
     job_lease_s: float = 60.0

@@ -1,10 +1,21 @@
-"""Prometheus metrics: requests, latencies and jobs, on a registry per app so tests don't share counters."""
+"""Prometheus metrics: requests, latencies and jobs, and the process itself (CPU seconds, resident memory, open
+files, threads, garbage collections), on a registry per app so tests don't share counters."""
 
 from __future__ import annotations
 
+import threading
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -27,6 +38,12 @@ class Metrics:
         self.jobs = Counter("vigil_jobs_total", "Jobs finished", ["kind", "status"], registry=self.registry)
         self.job_duration = Histogram("vigil_job_duration_seconds", "Job run time", ["kind"], registry=self.registry)
         self.jobs_running = Gauge("vigil_jobs_running", "Jobs running now", registry=self.registry)
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds… (read from /proc on Linux)
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)  # python_gc_collections_total, objects collected, uncollectable
+        PlatformCollector(registry=self.registry)
+        threads = Gauge("vigil_process_threads", "Threads in the server process", registry=self.registry)
+        threads.set_function(threading.active_count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from vigil.core.database import TenantScope, bind_tenant
@@ -50,6 +50,25 @@ class DetectorRepository:
                 ModelVersion.version == version,
             )
         )
+
+    def with_version(self, detector_id: str, version: int | None) -> tuple[Detector, ModelVersion | None] | None:
+        """A detector and one of its model versions — the current one when `version` is None — in one query
+        (detection asks this on every request); None when there is no such detector, no version when that is
+        missing."""
+        wanted = Detector.current_version if version is None else version
+        row = self.session.execute(
+            select(Detector, ModelVersion)
+            .outerjoin(
+                ModelVersion,
+                and_(
+                    ModelVersion.tenant_id == Detector.tenant_id,
+                    ModelVersion.detector_id == Detector.id,
+                    ModelVersion.version == wanted,
+                ),
+            )
+            .where(Detector.id == detector_id, Detector.tenant_id == self.scope.tenant_id)
+        ).first()
+        return (row[0], row[1]) if row is not None else None
 
     def versions(self, detector_id: str, *, limit: int, after_id: str | None) -> Sequence[ModelVersion]:
         query = select(ModelVersion).where(

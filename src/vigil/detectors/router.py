@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
-import json
 from typing import Annotated, Any
 
 import anyio
+import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request, Response, status
@@ -16,8 +17,11 @@ from pydantic import ValidationError
 from vigil.core.deps import ContextDep, SessionDep
 from vigil.core.errors import InvalidInput, UnsupportedMediaType
 from vigil.core.pagination import Page
+from vigil.core.timing import HEADER as SERVER_TIMING
+from vigil.core.timing import PhaseTimer
 from vigil.datasets import formats
 from vigil.detectors.schemas import (
+    MAX_INLINE_RECORDS,
     AlgorithmList,
     DetectionResult,
     DetectorCreate,
@@ -171,62 +175,88 @@ async def detect(
     app: ContextDep,
     version: Annotated[int | None, Query(ge=1, description="A model version; the current one by default")] = None,
 ) -> Response:
+    """All the request's work after reading its body — parse, load the model, score, encode — runs in one worker
+    thread, under the app's scoring limit: a few CPU-bound scorings at once, the rest waiting without a thread (so
+    the event loop is not starved of the GIL by a crowd of them). `Server-Timing` says where the time went."""
     svc = _service(session, principal, app)
+    timer = PhaseTimer()
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type in _TABLE_FORMATS:
-        body = await request.body()
-        fmt = _TABLE_FORMATS[media_type]
-        table = await anyio.to_thread.run_sync(lambda: formats.table_from_bytes(body, fmt, limits=svc.datasets.limits))
-        result = await anyio.to_thread.run_sync(
-            lambda: svc.detect_table(detector_id=detector_id, table=table, version=version)
-        )
-        return _detection_response(result, request.headers.get("accept", ""))
-    if media_type != "application/json":
+    accept = request.headers.get("accept", "")
+    if media_type not in _TABLE_FORMATS and media_type != "application/json":
         raise UnsupportedMediaType(media_type or None, ["application/json", *_TABLE_FORMATS])
+    body = await request.body()
+
+    def work() -> Response:
+        if media_type in _TABLE_FORMATS:
+            with timer.phase("parse"):
+                table = formats.table_from_bytes(body, _TABLE_FORMATS[media_type], limits=svc.datasets.limits)
+            result = svc.detect_table(detector_id=detector_id, table=table, version=version, timer=timer)
+            return _detection_response(result, accept, timer)
+        with timer.phase("parse"):
+            data = _detect_request(body)
+        wanted = data.version or version
+        if data.dataset_id is not None:
+            job = svc.detect_dataset(
+                detector_id=detector_id, dataset_id=data.dataset_id, version=wanted, created_by=principal.user_id
+            )
+            return JSONResponse(job.model_dump(mode="json"), status_code=202)
+        result = svc.detect_records(detector_id=detector_id, records=data.records or [], version=wanted, timer=timer)
+        return _detection_response(result, accept, timer)
+
+    response = await anyio.to_thread.run_sync(work, limiter=getattr(request.app.state, "scoring", None))
+    response.headers[SERVER_TIMING] = timer.header()
+    return response
+
+
+def _detect_request(body: bytes) -> DetectRequest:
+    """The request body, parsed fast when it is the common shape (`records`, optionally `version`); anything else
+    is left to the schema, which explains exactly what is wrong."""
     try:
-        data = DetectRequest.model_validate_json(await request.body())
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if type(parsed) is dict and "records" in parsed and parsed.keys() <= {"records", "version"}:
+        records, version = parsed["records"], parsed.get("version")
+        if (
+            type(records) is list
+            and 1 <= len(records) <= MAX_INLINE_RECORDS
+            and all(type(r) is dict for r in records)
+            and (version is None or (type(version) is int and version >= 1))
+        ):
+            return DetectRequest.model_construct(records=records, version=version, dataset_id=None)
+    try:
+        return DetectRequest.model_validate_json(body)
     except ValidationError as exc:
         errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise InvalidInput("The detect request did not validate.", errors=errors) from exc
-    wanted = data.version or version
-    if data.dataset_id is not None:
-        dataset_id = data.dataset_id
-        job = await anyio.to_thread.run_sync(
-            lambda: svc.detect_dataset(
-                detector_id=detector_id, dataset_id=dataset_id, version=wanted, created_by=principal.user_id
-            )
-        )
-        return JSONResponse(job.model_dump(mode="json"), status_code=202)
-    records = data.records or []
-    result = await anyio.to_thread.run_sync(
-        lambda: svc.detect_records(detector_id=detector_id, records=records, version=wanted)
-    )
-    return _detection_response(result, request.headers.get("accept", ""))
 
 
-def _detection_response(result: Detection, accept: str) -> Response:
+def _detection_response(result: Detection, accept: str, timer: PhaseTimer) -> Response:
     """JSON by default; Parquet or Arrow when asked, which is what bulk clients want for large batches."""
-    if PARQUET in accept or ARROW in accept:
-        table = pa.table(
-            {
-                "index": pa.array(range(len(result.scores)), pa.int64()),
-                "score": result.scores,
-                "is_anomaly": result.flags,
-            }
-        )
-        sink = io.BytesIO()
-        if PARQUET in accept:
-            pq.write_table(table, sink)
-            media = PARQUET
-        else:
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            media = ARROW
-        headers = {f"X-Vigil-{k.replace('_', '-').title()}": str(v) for k, v in result.summary().items()}
-        return Response(sink.getvalue(), media_type=media, headers=headers)
-    body = result.summary()
-    scores, flags = result.scores.tolist(), result.flags.tolist()
-    body["results"] = [
-        {"index": i, "score": s, "is_anomaly": f} for i, (s, f) in enumerate(zip(scores, flags, strict=True))
-    ]
-    return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+    with timer.phase("encode"):
+        if PARQUET in accept or ARROW in accept:
+            table = pa.table(
+                {
+                    "index": pa.array(range(len(result.scores)), pa.int64()),
+                    "score": result.scores,
+                    "is_anomaly": result.flags,
+                }
+            )
+            sink = io.BytesIO()
+            if PARQUET in accept:
+                pq.write_table(table, sink)
+                media = PARQUET
+            else:
+                with pa.ipc.new_stream(sink, table.schema) as writer:
+                    writer.write_table(table)
+                media = ARROW
+            headers = {f"X-Vigil-{k.replace('_', '-').title()}": str(v) for k, v in result.summary().items()}
+            return Response(sink.getvalue(), media_type=media, headers=headers)
+        if not np.isfinite(result.scores).all():
+            raise ValueError("non-finite scores")  # never sent as JSON (it has no NaN); a 500, as before
+        body = result.summary()
+        scores, flags = result.scores.tolist(), result.flags.tolist()
+        body["results"] = [
+            {"index": i, "score": s, "is_anomaly": f} for i, (s, f) in enumerate(zip(scores, flags, strict=True))
+        ]
+        return Response(orjson.dumps(body), media_type="application/json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,11 @@ from vigil.core.database import TenantScope
 from vigil.core.errors import ArtifactIntegrity, InvalidInput, InvalidState, NotFound, VigilError
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
+from vigil.core.timing import PhaseTimer
 from vigil.datasets import formats
 from vigil.datasets.service import DatasetService
 from vigil.detectors.artifact_cache import models as model_cache
+from vigil.detectors.inline import records_matrix
 from vigil.detectors.models import Detector, ModelVersion
 from vigil.detectors.repository import DetectorRepository
 from vigil.detectors.schemas import (
@@ -86,6 +89,18 @@ class Detection:
             "anomalies": self.anomalies,
             "anomaly_rate": self.anomalies / total if total else 0.0,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """Which model version a detection uses: what the request path needs of the detector and version rows, small
+    and immutable, so it can be kept in the app's lookup cache (`AppContext.lookups`)."""
+
+    detector_id: str
+    detector_name: str
+    version: int
+    version_id: str
+    artifact_key: str
 
 
 class DetectorService:
@@ -214,28 +229,65 @@ class DetectorService:
 
     # -- detection -------------------------------------------------------------------------------------------
     def detect_records(
-        self, *, detector_id: str, records: builtins.list[dict[str, Any]], version: int | None
+        self,
+        *,
+        detector_id: str,
+        records: builtins.list[dict[str, Any]],
+        version: int | None,
+        timer: PhaseTimer | None = None,
     ) -> Detection:
+        """Scores inline records. Plain numeric records go straight into a matrix; any other shape goes through a
+        table, which validates every value and names what is wrong."""
+        timer = timer or PhaseTimer()
         limit = self.app.settings.max_inline_records
         if len(records) > limit:
             raise InvalidInput(f"At most {limit} inline records; score larger data as a dataset.")
-        table = formats.table_from_records(records, limits=self.datasets.limits)
-        return self.detect_table(detector_id=detector_id, table=table, version=version, strict_columns=True)
+        with timer.phase("model"):
+            loaded = self.load_model(detector_id=detector_id, version=version)
+        model = loaded[1]
+        with timer.phase("convert"):
+            matrix = records_matrix(records, model.features) if model.preprocessor.takes_matrix else None
+            table = formats.table_from_records(records, limits=self.datasets.limits) if matrix is None else None
+        with timer.phase("score"):
+            if matrix is not None:
+                return self._detection(loaded, lambda: model.score_matrix(matrix))
+            assert table is not None
+            return self._score_table(loaded, table, strict_columns=True)
 
     def detect_table(
-        self, *, detector_id: str, table: pa.Table, version: int | None, strict_columns: bool = False
+        self,
+        *,
+        detector_id: str,
+        table: pa.Table,
+        version: int | None,
+        strict_columns: bool = False,
+        timer: PhaseTimer | None = None,
     ) -> Detection:
-        detector, model_version, model = self.load_model(detector_id=detector_id, version=version)
+        timer = timer or PhaseTimer()
+        with timer.phase("model"):
+            loaded = self.load_model(detector_id=detector_id, version=version)
+        with timer.phase("score"):
+            return self._score_table(loaded, table, strict_columns=strict_columns)
+
+    def _score_table(
+        self, loaded: tuple[ModelRef, ml.FittedDetector], table: pa.Table, *, strict_columns: bool
+    ) -> Detection:
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
+        model = loaded[1]
         _check_columns(frame.columns, model.features, strict=strict_columns)
+        return self._detection(loaded, lambda: model.score(frame))
+
+    @staticmethod
+    def _detection(loaded: tuple[ModelRef, ml.FittedDetector], score: Callable[[], np.ndarray]) -> Detection:
+        ref, model = loaded
         try:
-            scores = model.score(frame)
+            scores = score()
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
         return Detection(
-            detector_id=detector.id,
-            model_version=model_version.version,
+            detector_id=ref.detector_id,
+            model_version=ref.version,
             threshold=float(model.threshold),
             scores=scores,
             flags=scores > model.threshold,
@@ -244,40 +296,65 @@ class DetectorService:
     def detect_dataset(
         self, *, detector_id: str, dataset_id: str, version: int | None, created_by: str | None
     ) -> JobPublic:
-        _, model_version, model = self.load_model(detector_id=detector_id, version=version)
+        ref, model = self.load_model(detector_id=detector_id, version=version)
         schema = self.datasets.schema_of(dataset_id=dataset_id)
         _check_columns([c["name"] for c in schema], model.features, strict=False)
         job = self.jobs.enqueue(
             kind=DETECT_JOB,
             subject_id=detector_id,
             created_by=created_by,
-            payload={"detector_id": detector_id, "dataset_id": dataset_id, "version": model_version.version},
+            payload={"detector_id": detector_id, "dataset_id": dataset_id, "version": ref.version},
         )
         self.session.commit()
         self.jobs.wake_workers()
         return JobPublic.model_validate(job)
 
-    def load_model(self, *, detector_id: str, version: int | None) -> tuple[Detector, ModelVersion, ml.FittedDetector]:
-        detector = self._get(detector_id)
+    def model_ref(self, *, detector_id: str, version: int | None) -> ModelRef:
+        """The detector's model version (the current one by default). Kept in the app's lookup cache, which any
+        commit to the detector tables in this process empties, and which other processes' changes (a retraining, a
+        deletion) reach within `VIGIL_LOOKUP_CACHE_TTL_S`."""
+        lookups = self.app.lookups
+        key = ("model-ref", self.scope.tenant_id, detector_id, version)
+        cached = lookups.get(key)
+        if isinstance(cached, ModelRef):
+            return cached
+        generation = lookups.generation
+        found = self.detectors.with_version(detector_id, version)
+        if found is None:
+            raise NotFound("detector", detector_id)
+        detector, model_version = found
         wanted = version or detector.current_version
         if wanted is None:
             raise InvalidState(
                 f"Detector {detector_id!r} has no trained model yet (status {detector.status!r}); train it first.",
                 detector_status=detector.status,
             )
-        model_version = self.detectors.version(detector_id, wanted)
         if model_version is None:
             raise NotFound("model version", f"{detector_id}@{wanted}")
+        ref = ModelRef(
+            detector_id=detector.id,
+            detector_name=detector.name,
+            version=model_version.version,
+            version_id=model_version.id,
+            artifact_key=model_version.artifact_key,
+        )
+        lookups.put(key, ref, generation=generation)
+        return ref
+
+    def load_model(self, *, detector_id: str, version: int | None) -> tuple[ModelRef, ml.FittedDetector]:
+        """The model version and its fitted model, from the process's cache of loaded artifacts unless this
+        version was not loaded yet (then read from the blob store and verified)."""
+        ref = self.model_ref(detector_id=detector_id, version=version)
 
         def load() -> ml.FittedDetector:
             try:
-                return ml.load_artifact(self.app.blobs.get_bytes(model_version.artifact_key), key=self.app.secret_key)
+                return ml.load_artifact(self.app.blobs.get_bytes(ref.artifact_key), key=self.app.secret_key)
             except ml.MLError as exc:
                 raise ml_problem(exc) from exc
             except FileNotFoundError as exc:
                 raise ArtifactIntegrity("The stored model is missing; retrain the detector.") from exc
 
-        return detector, model_version, model_cache.get(model_version.artifact_key, load)
+        return ref, model_cache.get(ref.version_id, ref.artifact_key, load)
 
     # -- used by the job handlers ----------------------------------------------------------------------------
     def record_version(
@@ -367,7 +444,7 @@ def scorer_for(
 ) -> analysis.Scorer:
     """A trained model version as the analysis engine's `Scorer`: the datasets domain's analysis reports use it
     (through the port the app wires) to measure which features drive this detector's scores."""
-    detector, model_version, model = DetectorService(session=session, scope=scope, app=app).load_model(
+    ref, model = DetectorService(session=session, scope=scope, app=app).load_model(
         detector_id=detector_id, version=version
     )
 
@@ -377,6 +454,4 @@ def scorer_for(
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
 
-    return analysis.Scorer(
-        features=list(model.features), score=score, name=f"{detector.name} (v{model_version.version})"
-    )
+    return analysis.Scorer(features=list(model.features), score=score, name=f"{ref.detector_name} (v{ref.version})")

@@ -85,7 +85,7 @@ def detect_dataset(ctx: JobContext) -> JobOutcome:
     payload = ctx.payload
     with ctx.app.database.session() as session:
         detectors = DetectorService(session=session, scope=ctx.scope, app=ctx.app)
-        _, _, model = detectors.load_model(detector_id=payload["detector_id"], version=payload["version"])
+        _, model = detectors.load_model(detector_id=payload["detector_id"], version=payload["version"])
         frame = detectors.datasets.load_frame(dataset_id=payload["dataset_id"])
     ctx.progress(10)
     chunks = []

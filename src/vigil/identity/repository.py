@@ -10,8 +10,8 @@ from typing import NamedTuple
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from vigil.core.caching import NEUTRAL_WRITE
 from vigil.core.database import TenantScope, bind_tenant, platform_access, platform_query
-from vigil.identity.auth_cache import NEUTRAL
 from vigil.identity.models import ApiKey, AuditEvent, AuthSession, LoginFailure, RefreshToken, Tenant, User
 
 
@@ -95,13 +95,13 @@ class PlatformRepository:
     def touch_session(self, session_id: str, *, now: datetime) -> None:
         self.session.execute(
             update(AuthSession).where(AuthSession.id == session_id).values(last_used_at=now),
-            execution_options={NEUTRAL: True},  # a session's last use changes no one's authority
+            execution_options={NEUTRAL_WRITE: True},  # a session's last use changes no one's authority
         )
 
     @platform_query
     def touch_api_key(self, key_id: str, *, now: datetime) -> None:
         self.session.execute(
-            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now), execution_options={NEUTRAL: True}
+            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now), execution_options={NEUTRAL_WRITE: True}
         )
 
     @platform_query
@@ -119,7 +119,7 @@ class PlatformRepository:
         if self.session.get_bind().dialect.name == "sqlite":
             self.session.execute(
                 update(Tenant).where(Tenant.id == tenant_id).values(updated_at=Tenant.updated_at),
-                execution_options={NEUTRAL: True},  # a no-op write for its lock: nothing changes
+                execution_options={NEUTRAL_WRITE: True},  # a no-op write for its lock: nothing changes
             )
         return self.session.scalar(
             select(Tenant).where(Tenant.id == tenant_id).with_for_update().execution_options(populate_existing=True)

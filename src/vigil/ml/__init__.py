@@ -14,7 +14,7 @@ Examples
 """
 
 from vigil.ml.artifacts import FORMAT_VERSION, MAGIC, dump_artifact, load_artifact
-from vigil.ml.catalog import CATALOG, describe_catalog, get_entry, validate_parameters
+from vigil.ml.catalog import CATALOG, describe_catalog, get_entry, validate_parameters, warm_up
 from vigil.ml.detector import FittedDetector, fit_detector
 from vigil.ml.entry import CatalogEntry, ScoreConvention, quantile_threshold
 from vigil.ml.errors import (
@@ -53,4 +53,5 @@ __all__ = [
     "load_artifact",
     "quantile_threshold",
     "validate_parameters",
+    "warm_up",
 ]

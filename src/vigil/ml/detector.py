@@ -80,6 +80,26 @@ class FittedDetector:
             return np.empty(0, dtype=np.float64)
         return self.convention.scores(self.estimator, X)
 
+    def score_matrix(self, X: Float64Array) -> Float64Array:
+        """`score` for a float64 matrix of the features in training order (when `preprocessor.takes_matrix`): the
+        same scores, bit for bit, without building a frame — what small inline batches want.
+
+        Examples
+        --------
+        >>> train = pl.DataFrame({"x": [0.0, 0.1, 0.2, 0.1, 0.0, 0.2] * 5, "y": [1.0, 1.1, 0.9, 1.0, 1.2, 0.8] * 5})
+        >>> model = fit_detector(
+        ...     train, algorithm="knn", parameters={}, contamination=0.1, features=["x", "y"],
+        ...     preprocessing=Preprocessing(),
+        ... )
+        >>> rows = np.array([[0.1, 1.0], [5.0, -4.0]])
+        >>> bool((model.score_matrix(rows) == model.score(pl.DataFrame(rows, schema=["x", "y"]))).all())
+        True
+        """
+        X = self.preprocessor.transform_matrix(X)
+        if X.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        return self.convention.scores(self.estimator, X)
+
 
 def summarise_scores(scores: Float64Array, threshold: float) -> dict[str, float]:
     """Statistics of training scores, kept with a model version so a user can judge new scores against them.

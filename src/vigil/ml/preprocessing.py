@@ -161,6 +161,28 @@ class FittedPreprocessor:
             encoded += [f"{name}={value}" for value in values] if self.spec.categorical == "onehot" else [name]
         return [*self.numeric, *encoded]
 
+    @property
+    def takes_matrix(self) -> bool:
+        """Every feature is numeric: the input can be a float64 matrix of the features in order (`transform_matrix`)
+        instead of a frame, which saves building one for a small batch."""
+        return not self.categories
+
+    def transform_matrix(self, X: Float64Array) -> Float64Array:
+        """`transform` for a float64 matrix whose columns are `features`, in order (only when `takes_matrix`).
+
+        Examples
+        --------
+        >>> fitted, _ = fit_preprocessor(pl.DataFrame({"x": [1.0, 3.0], "y": [0.0, 2.0]}), ["x", "y"],
+        ...                              Preprocessing(scaling="minmax"))
+        >>> fitted.transform_matrix(np.array([[2.0, 1.0], [np.nan, 4.0]])).tolist()
+        [[0.5, 0.5], [0.5, 2.0]]
+        """
+        if not self.takes_matrix:
+            raise MLError("This model has categorical features; score a frame instead.")
+        if X.ndim != 2 or X.shape[1] != len(self.numeric):
+            raise InvalidFeatures(f"Expected a matrix of {len(self.numeric)} feature column(s), got shape {X.shape}.")
+        return self._finished(X)
+
     def transform(self, frame: pl.DataFrame) -> Float64Array:
         """The float64 matrix of `frame`'s features, as the detector was trained on.
 
@@ -181,7 +203,9 @@ class FittedPreprocessor:
         return blocks[0] if len(blocks) == 1 else np.hstack(blocks)
 
     def _numeric(self, frame: pl.DataFrame) -> Float64Array:
-        X = _numeric_matrix(frame, self.numeric)
+        return self._finished(_numeric_matrix(frame, self.numeric))
+
+    def _finished(self, X: Float64Array) -> Float64Array:
         # One vectorised pass in the common case; the column-by-column diagnosis only runs when something is off.
         if not np.isfinite(X).all():
             _finite_problems(X, self.numeric, refuse_nan=self.spec.missing == "error")
