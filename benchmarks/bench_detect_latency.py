@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     rows = random_frame(args.rows, 9, seed=1)
@@ -89,15 +90,24 @@ def main() -> None:
         timed(api_call, 20)
         timed(lambda: estimator.decision_function(X), 20)
 
-        api_seq = timed(api_call, args.requests)
-        direct_seq = timed(lambda: estimator.decision_function(X), args.requests)
-
         def api_caller() -> Callable[[], object]:
             client = httpx.Client(base_url=str(api.base_url), headers=headers, timeout=60)
             return lambda: api_call(client)
 
-        api_conc = concurrently(api_caller, args.requests, args.concurrency)
-        direct_conc = concurrently(lambda: lambda: estimator.decision_function(X), args.requests, args.concurrency)
+        def direct_call() -> object:
+            return estimator.decision_function(X)
+
+        # Rounds that alternate the two sides, so drift on a shared machine falls on both alike.
+        api_seq: list[float] = []
+        direct_seq: list[float] = []
+        api_conc: list[float] = []
+        direct_conc: list[float] = []
+        per_round = max(args.concurrency, args.requests // args.rounds)
+        for _ in range(args.rounds):
+            api_seq += timed(api_call, per_round)
+            direct_seq += timed(direct_call, per_round)
+            api_conc += concurrently(api_caller, per_round, args.concurrency)
+            direct_conc += concurrently(lambda: direct_call, per_round, args.concurrency)
 
     print(f"{args.rows} rows x 9 columns, IForest(n_estimators=100), {args.requests} requests per measurement")
     print(line("direct decision_function, sequential", direct_seq))

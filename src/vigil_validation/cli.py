@@ -34,6 +34,11 @@ RedisOpt = Annotated[
 KeywordOpt = Annotated[
     str | None, typer.Option("-k", "--keyword", help="Only tests whose names match this pytest -k expression.")
 ]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", help="The performance suite's load: short (minutes; the default, and CI's) or full."),
+]
+ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude-suite", help="Leave this suite out (repeatable).")]
 DEFAULT_REPORTS = Path("validation-reports")
 
 
@@ -46,8 +51,12 @@ def _run(
     database_url: str | None,
     redis_url: str | None,
     keyword: str | None,
+    profile: str | None = None,
+    exclude: list[str] | None = None,
 ) -> None:
     options = RunOptions(
+        profile=profile,
+        exclude_suites=tuple(exclude or ()),
         config_path=config,
         target_url=target,
         parallel=parallel,
@@ -70,8 +79,10 @@ def _fixed_selection(name: str, selection: Selection, summary: str) -> None:
         database_url: DatabaseOpt = None,
         redis_url: RedisOpt = None,
         keyword: KeywordOpt = None,
+        profile: ProfileOpt = None,
+        exclude: ExcludeOpt = None,
     ) -> None:
-        _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword)
+        _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, exclude)
 
     app.command(name, help=summary)(command)
 
@@ -93,9 +104,11 @@ def suite(
     database_url: DatabaseOpt = None,
     redis_url: RedisOpt = None,
     keyword: KeywordOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """One suite by name."""
-    _run(Selection(name, suites=(name,)), config, target, parallel, report_dir, database_url, redis_url, keyword)
+    selection = Selection(name, suites=(name,))
+    _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile)
 
 
 def main() -> None:

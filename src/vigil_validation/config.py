@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -29,8 +29,20 @@ class ApiConfig(Section):
 
 
 class PerformanceConfig(Section):
+    """What the performance suite asserts (each overridable in a `--config` file)."""
+
     detect_p99_ms: PositiveFloat
     upload_p99_ms: PositiveFloat
+    read_p99_ms: PositiveFloat
+    write_p99_ms: PositiveFloat
+    error_rate_max: Annotated[float, Field(ge=0, le=1)]
+    throughput_min_fraction: Annotated[float, Field(gt=0, le=1)]
+    memory_growth_max_mib_per_min: Annotated[float, Field(ge=0)]
+    memory_max_mib: PositiveFloat
+    stress_p99_ms: PositiveFloat
+    stress_error_rate_max: Annotated[float, Field(ge=0, le=1)]
+    knee_min_per_s: PositiveFloat
+    cpu_ms_per_request_max: PositiveFloat
 
 
 class SecurityConfig(Section):
@@ -38,9 +50,53 @@ class SecurityConfig(Section):
     password: Annotated[str, Field(min_length=15)]
 
 
+Rate = Annotated[float, Field(gt=0, le=10_000)]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class LoadProfile(Section):
+    """One profile's load: how many virtual users, which arrival rates, for how long."""
+
+    virtual_users: Annotated[int, Field(ge=1, le=1000)]
+    mixed_rate_per_s: Rate
+    mixed_duration_s: Seconds
+    database_rate_per_s: Rate
+    database_duration_s: Seconds
+    arrival_rates_per_s: Annotated[list[Rate], Field(min_length=1, max_length=20)]
+    step_duration_s: Seconds
+    soak_rate_per_s: Rate
+    soak_duration_s: Seconds
+    soak_warmup_s: Annotated[float, Field(ge=0, le=3600)]
+    stress_start_per_s: Rate
+    stress_growth: Annotated[float, Field(gt=1, le=10)]
+    stress_max_per_s: Rate
+    stress_step_s: Seconds
+
+    @model_validator(mode="after")
+    def _warmup_inside_soak(self) -> LoadProfile:
+        if self.soak_warmup_s >= self.soak_duration_s:
+            raise ValueError("soak_warmup_s must be shorter than soak_duration_s")
+        if self.stress_max_per_s < self.stress_start_per_s:
+            raise ValueError("stress_max_per_s must be at least stress_start_per_s")
+        return self
+
+
 class LoadTestingConfig(Section):
-    arrival_rates_per_s: Annotated[list[PositiveFloat], Field(min_length=1)]
-    step_duration_s: PositiveFloat
+    """The open-model load generator's bounds, and the two profiles (`--profile short|full`)."""
+
+    profile: Literal["short", "full"]
+    max_requests: Annotated[int, Field(ge=1, le=1_000_000)]
+    max_in_flight: Annotated[int, Field(ge=1, le=1024)]
+    request_timeout_s: Annotated[float, Field(gt=0, le=300)]
+    sample_interval_s: Annotated[float, Field(gt=0, le=60)]
+    progress: bool
+    short: LoadProfile
+    full: LoadProfile
+
+    @property
+    def active(self) -> LoadProfile:
+        """The chosen profile's settings."""
+        return self.short if self.profile == "short" else self.full
 
 
 class MultiTenantConfig(Section):
@@ -123,6 +179,14 @@ class ValidationConfig(Section):
     contracts: ContractsConfig
     test_data: TestDataConfig
     environment: EnvironmentConfig
+
+    def with_profile(self, profile: str | None) -> ValidationConfig:
+        """A copy with the performance profile chosen on the command line (`--profile short|full`)."""
+        if profile is None:
+            return self
+        if profile not in ("short", "full"):
+            raise ConfigError(f"--profile must be short or full, not {profile!r}")
+        return self.model_copy(update={"load_testing": self.load_testing.model_copy(update={"profile": profile})})
 
     def with_environment(self, **changes: Any) -> ValidationConfig:
         """A copy with command-line options applied over the file's environment section."""

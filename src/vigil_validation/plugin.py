@@ -3,17 +3,19 @@ and the JSON summary. Loaded with `-p vigil_validation.plugin` by the runner."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vigil.client import VigilAPIError, VigilClient
 from vigil_validation import handover, testdata
 from vigil_validation.config import ValidationConfig
-from vigil_validation.report import FIGURE_PROPERTY, SummaryCollector
+from vigil_validation.report import FIGURE_PROPERTY, SERIES_PROPERTY, SummaryCollector
 from vigil_validation.targets import Target
 from vigil_validation.testdata import LabelledData
 
@@ -160,6 +162,22 @@ def record(request: pytest.FixtureRequest) -> Recorder:
     def add(name: str, value: float, unit: str = "") -> None:
         figure = {"name": name, "value": float(value), "unit": unit}
         request.node.user_properties.append((FIGURE_PROPERTY, figure))
+
+    return add
+
+
+SeriesRecorder = Callable[..., None]
+
+
+@pytest.fixture
+def record_series(request: pytest.FixtureRequest) -> SeriesRecorder:
+    """`record_series(name, kind, data, unit="")`: attaches structured data to the test — kept in `summary.json`
+    under the test's `series` and drawn by the HTML report when it knows the `kind` (`latency_steps`,
+    `throughput`, `memory`, `knee`, `timeline`; see `vigil_validation.html_report`). `data` must be JSON-ready."""
+
+    def add(name: str, kind: str, data: dict[str, Any], unit: str = "") -> None:
+        json.dumps(data, allow_nan=False)  # refused here, where the test can be fixed, not in the report
+        request.node.user_properties.append((SERIES_PROPERTY, {"name": name, "kind": kind, "unit": unit, "data": data}))
 
     return add
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 FIGURE_PROPERTY = "vigil.figure"
+SERIES_PROPERTY = "vigil.series"
 MESSAGE_LIMIT = 2000
 
 
@@ -27,6 +28,8 @@ class TestResult:
     failure: str | None = None
     markers: list[str] = field(default_factory=list)
     figures: list[dict[str, Any]] = field(default_factory=list)
+    # Structured data for plots: {name, kind, unit, data}; the HTML report draws the kinds it knows.
+    series: list[dict[str, Any]] = field(default_factory=list)
 
 
 def suite_of(nodeid: str) -> str:
@@ -70,6 +73,8 @@ class SummaryCollector:
         for name, value in report.user_properties:
             if name == FIGURE_PROPERTY and isinstance(value, dict) and value not in result.figures:
                 result.figures.append(value)
+            elif name == SERIES_PROPERTY and isinstance(value, dict) and value not in result.series:
+                result.series.append(value)
         if report.when == "call":
             result.markers = sorted(set(getattr(report, "keywords", {})) & _MARKERS)
         if hasattr(report, "wasxfail"):
@@ -117,6 +122,36 @@ class SummaryCollector:
 
 
 _MARKERS = {"smoke", "slow", "destructive", "managed_only"}
+
+
+def merge_summaries(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One summary of several pytest sessions of one run (the suites, then the performance suite alone): tests,
+    totals and suites added up, collection errors together, from the first start to the last end."""
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    merged: dict[str, Any] = {
+        **present[0],
+        "duration_s": round(sum(float(p.get("duration_s", 0)) for p in present), 2),
+        "pytest_exit_status": next(
+            (p["pytest_exit_status"] for p in present if p.get("pytest_exit_status") not in (0, 5)),
+            present[0].get("pytest_exit_status"),
+        ),
+        "totals": {},
+        "suites": {},
+        "collection_errors": [e for p in present for e in p.get("collection_errors", [])],
+        "tests": sorted((t for p in present for t in p.get("tests", [])), key=lambda t: str(t.get("nodeid"))),
+    }
+    for part in present:
+        for key, value in part.get("totals", {}).items():
+            merged["totals"][key] = merged["totals"].get(key, 0) + int(value)
+        for suite, counts in part.get("suites", {}).items():
+            into = merged["suites"].setdefault(suite, {})
+            for outcome, n in counts.items():
+                into[outcome] = into.get(outcome, 0) + int(n)
+    return merged
 
 
 def load_summary(path: Path) -> dict[str, Any] | None:

@@ -1,9 +1,14 @@
 """Builds and runs one validation session: load the config, bring up the target (managed or remote), run pytest
-over the selected suites in a subprocess (xdist workers share the one target), and write the reports."""
+over the selected suites in a subprocess (xdist workers share the one target), and write the reports.
+
+The performance suite measures the target, so it never shares the machine with the other suites: when a selection
+holds it and others, the others run first (in parallel), then it runs alone, serially; their summaries are merged
+into one (`summary.json`), and the HTML report (`report.html`) is drawn from it."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -17,12 +22,14 @@ from rich.console import Console
 from vigil_validation import handover
 from vigil_validation.config import ConfigError, ValidationConfig, admin_credentials, load_config
 from vigil_validation.console import print_header, print_summary
-from vigil_validation.report import load_summary
+from vigil_validation.html_report import write_html_report
+from vigil_validation.report import load_summary, merge_summaries
 from vigil_validation.targets import Target, TargetUnreachable, managed_target, remote_target
 
 PACKAGE_DIR = Path(__file__).parent
 SUITES_DIR = PACKAGE_DIR / "suites"
 PYTEST_INI = PACKAGE_DIR / "pytest.ini"
+ALONE = "performance"  # the suite that runs by itself, serially, after the others
 
 
 class ExitCode(IntEnum):
@@ -54,23 +61,46 @@ class RunOptions:
     database_url: str | None = None
     redis_url: str | None = None
     extra_pytest_args: tuple[str, ...] = ()
+    profile: str | None = None  # the performance suite's profile: short or full (CI=true: short)
+    exclude_suites: tuple[str, ...] = ()
 
 
 def available_suites() -> list[str]:
     return sorted(p.name for p in SUITES_DIR.iterdir() if p.is_dir() and any(p.glob("test_*.py")))
 
 
-def suite_paths(selection: Selection) -> list[str]:
+def selected_suites(selection: Selection, exclude: tuple[str, ...] = ()) -> list[str]:
     known = available_suites()
-    unknown = [s for s in selection.suites if s not in known]
+    unknown = [s for s in (*selection.suites, *exclude) if s not in known]
     if unknown:
         raise UsageError(f"unknown suite {', '.join(unknown)!s}; the suites are: {', '.join(known)}")
-    return [str(SUITES_DIR / s) for s in selection.suites] or [str(SUITES_DIR)]
+    return [s for s in (selection.suites or tuple(known)) if s not in exclude]
 
 
-def pytest_command(
-    selection: Selection, config: ValidationConfig, report_dir: Path, extra: tuple[str, ...]
-) -> list[str]:
+@dataclass(frozen=True)
+class Phase:
+    """One pytest session of the run: its suites, its workers, and where its own reports go."""
+
+    name: str
+    suites: tuple[str, ...]
+    parallel: int
+    junit: str
+    summary: str
+
+
+def phases(selection: Selection, config: ValidationConfig, exclude: tuple[str, ...] = ()) -> list[Phase]:
+    suites = selected_suites(selection, exclude)
+    together = tuple(s for s in suites if s != ALONE)
+    result = []
+    if together:
+        result.append(Phase("suites", together, config.environment.parallel, "junit.xml", "summary-suites.json"))
+    if ALONE in suites:
+        junit = "junit.xml" if not together else f"junit-{ALONE}.xml"
+        result.append(Phase(ALONE, (ALONE,), 1, junit, f"summary-{ALONE}.json"))
+    return result
+
+
+def pytest_command(phase: Phase, config: ValidationConfig, report_dir: Path, extra: tuple[str, ...]) -> list[str]:
     command = [
         sys.executable,
         "-m",
@@ -86,16 +116,14 @@ def pytest_command(
         "pytest_timeout",
         "-p",
         "vigil_validation.plugin",
-        f"--junitxml={report_dir / 'junit.xml'}",
+        f"--junitxml={report_dir / phase.junit}",
         "-o",
         f"timeout={config.environment.test_timeout_s:g}",
-        *suite_paths(selection),
+        *(str(SUITES_DIR / suite) for suite in phase.suites),
     ]
-    if selection.markers:
-        command += ["-m", selection.markers]
-    if config.environment.parallel > 1:
+    if phase.parallel > 1:
         # Whole modules per worker: a module's tests share its set-up costs, and the order within it is kept.
-        command += ["-p", "xdist.plugin", "-n", str(config.environment.parallel), "--dist", "loadfile"]
+        command += ["-p", "xdist.plugin", "-n", str(phase.parallel), "--dist", "loadfile"]
     return [*command, *extra]
 
 
@@ -127,40 +155,66 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
     """The whole run; returns the exit code (0 passed, 1 failures, 2 bad usage or config, 3 unreachable)."""
     console = console or Console(stderr=True)
     try:
-        config = load_config(options.config_path).with_environment(
-            target_url=options.target_url,
-            parallel=options.parallel,
-            database_url=options.database_url,
-            redis_url=options.redis_url,
+        config = (
+            load_config(options.config_path)
+            .with_environment(
+                target_url=options.target_url,
+                parallel=options.parallel,
+                database_url=options.database_url,
+                redis_url=options.redis_url,
+            )
+            .with_profile(options.profile or ("short" if os.environ.get("CI") == "true" else None))
         )
-        suite_paths(selection)  # fail on an unknown suite before starting anything
+        planned = phases(selection, config, options.exclude_suites)  # an unknown suite fails before anything starts
     except (ConfigError, UsageError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return ExitCode.USAGE
     report_dir = options.report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     summary_path = report_dir / "summary.json"
-    summary_path.unlink(missing_ok=True)
+    for stale in (summary_path, *(report_dir / phase.summary for phase in planned)):
+        stale.unlink(missing_ok=True)
+    returncodes: list[int] = []
     try:
         with open_target(config, report_dir) as target:
             print_header(console, selection.name, target, config)
-            command = pytest_command(selection, config, report_dir, options.extra_pytest_args)
-            # A pytest session of our own, even when the runner itself runs inside one (the platform's tests).
-            inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
-            env = {**inherited, **handover.encode(target, config, str(summary_path))}
-            # Installed pytest plugins (asyncio, hypothesis…) would change the session and warn; none is needed.
-            env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-            # Inherited stdout/stderr: pytest's own progress appears live, as it would when run by hand.
-            returncode = subprocess.call(command, env=env, cwd=PACKAGE_DIR)  # noqa: S603
+            for phase in planned:
+                if len(planned) > 1:
+                    console.print(f"[bold]{phase.name}[/]: {', '.join(phase.suites)} ({phase.parallel} worker(s))")
+                returncodes.append(run_phase(phase, target, config, report_dir, options.extra_pytest_args))
     except UsageError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return ExitCode.USAGE
     except TargetUnreachable as exc:
         console.print(f"[bold red]target unreachable:[/] {exc}")
         return ExitCode.UNREACHABLE
-    summary = load_summary(summary_path)
+    summary = merge_summaries([load_summary(report_dir / phase.summary) for phase in planned])
+    if summary is not None:
+        summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        write_html_report(summary, report_dir / "report.html")
+    for phase in planned:
+        (report_dir / phase.summary).unlink(missing_ok=True)
     print_summary(console, summary, report_dir)
-    return exit_code_for(returncode, console)
+    return exit_code_for(_combined(returncodes), console)
+
+
+def run_phase(phase: Phase, target: Target, config: ValidationConfig, report_dir: Path, extra: tuple[str, ...]) -> int:
+    command = pytest_command(phase, config, report_dir, extra)
+    # A pytest session of our own, even when the runner itself runs inside one (the platform's tests).
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
+    env = {**inherited, **handover.encode(target, config, str(report_dir / phase.summary))}
+    # Installed pytest plugins (asyncio, hypothesis…) would change the session and warn; none is needed.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    # Inherited stdout/stderr: pytest's own progress appears live, as it would when run by hand.
+    return subprocess.call(command, env=env, cwd=PACKAGE_DIR)  # noqa: S603
+
+
+def _combined(returncodes: list[int]) -> int:
+    """One pytest status for several sessions: a failure wins; 'nothing selected' only if every one says so."""
+    failing = [code for code in returncodes if code not in (0, 5)]
+    if failing:
+        return failing[0]
+    return 5 if returncodes and all(code == 5 for code in returncodes) else 0
 
 
 def exit_code_for(returncode: int, console: Console) -> ExitCode:

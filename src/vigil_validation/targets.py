@@ -49,6 +49,8 @@ class Target:
     # A managed PostgreSQL server's own application-role URL, so the multi-tenant suite can show that row-level
     # security alone keeps tenants apart; never known for a remote target, and never written to a report.
     database_app_url: str | None = None
+    # A managed server's process id, so the performance suite can sample its memory and CPU from /proc.
+    server_pid: int | None = None
 
 
 def free_port() -> int:
@@ -285,4 +287,5 @@ def managed_target(
             data_dir=str(data_dir),
             signing_key=env["VIGIL_SECRET_KEY"],
             database_app_url=server_db.app_url if server_db is not None else None,
+            server_pid=process.pid,
         )
