@@ -169,9 +169,20 @@ def _latency_steps(data: dict[str, Any], title: str) -> Figure:
 def _throughput(data: dict[str, Any], title: str) -> Figure:
     figure, axes = _figure(title)
     offered = [float(r) for r in data["offered_per_s"]]
+    operations = {name: [float(v) for v in values] for name, values in sorted(data["operations"].items())}
+    if len(offered) == 1:  # one load: each operation's share of it, as bars
+        names = list(operations)
+        axes.barh(names, [values[0] for values in operations.values()], color="#0969da")
+        axes.set_xlabel(
+            f"answered (requests/s) of {offered[0]:g}/s offered, {sum(v[0] for v in operations.values()):.1f}/s in all"
+        )
+        axes.invert_yaxis()
+        return figure
     axes.plot(offered, offered, color="#8c959f", linestyle=":", label="offered")
-    for name, achieved in sorted(data["operations"].items()):
-        axes.plot(offered, [float(v) for v in achieved], marker="o", label=name)
+    total = [sum(values[i] for values in operations.values()) for i in range(len(offered))]
+    axes.plot(offered, total, color="#1f2328", marker="s", label="all operations")
+    for name, achieved in operations.items():
+        axes.plot(offered, achieved, marker="o", label=name)
     axes.set_xlabel("offered load (requests/s)")
     axes.set_ylabel("answered (requests/s)")
     axes.legend(fontsize=8, ncol=2)

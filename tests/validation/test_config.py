@@ -54,6 +54,11 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("bogus_section: {}\n", "bogus_section: unknown key"),
         ("api: [1, 2\n", "not valid YAML"),
         ("- just\n- a list\n", "top level must be a mapping"),
+        ("load_testing:\n  profile: huge\n", "load_testing.profile"),
+        ("load_testing:\n  short:\n    soak_warmup_s: 100\n", "soak_warmup_s must be shorter"),
+        ("load_testing:\n  full:\n    stress_growth: 1\n", "load_testing.full.stress_growth"),
+        ("load_testing:\n  max_requests: 0\n", "load_testing.max_requests"),
+        ("performance:\n  error_rate_max: 2\n", "performance.error_rate_max"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -85,3 +90,16 @@ def test_unknown_suite_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["suite", "--suite", "nonsense", "--report-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown suite" in result.output
+
+
+def test_the_profile_is_chosen_on_the_command_line(tmp_path: Path) -> None:
+    config = load_config()
+    assert config.load_testing.profile == "short"
+    assert config.load_testing.active == config.load_testing.short
+    assert config.with_profile("full").load_testing.active == config.load_testing.full
+    with pytest.raises(ConfigError, match="--profile"):
+        config.with_profile("medium")
+    result = CliRunner().invoke(
+        app, ["suite", "--suite", "performance", "--profile", "medium", "--report-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output

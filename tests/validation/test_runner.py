@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from tests.client.live_server import live_server
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from vigil_validation.cli import app
+from vigil_validation.config import load_config
 from vigil_validation.report import suite_of
+from vigil_validation.runner import Selection, UsageError, phases
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +104,42 @@ def test_figures_and_skips_reach_the_summary(tmp_path: Path, remote_url: str, cr
 def test_suite_of_nodeids() -> None:
     assert suite_of("suites/contracts/test_x.py::test_y[1]") == "contracts"
     assert suite_of("elsewhere/test_x.py::test_y") == "other"
+
+
+def test_the_performance_suite_runs_alone_after_the_others() -> None:
+    config = load_config().with_environment(parallel=2)
+    every = phases(Selection("all"), config)
+    assert [p.name for p in every] == ["suites", "performance"]
+    assert "performance" not in every[0].suites
+    assert (every[0].parallel, every[1].parallel) == (2, 1)
+    assert len({p.junit for p in every}) == len({p.summary for p in every}) == 2
+    [alone] = phases(Selection("performance", suites=("performance",)), config)
+    assert (alone.suites, alone.parallel, alone.junit) == (("performance",), 1, "junit.xml")
+    [without] = phases(Selection("all"), config, exclude=("performance",))
+    assert "performance" not in without.suites
+    with pytest.raises(UsageError, match="unknown suite"):
+        phases(Selection("all"), config, exclude=("perfromance",))
+
+
+def test_performance_series_reach_the_summary_and_the_html_report(
+    tmp_path: Path, remote_url: str, credentials: None
+) -> None:
+    """A tiny stress ramp against a live server named with --target (so its memory and CPU come from /metrics)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "load_testing:\n  short:\n    virtual_users: 3\n    stress_start_per_s: 4\n    stress_growth: 2\n"
+        "    stress_max_per_s: 8\n    stress_step_s: 1\n"
+    )
+    code, output = invoke(
+        "suite", "--suite", "performance", "-k", "stress", "--config", str(config), "--target", remote_url,
+        "--report-dir", str(tmp_path / "reports"),
+    )  # fmt: skip
+    assert code == 0, output
+    [test] = json.loads((tmp_path / "reports" / "summary.json").read_text())["tests"]
+    [series] = test["series"]
+    assert series["kind"] == "knee"
+    assert series["data"]["rates"] == [4, 8]
+    assert series["data"]["knee_per_s"] == 8
+    assert {f["name"] for f in test["figures"]} >= {"knee", "CPU per request at the knee"}
+    page = (tmp_path / "reports" / "report.html").read_text()
+    assert "data:image/png;base64," in page

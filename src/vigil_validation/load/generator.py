@@ -102,6 +102,7 @@ class LoadResult:
     plan: LoadPlan
     label: str
     elapsed_s: float = 0.0
+    dispatched_s: float = 0.0  # when the last arrival was sent (or shed): the schedule never waits on the server
     offered: int = 0
     operations: dict[str, LatencyStats] = field(default_factory=dict)
     per_second: list[dict[str, int]] = field(default_factory=list)  # [{ok, errors}] by second since the start
@@ -124,6 +125,7 @@ class LoadResult:
             "offered_rate_per_s": self.plan.rate_per_s,
             "duration_s": self.plan.duration_s,
             "elapsed_s": round(self.elapsed_s, 3),
+            "dispatched_s": round(self.dispatched_s, 3),
             "offered": self.offered,
             "overall": self.overall.summary(duration),
             "operations": {name: stats.summary(duration) for name, stats in sorted(self.operations.items())},
@@ -224,19 +226,25 @@ async def _run(
             if progress and loop.time() >= next_report:
                 next_report += PROGRESS_EVERY_S
                 _report(label, result, loop.time() - start, len(in_flight))
-        # Every request has its timeout: wait that long at most, then stop whatever is left.
-        if in_flight:
-            _, pending = await asyncio.wait(set(in_flight), timeout=plan.request_timeout_s + 1)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        result.dispatched_s = loop.time() - start
+        await _drain(in_flight, plan.request_timeout_s + 1)
         result.elapsed_s = loop.time() - start
     result.per_second = buckets[: math.ceil(result.elapsed_s) + 1]
     if progress:
         _report(label, result, result.elapsed_s, 0)
     return result
+
+
+async def _drain(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+    """Every request has its timeout: wait that long at most, then stop whatever is left."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(set(tasks), timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _report(label: str, result: LoadResult, elapsed: float, in_flight: int) -> None:

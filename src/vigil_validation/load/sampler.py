@@ -75,8 +75,13 @@ class ProcessSampler:
         self._stop.set()
         self._thread.join(timeout=10)
         self._take()
+        self.close()
+
+    def close(self) -> None:
+        """Closes the connection to `/metrics` (a sampler used for one-off `sample()` calls needs this)."""
         if self._client is not None:
             self._client.close()
+            self._client = None
 
     def _take(self) -> None:
         try:

@@ -4,12 +4,13 @@ floor; CPU per request at the knee must stay within its bound."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
 
 from vigil_validation.config import LoadProfile, ValidationConfig
-from vigil_validation.load import ProcessSampler
+from vigil_validation.load import Operation, ProcessSampler
 from vigil_validation.plugin import Recorder, SeriesRecorder
 from vigil_validation.suites.performance.conftest import Load
 from vigil_validation.suites.performance.workload import Workload
@@ -27,19 +28,10 @@ def ramp(profile: LoadProfile) -> list[float]:
     return rates
 
 
-@pytest.mark.slow
-def test_stress_to_the_knee(
-    load: Load,
-    workload: Workload,
-    target: Target,
-    profile: LoadProfile,
-    validation_config: ValidationConfig,
-    record: Recorder,
-    record_series: SeriesRecorder,
-) -> None:
-    limits = validation_config.performance
-    operations = [workload.operation(name, weight) for name, weight in MIX.items()]
-    cpu = ProcessSampler(pid=target.server_pid, base_url=target.url)
+def _ramp_until_it_breaks(
+    load: Load, cpu: ProcessSampler, operations: list[Operation], profile: LoadProfile, config: ValidationConfig
+) -> list[dict[str, float | bool]]:
+    limits = config.performance
     steps: list[dict[str, float | bool]] = []
     for rate in ramp(profile):
         cpu_before = cpu.sample()[1]
@@ -59,6 +51,24 @@ def test_stress_to_the_knee(
         if not held:
             break
         time.sleep(DRAIN_S)  # let the last requests of a step finish before the next one starts
+    return steps
+
+
+@pytest.mark.slow
+def test_stress_to_the_knee(
+    load: Load,
+    workload: Workload,
+    target: Target,
+    profile: LoadProfile,
+    validation_config: ValidationConfig,
+    record: Recorder,
+    record_series: SeriesRecorder,
+) -> None:
+    limits = validation_config.performance
+    operations = [workload.operation(name, weight) for name, weight in MIX.items()]
+    cpu = ProcessSampler(pid=target.server_pid, base_url=target.url)
+    with contextlib.closing(cpu):
+        steps = _ramp_until_it_breaks(load, cpu, operations, profile, validation_config)
     holding = [s for s in steps if s["held"]]
     knee = holding[-1] if holding else None
     record_series(
