@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-unit validate validate-smoke lint format openapi bench clean
+.PHONY: install run test test-unit validate validate-smoke validate-performance lint format openapi bench clean
 
 install: $(STAMP)
 
@@ -24,11 +24,12 @@ run: install ## Start the service on the embedded default (SQLite + local blobs 
 
 test: install ## The tests and the validation suite, each on SQLite and on PostgreSQL (with Redis)
 	VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile
-	$(BIN)/vigil validate all --report-dir validation-reports/sqlite
+	@# Every suite on SQLite; the performance suite (short profile) runs alone after the others, here only.
+	$(BIN)/vigil validate all --profile short --report-dir validation-reports/sqlite
 	@# Without PostgreSQL the second runs are skipped with a reason, unless services are required (CI).
 	@if [ "$$VIGIL_REQUIRE_SERVICES" = 1 ] || $(BIN)/python -c "import psycopg; psycopg.connect('$(subst +psycopg,,$(PG_URL))', connect_timeout=3).close()" 2>/dev/null; then \
 		VIGIL_TEST_DATABASE=postgresql VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile && \
-		$(BIN)/vigil validate all --database-url $(PG_URL) --redis-url $(REDIS_URL) --report-dir validation-reports/postgresql; \
+		$(BIN)/vigil validate all --exclude-suite performance --database-url $(PG_URL) --redis-url $(REDIS_URL) --report-dir validation-reports/postgresql; \
 	else \
 		echo "PostgreSQL unreachable at $(PG_URL): validation on PostgreSQL skipped (VIGIL_REQUIRE_SERVICES=1 makes this fail)"; \
 	fi
@@ -55,9 +56,17 @@ format: install
 openapi: install ## Rewrite docs/openapi.json from the code (after an intended API change)
 	$(BIN)/python -m vigil.openapi > docs/openapi.json
 
-bench: install
+validate-performance: install ## The performance suite alone (PROFILE=full for the long run; TARGET=url for a live server)
+	$(BIN)/vigil validate suite --suite performance --profile $(or $(PROFILE),short) $(if $(TARGET),--target $(TARGET),)
+
+bench: install ## Benchmarks, each printing its ratio against a baseline measured in the same run
 	$(BIN)/python benchmarks/bench_detect_throughput.py
+	$(BIN)/python benchmarks/bench_detect_latency.py
+	$(BIN)/python benchmarks/bench_request_overhead.py
+	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_profile_throughput.py
+	@# The side-by-side with MLflow `models serve` runs only where mlflow is installed (an extra, not a dependency).
+	$(BIN)/python benchmarks/bench_mlflow.py
 
 lock: ## Re-resolve dependencies after editing pyproject.toml
 	$(BIN)/uv lock

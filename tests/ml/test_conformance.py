@@ -70,8 +70,8 @@ def test_scores_have_the_right_shape_and_type(fitted: ml.FittedDetector, planted
 
 def test_scores_are_the_librarys_own(fitted: ml.FittedDetector, planted: tuple[pl.DataFrame, Any]) -> None:
     frame, _ = planted
-    # Default preprocessing on clean numeric data is a no-op: the frame's own matrix reaches the estimator.
-    X = frame.select(fitted.features).to_numpy()
+    # Default preprocessing on clean numeric data is a no-op: the frame's own matrix (row-major) reaches the estimator.
+    X = np.ascontiguousarray(frame.select(fitted.features).to_numpy())
     np.testing.assert_array_equal(fitted.preprocessor.transform(frame), X)
     np.testing.assert_array_equal(fitted.score(frame), library_scores(fitted.estimator, X))
 
