@@ -164,6 +164,13 @@ def list_versions(
         200: {
             "content": {PARQUET: {}, ARROW: {}},
             "description": "The scores (JSON, or Parquet/Arrow per Accept)",
+            "headers": {
+                SERVER_TIMING: {
+                    "description": "Where the server's time went, in ms (W3C Server Timing): parse, model, "
+                    "convert, score, encode",
+                    "schema": {"type": "string"},
+                }
+            },
         },
     },
 )
@@ -175,9 +182,9 @@ async def detect(
     app: ContextDep,
     version: Annotated[int | None, Query(ge=1, description="A model version; the current one by default")] = None,
 ) -> Response:
-    """All the request's work after reading its body — parse, load the model, score, encode — runs in one worker
-    thread, under the app's scoring limit: a few CPU-bound scorings at once, the rest waiting without a thread (so
-    the event loop is not starved of the GIL by a crowd of them). `Server-Timing` says where the time went."""
+    # All the request's work after reading its body — parse, load the model, score, encode — runs in one worker
+    # thread, under the app's scoring limit: a few CPU-bound scorings at once, the rest waiting without a thread (so
+    # the event loop is not starved of the GIL by a crowd of them). `Server-Timing` says where the time went.
     svc = _service(session, principal, app)
     timer = PhaseTimer()
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
