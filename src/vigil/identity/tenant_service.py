@@ -51,6 +51,7 @@ def config_public(policy: TenantPolicy) -> TenantConfigPublic:
         allowed_algorithms=policy.allowed_algorithms,
         retention_days=policy.retention_days,
         max_upload_bytes=policy.max_upload_bytes,
+        trusted_model_keys=policy.trusted_model_keys,
     )
 
 

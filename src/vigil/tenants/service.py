@@ -10,7 +10,7 @@ from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
 from vigil.core.errors import NotFound
 from vigil.datasets.repository import DatasetRepository
-from vigil.detectors.repository import DetectorRepository
+from vigil.detectors.repository import DetectorRepository, FeedbackRepository
 from vigil.identity.principal import Principal
 from vigil.identity.quotas import QUOTAS, policy_of
 from vigil.identity.ratelimit import RateLimiter, per_hour
@@ -58,6 +58,7 @@ class UsageService:
             "detectors": DetectorRepository(session=self.session, scope=scope).count(),
             "concurrent_jobs": JobRepository(session=self.session, scope=scope).count_running(),
             "api_calls_per_hour": self.limiter.used(per_hour(policy.quotas["api_calls_per_hour"]), "tenant", tenant_id),
+            "feedback_labels": FeedbackRepository(session=self.session, scope=scope).count_tenant(),
             "streams": 0,  # streams arrive in a later issue; the quota is enforced then
         }
         return TenantUsagePublic(
