@@ -4,8 +4,8 @@ Unsupervised, each member's scores are standardised by the mean and spread of it
 (one member's extreme value must not outvote the others) and averaged. With labels (1 = anomaly, 0 = normal,
 -1 = unlabelled), a small gradient-boosting classifier learns from the features *and* the members' standardised
 scores (the idea of XGBOD: detector scores as learned representations), trained on the labelled anomalies against
-the rows least likely to be anomalies; its probability, as a rank among the training rows, is blended with the
-unsupervised rank. A few labels so lift ROC-AUC far above any unsupervised detector
+the rows least likely to be anomalies; its log-odds, standardised on the training rows, are blended with the
+standardised unsupervised score. A few labels so lift ROC-AUC far above any unsupervised detector
 (`benchmarks/bench_adbench.py`).
 """
 
@@ -63,10 +63,9 @@ def _standardiser(training: Float64Array) -> tuple[float, float]:
     return float(training.mean()), spread if spread > 0 and np.isfinite(spread) else 1.0
 
 
-def _rank_in(reference: Float64Array, values: Float64Array) -> Float64Array:
-    """Each value's share of the (sorted) reference below it: an empirical CDF that applies to new rows."""
-    ranks: Float64Array = np.searchsorted(reference, values, side="right").astype(np.float64)
-    return np.asarray(ranks / max(reference.shape[0], 1), dtype=np.float64)
+def _logit(p: Float64Array) -> Float64Array:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
 class AutoDetector(BaseDetector):  # type: ignore[misc]
@@ -118,7 +117,7 @@ class AutoDetector(BaseDetector):  # type: ignore[misc]
             standardised.append(self._standardise(training, centre_spread))
         Z = np.column_stack(standardised)
         unsupervised = Z.mean(axis=1)
-        self.unsupervised_reference_ = np.sort(unsupervised)
+        self.unsupervised_scale_ = _standardiser(unsupervised)
         self.classifier_: Any = None
         self.labels_used_ = 0
         if self.use_labels and labels is not None and int((labels == 1).sum()) >= 1:
@@ -167,8 +166,7 @@ class AutoDetector(BaseDetector):  # type: ignore[misc]
         self.classifier_ = classifier
         self.labels_used_ = int(rows.sum() - (unlabelled & rows).sum())
         self.n_positive_labels_ = n_pos
-        probabilities = classifier.predict_proba(np.hstack([X, Z]))[:, 1]
-        self.supervised_reference_ = np.sort(probabilities)
+        self.supervised_scale_ = _standardiser(_logit(classifier.predict_proba(np.hstack([X, Z]))[:, 1]))
 
     # -- scoring -------------------------------------------------------------------------------------------
     @staticmethod
@@ -192,14 +190,13 @@ class AutoDetector(BaseDetector):  # type: ignore[misc]
     def _combine(self, X: Float64Array, Z: Float64Array, unsupervised: Float64Array) -> Float64Array:
         if self.classifier_ is None:
             return unsupervised
-        supervised = self.classifier_.predict_proba(np.hstack([X, Z]))[:, 1]
+        supervised = _logit(self.classifier_.predict_proba(np.hstack([X, Z]))[:, 1])
         w = self._weight()
-        blended = (1 - w) * _rank_in(self.unsupervised_reference_, unsupervised) + w * _rank_in(
-            self.supervised_reference_, supervised
+        # Both on one scale (standardised on the training rows): ranks would tie every row beyond the training
+        # maximum, which is exactly where the anomalies are.
+        return (1 - w) * self._standardise(unsupervised, self.unsupervised_scale_) + w * self._standardise(
+            supervised, self.supervised_scale_
         )
-        # Ranks tie at the top (everything beyond the training maximum is 1.0); a touch of the unsupervised
-        # score keeps far-out rows ordered by how far out they are.
-        return blended + 1e-3 * np.tanh(unsupervised / 10)
 
     def decision_function(self, X: Float64Array) -> Float64Array:
         X = np.asarray(X, dtype=np.float64)
