@@ -20,6 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
@@ -76,11 +80,6 @@ def evaluate(
 
 
 def plot(rows: list[tuple[str, float, float, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = [r[0] for r in rows]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(10, len(rows) * 0.35), 4.5))

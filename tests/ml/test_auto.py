@@ -39,7 +39,8 @@ def test_labels_teach_auto_what_no_detector_sees() -> None:
     unsupervised = roc_auc_score(y_test, fit(train).score(test))
     model = fit(train, labels)
     semi = roc_auc_score(y_test, model.score(test))
-    assert model.estimator.semi_supervised and model.labels_used > 0
+    assert model.estimator.semi_supervised
+    assert model.labels_used > 0
     assert unsupervised < 0.7 < 0.9 < semi, (unsupervised, semi)
     # use_labels=false ignores them: the unsupervised model, bit for bit.
     np.testing.assert_array_equal(fit(train, labels, use_labels=False).score(test), fit(train).score(test))

@@ -28,7 +28,8 @@ def test_round_trip_keeps_scores_and_manifest(model: ml.FittedDetector) -> None:
     loaded, manifest, signer = ml.open_export(data, trusted=[ml.public_key(SEED_B), ml.public_key(SEED_A)])
     frame = pl.DataFrame({"x": [0.2, 50.0]})
     np.testing.assert_array_equal(loaded.score(frame), model.score(frame))
-    assert manifest["version"] == 3 and signer == ml.public_key(SEED_A)
+    assert manifest["version"] == 3
+    assert signer == ml.public_key(SEED_A)
 
 
 @pytest.mark.parametrize("position", [9, 50, 120, -5])

@@ -12,7 +12,8 @@ def test_quality_of_perfect_and_random_scores() -> None:
     perfect = ml.quality(labels, labels.astype(float))
     assert (perfect["roc_auc"], perfect["pr_auc"], perfect["precision_at_k"], perfect["k"]) == (1.0, 1.0, 1.0, 10)
     inverted = ml.quality(labels, -labels.astype(float))
-    assert inverted["roc_auc"] == 0.0 and inverted["precision_at_k"] == 0.0
+    assert inverted["roc_auc"] == 0.0
+    assert inverted["precision_at_k"] == 0.0
     assert ml.quality(np.zeros(5, dtype=int), np.arange(5.0))["roc_auc"] is None
 
 
@@ -27,6 +28,7 @@ def test_holdout_is_stable_and_depends_on_the_dataset() -> None:
 def test_agreement_and_fpr_threshold() -> None:
     scores = np.arange(100.0)
     same = ml.agreement(scores, scores > 89, scores * 3, scores > 89)
-    assert same["spearman"] == 1.0 and same["flagged_jaccard"] == 1.0
+    assert same["spearman"] == 1.0
+    assert same["flagged_jaccard"] == 1.0
     assert ml.agreement(scores, scores > 89, -scores, -scores > -10)["spearman"] == -1.0
     assert np.mean(scores > ml.fpr_threshold(scores, 0.05)) == 0.05
