@@ -72,7 +72,8 @@ def train(ctx: JobContext) -> JobOutcome:
         ctx.progress(75)
         metrics = None
         if held_out.any():
-            scores = model.score(frame.filter(pl.Series(held_out)))
+            # Scored with the whole dataset, as `compare` does: ECOD and COPOD rank a batch against itself too.
+            scores = model.score(frame)[held_out]
             metrics = {"holdout": ml.quality(labels[held_out], scores), "holdout_fraction": ml.HOLDOUT_FRACTION}
         model = _apply_threshold_rule(ctx, payload, model)
     except ml.MLError as exc:
