@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator
+from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from vigil.core.clientinfo import ClientInfo
@@ -56,6 +58,11 @@ def config_public(tenant: TenantView) -> TenantConfigPublic:
     )
 
 
+def _changes(section: BaseModel | None) -> dict[str, Any] | None:
+    """The fields a request set (a null restores the default), or None when it left the whole section out."""
+    return section.model_dump(exclude_unset=True) if section is not None else None
+
+
 def check_access(principal: Principal, tenant_id: str) -> None:
     """A tenant admin acts on their own tenant only; any other id is unknown to them (404, not 403)."""
     if not principal.is_superadmin and tenant_id != principal.tenant_id:
@@ -74,8 +81,8 @@ class TenantService:
     def create(self, *, data: TenantCreate) -> TenantPublic:
         tenant = self.directory.create(
             name=data.name,
-            quotas=data.quotas.model_dump(exclude_unset=True) if data.quotas is not None else None,
-            config=data.config.model_dump(exclude_unset=True) if data.config is not None else None,
+            quotas=_changes(data.quotas),
+            config=_changes(data.config),
             principal=self.principal,
             client=self.client,
         )
@@ -93,8 +100,8 @@ class TenantService:
             tenant_id=tenant_id,
             name=data.name,
             status=data.status,
-            quotas=data.quotas.model_dump(exclude_unset=True) if data.quotas is not None else None,
-            config=data.config.model_dump(exclude_unset=True) if data.config is not None else None,
+            quotas=_changes(data.quotas),
+            config=_changes(data.config),
             principal=self.principal,
             client=self.client,
         )
