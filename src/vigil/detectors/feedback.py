@@ -35,6 +35,10 @@ class FeedbackService:
         self.detectors = DetectorRepository(session=session, scope=scope)
         self.datasets = DatasetService(session=session, scope=scope, app=app)
 
+    def count(self) -> int:
+        """The tenant's labels (its `feedback_labels` quota's use)."""
+        return self.labels.count_tenant()
+
     def _detector(self, detector_id: str) -> None:
         if self.detectors.get(detector_id) is None:
             raise NotFound("detector", detector_id)
