@@ -67,6 +67,7 @@ bench: install ## Benchmarks, each printing its ratio against a baseline measure
 	$(BIN)/python benchmarks/bench_profile_throughput.py
 	@# The side-by-side with MLflow `models serve` runs only where mlflow is installed (an extra, not a dependency).
 	$(BIN)/python benchmarks/bench_mlflow.py
+	$(BIN)/python benchmarks/bench_adbench.py
 
 lock: ## Re-resolve dependencies after editing pyproject.toml
 	$(BIN)/uv lock

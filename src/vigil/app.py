@@ -17,14 +17,9 @@ from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
 from vigil.core.context import AppContext
 from vigil.core.database import Database, build_engine
-from vigil.core.idempotency import IdempotencyMiddleware
-from vigil.core.limits import BodySizeLimitMiddleware
-from vigil.core.logging import RequestContextMiddleware, configure_logging
-from vigil.core.metrics import Metrics, MetricsMiddleware
-from vigil.core.operations import router as operations_router
-from vigil.core.problems import UnhandledErrorMiddleware, install_problem_handlers
+from vigil.core.logging import configure_logging
+from vigil.core.metrics import Metrics
 from vigil.core.secrets import resolve_secret_key
-from vigil.core.security_headers import SecurityHeadersMiddleware
 from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
@@ -33,6 +28,7 @@ from vigil.detectors.models import Detector, ModelVersion
 from vigil.detectors.router import router as detectors_router
 from vigil.detectors.service import scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
+from vigil.identity.quotas import concurrent_job_caps
 from vigil.identity.router import router as identity_router
 from vigil.identity.service import bootstrap_superadmin
 from vigil.jobs.registry import JobRegistry
@@ -40,6 +36,13 @@ from vigil.jobs.router import router as jobs_router
 from vigil.jobs.runner import InProcessRunner
 from vigil.migrations.runner import upgrade_database
 from vigil.tenants.router import router as tenants_router
+from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web.idempotency import IdempotencyMiddleware
+from vigil.web.metrics import MetricsMiddleware
+from vigil.web.operations import router as operations_router
+from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
+from vigil.web.request_context import RequestContextMiddleware
+from vigil.web.security_headers import SecurityHeadersMiddleware
 
 API_PREFIX = "/api/v1"
 API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router)
@@ -69,7 +72,12 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     )
     invalidate_on_commit(database.sessions, (Detector, ModelVersion), context.lookups)
     identity = IdentityRuntime.build(settings=settings, key=context.secret_key, sessions=database.sessions)
-    runner = InProcessRunner(app=context, registry=build_registry(), workers=settings.job_workers)
+    runner = InProcessRunner(
+        app=context,
+        registry=build_registry(),
+        workers=settings.job_workers,
+        tenant_caps=lambda session, tenants: concurrent_job_caps(session, tenants, settings),
+    )
     runner.add_housekeeping(
         "retention", every_s=settings.retention_sweep_interval_s, chore=lambda: sweep_expired(context)
     )

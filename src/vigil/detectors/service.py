@@ -34,6 +34,7 @@ from vigil.detectors.schemas import (
     DetectorUpdate,
     ModelVersionPublic,
     PreprocessingSpec,
+    ThresholdRule,
 )
 from vigil.identity.quotas import policy_of
 from vigil.jobs.schemas import JobPublic
@@ -65,6 +66,22 @@ def catalog() -> AlgorithmList:
     return AlgorithmList(items=[AlgorithmPublic.model_validate(entry) for entry in ml.describe_catalog()])
 
 
+def explain_frame(model: ml.FittedDetector, frame: pl.DataFrame) -> ml.Explanation:
+    """The model's explanation of `frame`'s rows (its own method, or Shapley sampling)."""
+    return ml.explain(model, model.preprocessor.transform(frame))
+
+
+def version_public(detector: Detector, version: ModelVersion) -> ModelVersionPublic:
+    public = ModelVersionPublic.model_validate(version)
+    try:
+        method: str | None = ml.get_entry(version.algorithm).explainer
+    except ml.MLError:
+        method = None
+    return public.model_copy(
+        update={"active": detector.current_version == version.version, "explanation_method": method}
+    )
+
+
 @dataclass(frozen=True)
 class Detection:
     """Scores of a batch of rows by one model version; the router shapes it as JSON, Parquet or Arrow."""
@@ -74,6 +91,8 @@ class Detection:
     threshold: float
     scores: np.ndarray
     flags: np.ndarray
+    explanation: builtins.list[builtins.list[tuple[str, float]]] | None = None
+    explanation_method: str | None = None
 
     @property
     def anomalies(self) -> int:
@@ -88,6 +107,7 @@ class Detection:
             "total": total,
             "anomalies": self.anomalies,
             "anomaly_rate": self.anomalies / total if total else 0.0,
+            **({"explanation_method": self.explanation_method} if self.explanation_method else {}),
         }
 
 
@@ -97,7 +117,6 @@ class ModelRef:
     and immutable, so it can be kept in the app's lookup cache (`AppContext.lookups`)."""
 
     detector_id: str
-    detector_name: str
     version: int
     version_id: str
     artifact_key: str
@@ -128,6 +147,7 @@ class DetectorService:
             contamination=data.contamination if data.contamination is not None else policy.default_contamination,
             features=data.features,
             preprocessing=data.preprocessing.model_dump(),
+            threshold_rule=self._threshold_rule(data.threshold),
             status="created",
             created_by=created_by,
         )
@@ -143,6 +163,9 @@ class DetectorService:
         items, next_cursor = page_of(rows, limit=limit, id_of=lambda d: d.id)
         return [DetectorPublic.model_validate(d) for d in items], next_cursor
 
+    def count(self) -> int:
+        return self.detectors.count()
+
     def update(self, *, detector_id: str, data: DetectorUpdate) -> DetectorPublic:
         """Changes apply to the next training; existing model versions keep the configuration they were built with."""
         detector = self._get(detector_id)
@@ -156,8 +179,17 @@ class DetectorService:
                 setattr(detector, field, value)
         if data.preprocessing is not None:
             detector.preprocessing = data.preprocessing.model_dump()
+        if "threshold" in data.model_fields_set:
+            detector.threshold_rule = self._threshold_rule(data.threshold)
         self.session.commit()
         return DetectorPublic.model_validate(detector)
+
+    def _threshold_rule(self, rule: ThresholdRule | None) -> dict[str, Any] | None:
+        if rule is None or rule.method == "contamination":
+            return None
+        if rule.method == "fpr":
+            self.datasets.get(dataset_id=rule.reference_dataset_id)  # a 404 now, not a failed training later
+        return rule.model_dump()
 
     def delete(self, *, detector_id: str) -> None:
         detector = self._get(detector_id)
@@ -177,10 +209,11 @@ class DetectorService:
         self._get(detector_id)
         rows = self.detectors.versions(detector_id, limit=limit, after_id=decode_cursor(cursor))
         items, next_cursor = page_of(rows, limit=limit, id_of=lambda v: v.id)
-        return [ModelVersionPublic.model_validate(v) for v in items], next_cursor
+        detector = self._get(detector_id)
+        return [version_public(detector, v) for v in items], next_cursor
 
     # -- training --------------------------------------------------------------------------------------------
-    def train(self, *, detector_id: str, dataset_id: str, created_by: str | None) -> JobPublic:
+    def train(self, *, detector_id: str, dataset_id: str, created_by: str | None, promote: bool = True) -> JobPublic:
         detector = self._get(detector_id)
         # The tenant's allowed algorithms may have narrowed since the detector was made.
         _check_allowed(detector.algorithm, policy_of(self.session, self.scope, self.app.settings).allowed_algorithms)
@@ -198,6 +231,8 @@ class DetectorService:
                 "contamination": detector.contamination,
                 "features": features,
                 "preprocessing": detector.preprocessing,
+                "threshold_rule": detector.threshold_rule,
+                "promote": promote,
             },
         )
         detector.status, detector.status_reason = "training", None
@@ -234,25 +269,45 @@ class DetectorService:
         detector_id: str,
         records: builtins.list[dict[str, Any]],
         version: int | None,
+        explain_top_k: int | None = None,
         timer: PhaseTimer | None = None,
     ) -> Detection:
-        """Scores inline records. Plain numeric records go straight into a matrix; any other shape goes through a
-        table, which validates every value and names what is wrong."""
+        """Scores inline records. Plain numeric records go straight into a matrix; any other shape (and any request
+        for explanations, which work on a frame) goes through a table, which validates every value and names what
+        is wrong."""
         timer = timer or PhaseTimer()
         limit = self.app.settings.max_inline_records
         if len(records) > limit:
             raise InvalidInput(f"At most {limit} inline records; score larger data as a dataset.")
-        with timer.phase("model"):
-            loaded = self.load_model(detector_id=detector_id, version=version)
-        model = loaded[1]
-        with timer.phase("convert"):
-            matrix = records_matrix(records, model.features) if model.preprocessor.takes_matrix else None
-            table = formats.table_from_records(records, limits=self.datasets.limits) if matrix is None else None
-        with timer.phase("score"):
+        self._check_explain_rows(len(records), explain_top_k)
+        if explain_top_k is None:
+            with timer.phase("model"):
+                ref, model = self.load_ref(detector_id=detector_id, version=version)
+            with timer.phase("convert"):
+                matrix = records_matrix(records, model.features) if model.preprocessor.takes_matrix else None
             if matrix is not None:
-                return self._detection(loaded, lambda: model.score_matrix(matrix))
-            assert table is not None
-            return self._score_table(loaded, table, strict_columns=True)
+                with timer.phase("score"):
+                    return self._detection(ref, model, lambda: model.score_matrix(matrix))
+        with timer.phase("convert"):
+            table = formats.table_from_records(records, limits=self.datasets.limits)
+        return self.detect_table(
+            detector_id=detector_id,
+            table=table,
+            version=version,
+            strict_columns=True,
+            explain_top_k=explain_top_k,
+            timer=timer,
+        )
+
+    def _check_explain_rows(self, rows: int, explain_top_k: int | None) -> None:
+        limit = self.app.settings.explain_inline_max_rows
+        if explain_top_k is not None and rows > limit:
+            raise InvalidInput(
+                f"Explanations are computed inline for at most {limit} rows, not {rows}: upload the rows as a "
+                "dataset and detect it with explain (a job whose result dataset has the explanation columns).",
+                errors=[{"loc": ["body", "explain"], "msg": f"at most {limit} rows inline", "type": "too_long"}],
+                limit=limit,
+            )
 
     def detect_table(
         self,
@@ -261,26 +316,36 @@ class DetectorService:
         table: pa.Table,
         version: int | None,
         strict_columns: bool = False,
+        explain_top_k: int | None = None,
         timer: PhaseTimer | None = None,
     ) -> Detection:
         timer = timer or PhaseTimer()
+        self._check_explain_rows(table.num_rows, explain_top_k)
         with timer.phase("model"):
-            loaded = self.load_model(detector_id=detector_id, version=version)
+            ref, model = self.load_ref(detector_id=detector_id, version=version)
         with timer.phase("score"):
-            return self._score_table(loaded, table, strict_columns=strict_columns)
-
-    def _score_table(
-        self, loaded: tuple[ModelRef, ml.FittedDetector], table: pa.Table, *, strict_columns: bool
-    ) -> Detection:
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        model = loaded[1]
-        _check_columns(frame.columns, model.features, strict=strict_columns)
-        return self._detection(loaded, lambda: model.score(frame))
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            _check_columns(frame.columns, model.features, strict=strict_columns)
+            if explain_top_k is None:
+                return self._detection(ref, model, lambda: model.score(frame))
+            try:
+                scores = model.score(frame)
+                explanation = explain_frame(model, frame)
+            except ml.MLError as exc:
+                raise ml_problem(exc) from exc
+        return Detection(
+            detector_id=ref.detector_id,
+            model_version=ref.version,
+            threshold=float(model.threshold),
+            scores=scores,
+            flags=scores > model.threshold,
+            explanation=explanation.top(explain_top_k) if explain_top_k else None,
+            explanation_method=explanation.method,
+        )
 
     @staticmethod
-    def _detection(loaded: tuple[ModelRef, ml.FittedDetector], score: Callable[[], np.ndarray]) -> Detection:
-        ref, model = loaded
+    def _detection(ref: ModelRef, model: ml.FittedDetector, score: Callable[[], np.ndarray]) -> Detection:
         try:
             scores = score()
         except ml.MLError as exc:
@@ -294,25 +359,44 @@ class DetectorService:
         )
 
     def detect_dataset(
-        self, *, detector_id: str, dataset_id: str, version: int | None, created_by: str | None
+        self,
+        *,
+        detector_id: str,
+        dataset_id: str,
+        version: int | None,
+        created_by: str | None,
+        explain_top_k: int | None = None,
     ) -> JobPublic:
-        ref, model = self.load_model(detector_id=detector_id, version=version)
+        _, model_version, model = self.load_model(detector_id=detector_id, version=version)
+        rows = self.datasets.get(dataset_id=dataset_id).rows
+        if explain_top_k is not None and rows > self.app.settings.explain_job_max_rows:
+            raise InvalidInput(
+                f"A detection job explains at most {self.app.settings.explain_job_max_rows} rows; this dataset has "
+                f"{rows}. Explain a sample of it, or detect without explain.",
+                limit=self.app.settings.explain_job_max_rows,
+            )
         schema = self.datasets.schema_of(dataset_id=dataset_id)
         _check_columns([c["name"] for c in schema], model.features, strict=False)
         job = self.jobs.enqueue(
             kind=DETECT_JOB,
             subject_id=detector_id,
             created_by=created_by,
-            payload={"detector_id": detector_id, "dataset_id": dataset_id, "version": ref.version},
+            payload={
+                "detector_id": detector_id,
+                "dataset_id": dataset_id,
+                "version": model_version.version,
+                "explain_top_k": explain_top_k,
+            },
         )
         self.session.commit()
         self.jobs.wake_workers()
         return JobPublic.model_validate(job)
 
     def model_ref(self, *, detector_id: str, version: int | None) -> ModelRef:
-        """The detector's model version (the current one by default). Kept in the app's lookup cache, which any
-        commit to the detector tables in this process empties, and which other processes' changes (a retraining, a
-        deletion) reach within `VIGIL_LOOKUP_CACHE_TTL_S`."""
+        """The detector's model version (the current one by default), for the detect path: one query, kept in the
+        app's lookup cache, which any commit to the detector tables in this process empties, and which another
+        process's changes (a retraining, a promotion or rollback, a deletion) reach within
+        `VIGIL_LOOKUP_CACHE_TTL_S`."""
         lookups = self.app.lookups
         key = ("model-ref", self.scope.tenant_id, detector_id, version)
         cached = lookups.get(key)
@@ -333,7 +417,6 @@ class DetectorService:
             raise NotFound("model version", f"{detector_id}@{wanted}")
         ref = ModelRef(
             detector_id=detector.id,
-            detector_name=detector.name,
             version=model_version.version,
             version_id=model_version.id,
             artifact_key=model_version.artifact_key,
@@ -341,30 +424,49 @@ class DetectorService:
         lookups.put(key, ref, generation=generation)
         return ref
 
-    def load_model(self, *, detector_id: str, version: int | None) -> tuple[ModelRef, ml.FittedDetector]:
-        """The model version and its fitted model, from the process's cache of loaded artifacts unless this
-        version was not loaded yet (then read from the blob store and verified)."""
+    def load_ref(self, *, detector_id: str, version: int | None) -> tuple[ModelRef, ml.FittedDetector]:
+        """The model version the detect path uses and its fitted model (from the process's cache of loaded
+        artifacts unless this version was not loaded yet)."""
         ref = self.model_ref(detector_id=detector_id, version=version)
+        return ref, self._loaded(ref.version_id, ref.artifact_key)
 
+    def load_model(self, *, detector_id: str, version: int | None) -> tuple[Detector, ModelVersion, ml.FittedDetector]:
+        detector = self._get(detector_id)
+        wanted = version or detector.current_version
+        if wanted is None:
+            raise InvalidState(
+                f"Detector {detector_id!r} has no trained model yet (status {detector.status!r}); train it first.",
+                detector_status=detector.status,
+            )
+        model_version = self.detectors.version(detector_id, wanted)
+        if model_version is None:
+            raise NotFound("model version", f"{detector_id}@{wanted}")
+        return detector, model_version, self._loaded(model_version.id, model_version.artifact_key)
+
+    def _loaded(self, version_id: str, artifact_key: str) -> ml.FittedDetector:
         def load() -> ml.FittedDetector:
             try:
-                return ml.load_artifact(self.app.blobs.get_bytes(ref.artifact_key), key=self.app.secret_key)
+                return ml.load_artifact(self.app.blobs.get_bytes(artifact_key), key=self.app.secret_key)
             except ml.MLError as exc:
                 raise ml_problem(exc) from exc
             except FileNotFoundError as exc:
                 raise ArtifactIntegrity("The stored model is missing; retrain the detector.") from exc
 
-        return ref, model_cache.get(ref.version_id, ref.artifact_key, load)
+        return model_cache.get(version_id, artifact_key, load)
 
     # -- used by the job handlers ----------------------------------------------------------------------------
     def record_version(
         self,
         *,
         detector_id: str,
-        job_id: str,
+        job_id: str | None,
         payload: dict[str, Any],
         artifact_key: str,
         model: ml.FittedDetector,
+        dataset: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        origin: dict[str, Any] | None = None,
+        promote: bool = True,
     ) -> int:
         detector = self._get(detector_id)
         number = self.detectors.next_version(detector_id)
@@ -383,10 +485,28 @@ class DetectorService:
                 threshold=float(model.threshold),
                 training_rows=int(model.n_train_rows),
                 score_summary=dict(model.score_summary),
+                dataset=dataset,
+                preprocessing=payload.get("preprocessing"),
+                contamination=float(model.contamination),
+                threshold_rule=payload.get("threshold_rule") or {"method": "contamination"},
+                training_seconds=float(model.fit_seconds),
+                labels_used=int(model.labels_used),
+                metrics=metrics,
+                origin=origin,
             )
         )
-        detector.current_version, detector.status, detector.status_reason = number, "trained", None
+        if promote or detector.current_version is None:
+            self.activate(detector, number)
+        if detector.status in ("training", "created", "failed"):
+            detector.status = "trained"
+        detector.status_reason = None
         return number
+
+    def activate(self, detector: Detector, number: int) -> None:
+        """Makes version `number` the active one, remembering the one it replaces for rollback."""
+        if detector.current_version is not None and detector.current_version != number:
+            detector.previous_versions = [*(detector.previous_versions or []), detector.current_version][-50:]
+        detector.current_version = number
 
     def _validated_parameters(self, algorithm: str, parameters: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -444,7 +564,7 @@ def scorer_for(
 ) -> analysis.Scorer:
     """A trained model version as the analysis engine's `Scorer`: the datasets domain's analysis reports use it
     (through the port the app wires) to measure which features drive this detector's scores."""
-    ref, model = DetectorService(session=session, scope=scope, app=app).load_model(
+    detector, model_version, model = DetectorService(session=session, scope=scope, app=app).load_model(
         detector_id=detector_id, version=version
     )
 
@@ -454,4 +574,6 @@ def scorer_for(
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
 
-    return analysis.Scorer(features=list(model.features), score=score, name=f"{ref.detector_name} (v{ref.version})")
+    return analysis.Scorer(
+        features=list(model.features), score=score, name=f"{detector.name} (v{model_version.version})"
+    )

@@ -26,6 +26,7 @@ QUOTAS = (
     "api_calls_per_hour",
     "concurrent_jobs",
     "streams",
+    "feedback_labels",
 )
 
 
@@ -43,6 +44,7 @@ class TenantPolicy:
     allowed_algorithms: list[str] | None
     retention_days: int | None
     max_upload_bytes: int
+    trusted_model_keys: list[str]
 
     @classmethod
     def of(cls, tenant: Tenant, settings: Settings) -> TenantPolicy:
@@ -58,6 +60,7 @@ class TenantPolicy:
             max_upload_bytes=min(
                 int(config.get("max_upload_bytes", settings.max_upload_bytes)), settings.max_upload_bytes
             ),
+            trusted_model_keys=list(config.get("trusted_model_keys", [])),
         )
 
     def check(self, quota: str, *, used: int, adding: int = 1) -> None:
@@ -80,6 +83,14 @@ def policy_of(session: Session, scope: TenantScope, settings: Settings, *, lock:
 def policies_of(session: Session, tenant_ids: list[str], settings: Settings) -> dict[str, TenantPolicy]:
     tenants = PlatformRepository(session=session).tenants_by_id(tenant_ids)
     return {t.id: TenantPolicy.of(t, settings) for t in tenants}
+
+
+def concurrent_job_caps(session: Session, tenant_ids: list[str], settings: Settings) -> dict[str, int]:
+    """Each tenant's `concurrent_jobs` quota, for the job runner's fair claims."""
+    return {
+        tenant_id: policy.quotas["concurrent_jobs"]
+        for tenant_id, policy in policies_of(session, tenant_ids, settings).items()
+    }
 
 
 def policies_with_retention(session: Session, settings: Settings) -> list[TenantPolicy]:
