@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import argparse
 import threading
-import time
 from collections.abc import Callable
 
 import httpx
 import numpy as np
 import orjson
 
-from harness import median, percentile, random_frame, running_server, train, upload, verdict
+from harness import median, percentile, random_frame, running_server, timed, train, upload, verdict
 
 TARGET = 0.6
-
-
-def timed(call: Callable[[], object], count: int) -> list[float]:
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def concurrently(make_call: Callable[[], Callable[[], object]], count: int, workers: int) -> list[float]:

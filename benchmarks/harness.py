@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,22 @@ def train(
     ).json()
     job = api.post(f"/detectors/{detector['id']}/train", json={"dataset_id": dataset_id}).json()
     return detector, wait_job(api, job["id"])
+
+
+PAUSE_S = 0.002
+
+
+def timed(call: Callable[[], object], count: int, pause_s: float = PAUSE_S) -> list[float]:
+    """Each call's wall time, with a short untimed pause between calls. The pause matters on a loaded machine:
+    a process that computes back to back is scheduled behind one that sleeps between bursts (as a server does
+    while the client reads its answer), so a direct baseline without pauses would look slower than it is."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+        time.sleep(pause_s)
+    return times
 
 
 def percentile(values: Sequence[float], q: float) -> float:
