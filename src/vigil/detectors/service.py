@@ -327,27 +327,21 @@ class DetectorService:
             frame = pl.from_arrow(table)
             assert isinstance(frame, pl.DataFrame)
             _check_columns(frame.columns, model.features, strict=strict_columns)
-            if explain_top_k is None:
-                return self._detection(ref, model, lambda: model.score(frame))
-            try:
-                scores = model.score(frame)
-                explanation = explain_frame(model, frame)
-            except ml.MLError as exc:
-                raise ml_problem(exc) from exc
-        return Detection(
-            detector_id=ref.detector_id,
-            model_version=ref.version,
-            threshold=float(model.threshold),
-            scores=scores,
-            flags=scores > model.threshold,
-            explanation=explanation.top(explain_top_k) if explain_top_k else None,
-            explanation_method=explanation.method,
-        )
+            explain = (frame, explain_top_k) if explain_top_k is not None else None
+            return self._detection(ref, model, lambda: model.score(frame), explain=explain)
 
     @staticmethod
-    def _detection(ref: ModelRef, model: ml.FittedDetector, score: Callable[[], np.ndarray]) -> Detection:
+    def _detection(
+        ref: ModelRef,
+        model: ml.FittedDetector,
+        score: Callable[[], np.ndarray],
+        explain: tuple[pl.DataFrame, int] | None = None,
+    ) -> Detection:
+        """Scores (and, when asked, explanations of a frame's rows) as a `Detection`; the engine's errors as
+        problems."""
         try:
             scores = score()
+            explanation = explain_frame(model, explain[0]) if explain is not None else None
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
         return Detection(
@@ -356,6 +350,8 @@ class DetectorService:
             threshold=float(model.threshold),
             scores=scores,
             flags=scores > model.threshold,
+            explanation=explanation.top(explain[1]) if explanation is not None and explain and explain[1] else None,
+            explanation_method=explanation.method if explanation is not None else None,
         )
 
     def detect_dataset(
@@ -407,14 +403,7 @@ class DetectorService:
         if found is None:
             raise NotFound("detector", detector_id)
         detector, model_version = found
-        wanted = version or detector.current_version
-        if wanted is None:
-            raise InvalidState(
-                f"Detector {detector_id!r} has no trained model yet (status {detector.status!r}); train it first.",
-                detector_status=detector.status,
-            )
-        if model_version is None:
-            raise NotFound("model version", f"{detector_id}@{wanted}")
+        model_version = _the_version(detector, model_version, version)
         ref = ModelRef(
             detector_id=detector.id,
             version=model_version.version,
@@ -433,14 +422,8 @@ class DetectorService:
     def load_model(self, *, detector_id: str, version: int | None) -> tuple[Detector, ModelVersion, ml.FittedDetector]:
         detector = self._get(detector_id)
         wanted = version or detector.current_version
-        if wanted is None:
-            raise InvalidState(
-                f"Detector {detector_id!r} has no trained model yet (status {detector.status!r}); train it first.",
-                detector_status=detector.status,
-            )
-        model_version = self.detectors.version(detector_id, wanted)
-        if model_version is None:
-            raise NotFound("model version", f"{detector_id}@{wanted}")
+        found = self.detectors.version(detector_id, wanted) if wanted is not None else None
+        model_version = _the_version(detector, found, version)
         return detector, model_version, self._loaded(model_version.id, model_version.artifact_key)
 
     def _loaded(self, version_id: str, artifact_key: str) -> ml.FittedDetector:
@@ -519,6 +502,20 @@ class DetectorService:
         if detector is None:
             raise NotFound("detector", detector_id)
         return detector
+
+
+def _the_version(detector: Detector, found: ModelVersion | None, version: int | None) -> ModelVersion:
+    """The model version asked for (`version`, else the detector's current one), or the problem that says why
+    there is none: no model trained yet (409), or no such version (404)."""
+    wanted = version or detector.current_version
+    if wanted is None:
+        raise InvalidState(
+            f"Detector {detector.id!r} has no trained model yet (status {detector.status!r}); train it first.",
+            detector_status=detector.status,
+        )
+    if found is None:
+        raise NotFound("model version", f"{detector.id}@{wanted}")
+    return found
 
 
 def mark_training_unsuccessful(

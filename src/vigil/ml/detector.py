@@ -87,11 +87,7 @@ class FittedDetector:
         >>> bool(scores[1] > model.threshold > scores[0])
         True
         """
-        X = self.preprocessor.transform(frame)
-        if X.shape[0] == 0:
-            # Estimators refuse empty input; an empty batch simply has no scores.
-            return np.empty(0, dtype=np.float64)
-        return self.convention.scores(self.estimator, X)
+        return self._scores(self.preprocessor.transform(frame))
 
     def score_matrix(self, X: Float64Array) -> Float64Array:
         """`score` for a float64 matrix of the features in training order (when `preprocessor.takes_matrix`): the
@@ -108,8 +104,11 @@ class FittedDetector:
         >>> bool((model.score_matrix(rows) == model.score(pl.DataFrame(rows, schema=["x", "y"]))).all())
         True
         """
-        X = self.preprocessor.transform_matrix(X)
+        return self._scores(self.preprocessor.transform_matrix(X))
+
+    def _scores(self, X: Float64Array) -> Float64Array:
         if X.shape[0] == 0:
+            # Estimators refuse empty input; an empty batch simply has no scores.
             return np.empty(0, dtype=np.float64)
         return self.convention.scores(self.estimator, X)
 
