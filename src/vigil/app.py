@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,10 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Made here, inside the event loop it belongs to.
         app.state.scoring = anyio.CapacityLimiter(settings.scoring_concurrency or os.cpu_count() or 2)
+        if settings.gil_switch_interval_ms:
+            # Every request passes through the event loop thread several times; while a training or a scoring holds
+            # the interpreter lock, each pass waits up to one switch interval for it.
+            sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         if settings.database_admin_url and settings.database_admin_url != settings.database_url_resolved:
             owner = build_engine(settings, admin=True)  # migrations as the schema owner, the app as its own role
             try:

@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         description="Inline detections scored at once by one server process; more wait their turn without holding a "
         "thread. 0: the number of CPUs.",
     )
+    gil_switch_interval_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="How often a busy thread (training, scoring) offers the interpreter lock to the others, above all "
+        "the event loop that answers requests (Python's default is 5 ms). 0 leaves the interpreter's own setting.",
+    )
     warm_imports: bool = Field(
         default=True, description="Import the detector libraries in the background after start (PyOD takes seconds)."
     )
