@@ -7,40 +7,27 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.jobs.conftest import make_context
 from vigil.config import Settings
-from vigil.core.blobs import BlobStore
 from vigil.core.context import AppContext
-from vigil.core.database import Database, TenantScope, bind_platform, build_engine
-from vigil.core.metrics import Metrics
-from vigil.identity.models import Tenant
+from vigil.core.database import TenantScope, bind_platform
 from vigil.identity.quotas import concurrent_job_caps
+from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.models import Job
 from vigil.jobs.registry import JobRegistry
-from vigil.jobs.runner import InProcessRunner
 from vigil.jobs.service import JobService
-from vigil.migrations.runner import upgrade_database
 
 BUSY, QUIET, CAPPED = "tnt_busy", "tnt_quiet", "tnt_capped"
 
 
 @pytest.fixture
 def app(any_db_settings: Settings) -> Iterator[AppContext]:
-    owner = build_engine(any_db_settings, admin=True)
-    upgrade_database(owner)
-    owner.dispose()
-    database = Database(any_db_settings)
-    with database.session() as session:
-        session.add(Tenant(id=BUSY, name="busy", status="active", settings={}))
-        session.add(Tenant(id=QUIET, name="quiet", status="active", settings={}))
-        session.add(Tenant(id=CAPPED, name="capped", status="active", settings={"quotas": {"concurrent_jobs": 2}}))
-    yield AppContext(
-        settings=any_db_settings,
-        database=database,
-        blobs=BlobStore(any_db_settings.blob_root),
-        secret_key=b"k" * 32,
-        metrics=Metrics(),
+    context = make_context(
+        any_db_settings,
+        {BUSY: {}, QUIET: {}, CAPPED: {"quotas": {"concurrent_jobs": 2}}},
     )
-    database.dispose()
+    yield context
+    context.database.dispose()
 
 
 def enqueue(app: AppContext, tenant: str, n: int = 1) -> list[str]:
@@ -68,19 +55,19 @@ def tenant_of(app: AppContext, job_id: str | None) -> str | None:
 
 
 def test_a_quiet_tenant_is_served_at_the_next_claim(app: AppContext) -> None:
-    runner = InProcessRunner(app=app, registry=JobRegistry(), workers=1)  # not started: we claim by hand
+    lifecycle = JobLifecycle(app=app, registry=JobRegistry())  # no executor: we claim by hand
     enqueue(app, BUSY, 50)
-    first = runner._claim_next()
+    first = lifecycle.claim_next(worker_id="w")
     assert tenant_of(app, first) == BUSY
     assert first is not None
     [quiet_job] = enqueue(app, QUIET)  # queued after all 50, while one of them runs
     finish(app, first)  # one worker: the next claim happens when the running job ends
-    second = runner._claim_next()
+    second = lifecycle.claim_next(worker_id="w")
     assert second == quiet_job, "the quiet tenant's job must not wait behind the busy tenant's 49"
     finish(app, second)
     order = []
     for _ in range(3):
-        job_id = runner._claim_next()
+        job_id = lifecycle.claim_next(worker_id="w")
         order.append(tenant_of(app, job_id))
         assert job_id is not None
         finish(app, job_id)
@@ -89,15 +76,14 @@ def test_a_quiet_tenant_is_served_at_the_next_claim(app: AppContext) -> None:
 
 def test_round_robin_and_per_tenant_caps(app: AppContext) -> None:
     # The caps come from the tenants' quotas, handed in as `vigil.app` does (the runner knows no tenant policy).
-    runner = InProcessRunner(
+    lifecycle = JobLifecycle(
         app=app,
         registry=JobRegistry(),
-        workers=8,
         tenant_caps=lambda session, tenants: concurrent_job_caps(session, tenants, app.settings),
     )
     enqueue(app, CAPPED, 10)
     enqueue(app, QUIET, 2)
-    claims = [tenant_of(app, runner._claim_next()) for _ in range(5)]
+    claims = [tenant_of(app, lifecycle.claim_next(worker_id="w")) for _ in range(5)]
     # Alternating while both wait; CAPPED stops at its cap of 2 running jobs (nothing finishes here).
     assert claims[:4] == [CAPPED, QUIET, CAPPED, QUIET]
     assert claims[4] is None
