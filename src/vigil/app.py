@@ -140,6 +140,18 @@ class JobBackground:
             self.keeper.stop()
 
 
+def migrate(settings: Settings, database: Database) -> None:
+    """Applies the migrations: as the schema owner when one is configured (the app runs as its own role)."""
+    if settings.database_admin_url and settings.database_admin_url != settings.database_url_resolved:
+        owner = build_engine(settings, admin=True)
+        try:
+            upgrade_database(owner)
+        finally:
+            owner.dispose()
+    else:
+        upgrade_database(database.engine)
+
+
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
@@ -152,24 +164,19 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         claim_sqlite_file(settings)  # SQLite is one process's file: a second server is refused
-        if settings.migrate_on_start:
-            if settings.database_admin_url and settings.database_admin_url != settings.database_url_resolved:
-                owner = build_engine(settings, admin=True)  # migrations as the schema owner, the app as its role
-                try:
-                    upgrade_database(owner)
-                finally:
-                    owner.dispose()
-            else:
-                upgrade_database(database.engine)
-        with database.session() as session:
-            generated = bootstrap_superadmin(
-                session=session,
-                passwords=identity.passwords,
-                email=settings.bootstrap_admin_email,
-                password=settings.bootstrap_admin_password.get_secret_value()
-                if settings.bootstrap_admin_password
-                else None,
-            )
+        # Servers starting together (`vigil serve --workers N`, several machines) migrate and bootstrap in turn.
+        with database.serialized("startup"):
+            if settings.migrate_on_start:
+                migrate(settings, database)
+            with database.session() as session:
+                generated = bootstrap_superadmin(
+                    session=session,
+                    passwords=identity.passwords,
+                    email=settings.bootstrap_admin_email,
+                    password=settings.bootstrap_admin_password.get_secret_value()
+                    if settings.bootstrap_admin_password
+                    else None,
+                )
         if generated:
             # Shown once, on the console only: it is not kept anywhere in clear.
             print(

@@ -223,6 +223,23 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     @contextmanager
+    def serialized(self, name: str) -> Iterator[None]:
+        """PostgreSQL: the block runs in one process at a time across the deployment (a blocking advisory lock),
+        e.g. start-up's migrations and bootstrap when many servers start at once. Elsewhere a no-op."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            key = {"name": f"vigil.serialized:{name}"}
+            conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), key)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+                conn.commit()
+
+    @contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
         """PostgreSQL: yields whether this process got the cluster-wide lock `name` (a session advisory lock held
         for the block), so a chore that every API process schedules runs in one of them at a time. Elsewhere

@@ -222,20 +222,24 @@ class JobLifecycle:
             if kind is None:
                 raise VigilError(f"No handler is registered for job kind {kind_name!r}.")
             return "succeeded", run_whole(kind, ctx), None
-        except JobCancelled:
-            return "cancelled", None, {"title": "Cancelled", "detail": "Cancelled while running."}
-        except self.soft_limit_errors:
-            soft = kind.limits.soft_time_limit_s if kind is not None else None
-            return "failed", None, time_limit_problem(soft, hard=False)
-        except MemoryError:
+        except Exception as exc:
+            status, error = self.classify(exc, kind, job_id=ctx.job_id)
+            return status, None, error
+
+    def classify(self, exc: Exception, kind: JobKind | None, *, job_id: str) -> tuple[str, dict[str, Any]]:
+        """How an exception out of a handler ends its job: (status, problem document)."""
+        if isinstance(exc, JobCancelled):
+            return "cancelled", {"title": "Cancelled", "detail": "Cancelled while running."}
+        if isinstance(exc, self.soft_limit_errors):
+            return "failed", time_limit_problem(kind.limits.soft_time_limit_s if kind else None, hard=False)
+        if isinstance(exc, MemoryError):
             limit = self.app.settings.worker_max_memory_mb
             detail = "The job needed more memory than a worker process may take"
             error = JobOutOfMemory(f"{detail} ({limit} MiB)." if limit else f"{detail}.", limit_mb=limit)
-            return "failed", None, problem_of(error)
-        except Exception as exc:
-            if not isinstance(exc, VigilError) or exc.status >= 500:
-                log.exception("job %s (%s) failed", ctx.job_id, kind_name)
-            return "failed", None, problem_of(exc)
+            return "failed", problem_of(error)
+        if not isinstance(exc, VigilError) or exc.status >= 500:
+            log.error("job %s (%s) failed", job_id, kind.name if kind else "?", exc_info=exc)
+        return "failed", problem_of(exc)
 
     # -- recording -------------------------------------------------------------------------------------------
     def finish(

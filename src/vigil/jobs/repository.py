@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -241,6 +241,20 @@ class QueueRepository:
 
     def by_task(self, task_id: str) -> Job | None:
         return self.session.scalar(select(Job).where(Job.task_id == task_id, Job.status == "running"))
+
+    def cancelled_tasks(self, task_ids: Sequence[str], *, grace_s: float) -> list[str]:
+        """Of these broker tasks, those whose job was cancelled more than `grace_s` ago."""
+        if not task_ids:
+            return []
+        before = utcnow() - timedelta(seconds=grace_s)
+        return [
+            str(t)
+            for t in self.session.scalars(
+                select(Job.task_id).where(
+                    Job.task_id.in_(task_ids), Job.status == "cancelled", Job.finished_at < before
+                )
+            ).all()
+        ]
 
     def lock_stale(self, *, job_id: str, heartbeat_before: datetime | None) -> Job | None:
         """The job, locked, if it is still running and its owner silent since `heartbeat_before` (None: any)."""
