@@ -146,29 +146,30 @@ class Tenant:
     viewer: dict[str, str]
 
 
+def provision_tenant(client: TestClient, root: dict[str, str]) -> Tenant:
+    """A tenant with an admin, an analyst and a viewer, made through the API as the superadmin (`root`) would."""
+    suffix = uuid.uuid4().hex[:8]
+    tenant = client.post("/api/v1/tenants", json={"name": f"tenant-{suffix}"}, headers=root)
+    assert tenant.status_code == 201, tenant.text
+    tenant_id = tenant.json()["id"]
+    headers = {}
+    for role in ("admin", "analyst", "viewer"):
+        email = f"{role}-{suffix}@example.com"
+        created = client.post(
+            "/api/v1/users",
+            json={"email": email, "password": PASSWORD, "role": role, "tenant_id": tenant_id},
+            headers=root,
+        )
+        assert created.status_code == 201, created.text
+        headers[role] = bearer(login(client, email, PASSWORD))
+    return Tenant(id=tenant_id, admin=headers["admin"], analyst=headers["analyst"], viewer=headers["viewer"])
+
+
 @pytest.fixture
 def make_tenant(client: TestClient) -> Callable[[], Tenant]:
-    """Provisions a tenant with an admin, an analyst and a viewer, through the API as the superadmin would."""
+    """Provisions tenants with an admin, an analyst and a viewer, through the API as the superadmin would."""
     root = bearer(login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
-
-    def make() -> Tenant:
-        suffix = uuid.uuid4().hex[:8]
-        tenant = client.post("/api/v1/tenants", json={"name": f"tenant-{suffix}"}, headers=root)
-        assert tenant.status_code == 201, tenant.text
-        tenant_id = tenant.json()["id"]
-        headers = {}
-        for role in ("admin", "analyst", "viewer"):
-            email = f"{role}-{suffix}@example.com"
-            created = client.post(
-                "/api/v1/users",
-                json={"email": email, "password": PASSWORD, "role": role, "tenant_id": tenant_id},
-                headers=root,
-            )
-            assert created.status_code == 201, created.text
-            headers[role] = bearer(login(client, email, PASSWORD))
-        return Tenant(id=tenant_id, admin=headers["admin"], analyst=headers["analyst"], viewer=headers["viewer"])
-
-    return make
+    return lambda: provision_tenant(client, root)
 
 
 @pytest.fixture
