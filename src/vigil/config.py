@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     job_time_limits: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description='Per job kind [soft, hard] seconds, e.g. {"detector.train": [3500, 3600]}.'
     )
+    job_partition_rows: int = Field(
+        default=250_000, ge=1, description="Batch work (scoring a dataset) fans out in parts of about this many rows."
+    )
     job_retention_days: int = Field(
         default=30, ge=1, description="Finished job records are pruned after the tenant's retention, or this."
     )

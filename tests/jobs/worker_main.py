@@ -8,13 +8,12 @@ import sys
 
 os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")  # as `vigil worker` does, before billiard is imported
 
-from vigil.app import build_context, build_lifecycle  # noqa: E402
-from vigil.config import Settings  # noqa: E402
-from vigil.core.logging import configure_logging  # noqa: E402
-from vigil.jobs.registry import JobRegistry  # noqa: E402
-from vigil.jobs.worker import WorkerOptions, run_worker  # noqa: E402
-
-from tests.jobs.kinds import register_test_kinds  # noqa: E402
+from tests.jobs.kinds import register_test_kinds
+from vigil.app import build_context, build_lifecycle
+from vigil.config import Settings
+from vigil.core.logging import configure_logging
+from vigil.jobs.registry import JobRegistry
+from vigil.jobs.worker import WorkerOptions, run_worker
 
 
 def main(argv: list[str]) -> int:

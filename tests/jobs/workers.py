@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PostgresUrls, make_settings
+from tests.conftest import PostgresUrls, app_role, fresh_database, make_settings
 from tests.jobs.conftest import TENANT
 from tests.jobs.kinds import register_test_kinds
 from tests.support.cluster import BROKER_URL, Process, own_queue, require_broker, settings_env, start_worker
@@ -43,22 +43,29 @@ class Deployment:
         self.workers.append(process)
         return process
 
-    def wait_nodes(self, count: int, timeout: float = 60) -> list[JobWorker]:
-        """Until `count` workers have registered (their main process beats once it is ready)."""
+    def wait_nodes(self, count: int, timeout: float = 90) -> list[JobWorker]:
+        """Until `count` live workers have registered (their main process beats once it is ready)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            live = {w.pid for w in self.live_workers()}
             with self.app.database.session() as session:
                 bind_platform(session)
-                nodes = [n for n in session.query(JobWorker).all() if n.kind == "celery" and n.stopped_at is None]
+                nodes = [
+                    n
+                    for n in session.query(JobWorker).all()
+                    if n.kind == "celery" and n.stopped_at is None and n.pid in live
+                ]
                 for node in nodes:
                     session.expunge(node)
             if len(nodes) >= count:
                 return nodes
-            for worker in self.workers:
-                if not worker.alive():
-                    raise AssertionError(f"a worker exited:\n{worker.tail()}")
             time.sleep(0.2)
-        raise AssertionError(f"{count} worker(s) not ready in {timeout}s:\n" + "\n".join(w.tail() for w in self.workers))
+        raise AssertionError(
+            f"{count} worker(s) not ready in {timeout}s:\n" + "\n".join(w.tail() for w in self.workers)
+        )
+
+    def live_workers(self) -> list[Process]:
+        return [w for w in self.workers if w.alive()]
 
     def worker_of(self, node_id: str) -> Process:
         """The worker process whose node id is `node_id` (`celery@host:PID:…`)."""
@@ -66,9 +73,29 @@ class Deployment:
         return next(w for w in self.workers if w.pid == pid)
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """One deployment with two workers for a module's tests (starting workers is the slow part); a test that kills
+    a worker starts a replacement."""
+    with fresh_database() as url, app_role(url) as urls:
+        factory = _deployments(urls, tmp_path_factory.mktemp("cluster"))
+        try:
+            deployment = next(factory)(worker_max_memory_mb=2048)
+            deployment.add_worker()
+            deployment.add_worker()
+            deployment.wait_nodes(2)
+            yield deployment
+        finally:
+            factory.close()
+
+
 @pytest.fixture
 def deployment(postgres_urls: PostgresUrls, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
-    """Builds the deployment on demand (`deployment(**settings)`); stops every worker and deletes the queue."""
+    """Builds a deployment on demand (`deployment(**settings)`); stops every worker and deletes the queue."""
+    yield from _deployments(postgres_urls, tmp_path)
+
+
+def _deployments(postgres_urls: PostgresUrls, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
     require_broker()
     made: list[Deployment] = []
     with own_queue() as queue:

@@ -91,10 +91,8 @@ class Process:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill_group()
 
     def tail(self, lines: int = 40) -> str:
@@ -107,9 +105,7 @@ class Process:
 def start_process(command: list[str], env: dict[str, str], log: Path) -> Process:
     log.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("ab")
-    popen = subprocess.Popen(  # noqa: S603 - our own command line
-        command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
-    )
+    popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
     out.close()
     return Process(popen=popen, log=log)
 
@@ -136,7 +132,9 @@ def moto_server() -> Iterator[tuple[str, Process]]:
     """moto's S3 API server on a free loopback port; yields its endpoint URL and process."""
     port = free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"moto-{port}.log"
-    process = start_process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), log)
+    process = start_process(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), log
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_port(port, timeout=30, process=process)
@@ -162,7 +160,11 @@ def create_bucket(endpoint: str, bucket: str) -> None:
 
     host = endpoint.removeprefix("http://")
     fs = pafs.S3FileSystem(
-        access_key="testing", secret_key="testing", region="us-east-1", scheme="http", endpoint_override=host,
+        access_key="testing",
+        secret_key="testing",
+        region="us-east-1",
+        scheme="http",
+        endpoint_override=host,
         allow_bucket_creation=True,
     )
     fs.create_dir(bucket)

@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
@@ -156,8 +157,21 @@ class DatasetService:
     def schema_of(self, *, dataset_id: str) -> builtins.list[dict[str, Any]]:
         return list(self._get(dataset_id).columns_schema)
 
-    def load_frame(self, *, dataset_id: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
-        """The dataset's rows as a polars frame (only `columns`, when given), for the engines."""
+    def row_groups(self, *, dataset_id: str) -> builtins.list[int]:
+        """The rows of each row group of the stored Parquet file, in order: how batch work can be partitioned."""
+        metadata = pq.ParquetFile(self.app.blobs.local_path(self._get(dataset_id).blob_key)).metadata
+        return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+    def load_frame(
+        self,
+        *,
+        dataset_id: str,
+        columns: Sequence[str] | None = None,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> pl.DataFrame:
+        """The dataset's rows as a polars frame (only `columns`, when given; rows [offset, offset + length) when
+        given — only the row groups that hold them are read), for the engines."""
         dataset = self._get(dataset_id)
         known = {c["name"] for c in dataset.columns_schema}
         missing = [c for c in columns or () if c not in known]
@@ -169,6 +183,8 @@ class DatasetService:
         scan = pl.scan_parquet(self.app.blobs.local_path(dataset.blob_key))
         if columns is not None:
             scan = scan.select(list(columns))
+        if offset or length is not None:
+            scan = scan.slice(offset, length)
         return scan.collect()
 
     # -- change ----------------------------------------------------------------------------------------------

@@ -212,6 +212,8 @@ class JobLifecycle:
             self.app.metrics.jobs_running.dec()
         run_s = time.perf_counter() - started
         recorded = self.finish(job_id, worker_id=worker_id, status=status, outcome=outcome, error=error, run_s=run_s)
+        if kind is not None and kind.partitioning is not None:
+            self.forget_scratch(job.tenant_id, job_id)
         return RunReport(job_id, job.kind, status, job.wait_s, run_s, recorded)
 
     def run_handler(
@@ -419,14 +421,11 @@ class JobLifecycle:
         return len(owned)
 
     # -- partitions ------------------------------------------------------------------------------------------
-    def scratch_key(self, ctx: JobContext, name: str) -> str:
-        return self.app.blobs.key(ctx.scope, "jobs", ctx.job_id, f"a{ctx.attempt}", name)
-
     def store_part_summary(self, ctx: JobContext, index: int, summary: dict[str, Any]) -> None:
-        self.app.blobs.put_bytes(self.scratch_key(ctx, f"part-{index:05d}.json"), json.dumps(summary).encode())
+        self.app.blobs.put_bytes(ctx.scratch_key(f"part-{index:05d}.json"), json.dumps(summary).encode())
 
     def part_summaries(self, ctx: JobContext, total: int) -> list[dict[str, Any]]:
-        return [json.loads(self.app.blobs.get_bytes(self.scratch_key(ctx, f"part-{i:05d}.json"))) for i in range(total)]
+        return [json.loads(self.app.blobs.get_bytes(ctx.scratch_key(f"part-{i:05d}.json"))) for i in range(total)]
 
     def forget_scratch(self, tenant_id: str, job_id: str) -> None:
         self.app.blobs.delete_prefix(self.app.blobs.key(TenantScope(tenant_id), "jobs", job_id), best_effort=True)

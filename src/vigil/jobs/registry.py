@@ -52,6 +52,10 @@ class JobContext:
         """Reports progress (0–100); raises `JobCancelled` if the job was cancelled meanwhile."""
         self._report(max(0.0, min(100.0, percent)))
 
+    def scratch_key(self, name: str) -> str:
+        """A blob key for this attempt's intermediate files (partitions' outputs), removed when the job ends."""
+        return self.app.blobs.key(self.scope, "jobs", self.job_id, f"a{self.attempt}", name)
+
     def scaled(self, low: float, high: float) -> JobContext:
         """The same job, whose 0–100 progress maps onto [low, high] of the job's (a part of a bigger whole)."""
         return JobContext(
