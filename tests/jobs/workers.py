@@ -100,7 +100,8 @@ def _deployments(postgres_urls: PostgresUrls, tmp_path: Path) -> Iterator[Callab
     made: list[Deployment] = []
     with own_queue() as queue:
 
-        def make(**overrides: Any) -> Deployment:
+        def make(api: dict[str, object] | None = None, **overrides: Any) -> Deployment:
+            """`overrides` apply to the API and the workers, `api` to the API only."""
             values: dict[str, object] = {
                 "database_url": postgres_urls.app,
                 "database_admin_url": postgres_urls.admin,
@@ -119,7 +120,7 @@ def _deployments(postgres_urls: PostgresUrls, tmp_path: Path) -> Iterator[Callab
                 "environment": "test",
                 **overrides,
             }
-            api_values = {k: v for k, v in values.items() if k not in ("secret_key",)}
+            api_values = {k: v for k, v in {**values, **(api or {})}.items() if k not in ("secret_key",)}
             settings = make_settings(tmp_path / "api", **api_values)
             application = create_app(settings)
             register_test_kinds(application.state.context.component(JobRegistry))
