@@ -12,6 +12,7 @@ from tests.jobs.conftest import TENANT, enqueue, wait
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope, bind_platform, utcnow
 from vigil.core.errors import InvalidInput
+from vigil.jobs.keeper import job_metrics, prune_job_records
 from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.models import Job
 from vigil.jobs.registry import JobContext, JobOutcome, JobRegistry
@@ -143,3 +144,36 @@ def test_workers_wake_at_once_when_work_arrives(app: AppContext) -> None:
         assert wait(app, job_id).status == "succeeded"
     finally:
         runner.stop()
+
+
+def test_metrics_show_queue_depth_waits_durations_and_heartbeats(app: AppContext) -> None:
+    app.metrics.add_collector(lambda: job_metrics(app))
+    queued = enqueue(app, "echo", {"value": 1})
+    text = app.metrics.render().decode()
+    assert 'vigil_job_queue_depth{kind="echo"} 1.0' in text
+    runner = make_runner(app, workers=1)
+    runner.start()
+    try:
+        wait(app, queued)
+        text = app.metrics.render().decode()
+    finally:
+        runner.stop()
+    assert 'vigil_job_wait_seconds_count{kind="echo"} 1.0' in text
+    assert 'vigil_job_duration_seconds_count{kind="echo"} 1.0' in text
+    assert f'vigil_job_worker_heartbeat_timestamp_seconds{{kind="in-process",worker="{runner.worker_id}"}}' in text
+    assert "vigil_job_metrics_up 1.0" in text
+
+
+def test_finished_job_records_are_pruned_after_retention(app: AppContext) -> None:
+    old, recent, running = (enqueue(app, "echo") for _ in range(3))
+    with app.database.session() as session:
+        bind_platform(session)
+        for job_id, age_days, status in ((old, 40, "succeeded"), (recent, 5, "failed"), (running, 90, "running")):
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.status, job.finished_at = status, utcnow() - timedelta(days=age_days)
+    assert prune_job_records(app, lambda _session, tenants: dict.fromkeys(tenants)) == 1  # platform default: 30
+    with app.database.session() as session:
+        bind_platform(session)
+        assert {j.id for j in session.query(Job).all()} == {recent, running}
+    assert prune_job_records(app, lambda _session, tenants: dict.fromkeys(tenants, 3)) == 1  # the tenant's 3 days
