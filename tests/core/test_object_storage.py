@@ -20,6 +20,7 @@ from vigil.app import create_app
 from vigil.config import Settings
 
 BUCKET = "vigil-test"
+pytestmark = pytest.mark.scaleout
 
 
 @pytest.fixture(scope="module")

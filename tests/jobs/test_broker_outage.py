@@ -15,7 +15,7 @@ from tests.jobs.workers import Deployment
 from tests.support.cluster import BROKER_URL
 from tests.support.tcp_proxy import TcpForwarder
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.scaleout]
 
 
 def test_a_job_submitted_while_the_broker_is_down_runs_when_it_is_back(

@@ -24,7 +24,7 @@ from vigil.datasets.formats import ROW_GROUP_ROWS
 from vigil.datasets.models import Dataset
 from vigil.detectors.models import ModelVersion
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.scaleout]
 # "A running fit stops within 2 s" (issue 11): a deadline for a loaded machine, not a measurement.
 STOP_DEADLINE_S = 2.0
 

@@ -98,6 +98,7 @@ def _login(url: str, email: str, password: str, ip: str) -> httpx.Response:
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.slow
+@pytest.mark.scaleout
 def test_two_api_processes_agree(two_servers: tuple[str, str]) -> None:
     a, b = two_servers
     root = {"Authorization": f"Bearer {_login(a, ADMIN_EMAIL, ADMIN_PASSWORD, '10.0.0.1').json()['access_token']}"}
@@ -145,6 +146,8 @@ def test_two_api_processes_agree(two_servers: tuple[str, str]) -> None:
     assert statuses[IP_LIMIT:] == [429] * 4
 
 
+@pytest.mark.slow
+@pytest.mark.scaleout
 def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     values: dict[str, object] = {"data_dir": tmp_path / "data", "secret_key": SECRET, "environment": "test"}
     port = free_port()
