@@ -26,6 +26,7 @@ QUOTAS = (
     "api_calls_per_hour",
     "concurrent_jobs",
     "streams",
+    "feedback_labels",
 )
 
 
@@ -43,6 +44,7 @@ class TenantPolicy:
     allowed_algorithms: list[str] | None
     retention_days: int | None
     max_upload_bytes: int
+    trusted_model_keys: list[str]
 
     @classmethod
     def of(cls, tenant: Tenant, settings: Settings) -> TenantPolicy:
@@ -58,6 +60,7 @@ class TenantPolicy:
             max_upload_bytes=min(
                 int(config.get("max_upload_bytes", settings.max_upload_bytes)), settings.max_upload_bytes
             ),
+            trusted_model_keys=list(config.get("trusted_model_keys", [])),
         )
 
     def check(self, quota: str, *, used: int, adding: int = 1) -> None:

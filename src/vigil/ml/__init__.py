@@ -14,6 +14,7 @@ Examples
 """
 
 from vigil.ml.artifacts import FORMAT_VERSION, MAGIC, dump_artifact, load_artifact
+from vigil.ml.auto_entry import AUTO
 from vigil.ml.catalog import CATALOG, describe_catalog, get_entry, validate_parameters
 from vigil.ml.detector import FittedDetector, fit_detector
 from vigil.ml.entry import CatalogEntry, ScoreConvention, quantile_threshold
@@ -25,17 +26,25 @@ from vigil.ml.errors import (
     MLError,
     TrainingFailed,
     UnknownAlgorithm,
+    UntrustedSigner,
 )
+from vigil.ml.exchange import key_id, open_export, public_key, seal_export, signing_seed
+from vigil.ml.explain import Explanation, explain
+from vigil.ml.metrics import HOLDOUT_FRACTION, agreement, fpr_threshold, holdout_mask, quality
 from vigil.ml.params import Param
 from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing
+from vigil.ml.thresholds import with_threshold
 
 __all__ = [
+    "AUTO",
     "CATALOG",
     "FORMAT_VERSION",
+    "HOLDOUT_FRACTION",
     "MAGIC",
     "ArtifactIncompatible",
     "ArtifactTampered",
     "CatalogEntry",
+    "Explanation",
     "FittedDetector",
     "FittedPreprocessor",
     "InvalidFeatures",
@@ -46,11 +55,23 @@ __all__ = [
     "ScoreConvention",
     "TrainingFailed",
     "UnknownAlgorithm",
+    "UntrustedSigner",
+    "agreement",
     "describe_catalog",
     "dump_artifact",
+    "explain",
     "fit_detector",
+    "fpr_threshold",
     "get_entry",
+    "holdout_mask",
+    "key_id",
     "load_artifact",
+    "open_export",
+    "public_key",
+    "quality",
     "quantile_threshold",
+    "seal_export",
+    "signing_seed",
     "validate_parameters",
+    "with_threshold",
 ]

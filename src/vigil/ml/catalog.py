@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vigil.ml.auto_entry import AUTO_ENTRIES
 from vigil.ml.entry import CatalogEntry
 from vigil.ml.errors import UnknownAlgorithm
 from vigil.ml.params import check_parameters
@@ -24,7 +25,7 @@ def _index(*groups: tuple[CatalogEntry, ...]) -> dict[str, CatalogEntry]:
     return catalog
 
 
-CATALOG: Mapping[str, CatalogEntry] = _index(PYOD_ENTRIES, SKLEARN_ENTRIES)
+CATALOG: Mapping[str, CatalogEntry] = _index(AUTO_ENTRIES, PYOD_ENTRIES, SKLEARN_ENTRIES)
 
 
 def get_entry(algorithm: str) -> CatalogEntry:

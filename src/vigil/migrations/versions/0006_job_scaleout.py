@@ -1,7 +1,7 @@
 """jobs scale out: attempts limit, outbox and lease columns, executor nodes
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 09:00:00
 
 `dispatched_at` is the outbox marker (NULL: not yet published to the broker); `queued_at` starts the wait a job
@@ -18,8 +18,8 @@ from alembic import op
 
 import vigil.core.database
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
