@@ -30,13 +30,13 @@ import numpy as np
 import polars as pl
 import psycopg
 from fastapi.testclient import TestClient
-from kombu import Connection
 from sqlalchemy.engine import make_url
 
 from vigil.app import create_app
 from vigil.config import Settings
 from vigil.core.database import bind_platform
 from vigil.jobs.models import Job, JobWorker
+from vigil_validation.cluster import delete_queues
 
 ADMIN, PASSWORD = "bench@vigil.test", "a long benchmark passphrase 1"
 SECRET = "benchmark-secret-key-that-is-long-enough-012345"
@@ -62,13 +62,7 @@ def own_queue(broker: str) -> Iterator[str]:
     try:
         yield queue
     finally:
-        with contextlib.suppress(Exception), Connection(broker, connect_timeout=3) as connection:
-            for name in (queue, f"{queue}.parts"):
-                with contextlib.suppress(Exception), connection.channel() as channel:
-                    channel.queue_delete(name)
-            for name in (queue, f"{queue}.control.pidbox", f"reply.{queue}.control.pidbox", f"{queue}.events"):
-                with contextlib.suppress(Exception), connection.channel() as channel:
-                    channel.exchange_delete(name)
+        delete_queues(broker, queue)
 
 
 class Bench:

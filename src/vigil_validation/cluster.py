@@ -125,7 +125,7 @@ def _create_bucket(endpoint: str, bucket: str) -> None:
     fs.create_dir(bucket)
 
 
-def _delete_queues(broker_url: str, queue: str) -> None:
+def delete_queues(broker_url: str, queue: str) -> None:
     """The run's own queues and the exchanges Celery declared for them; nothing else on the broker."""
     from kombu import Connection  # type: ignore[attr-defined]  # noqa: PLC0415
 
@@ -167,7 +167,7 @@ def cluster_target(*, report_dir: Path, options: ClusterOptions) -> Iterator[Tar
     with contextlib.ExitStack() as stack:
         database = stack.enter_context(fresh_postgres_database(options.database_url))
         queue = f"vigil-validation-{uuid.uuid4().hex[:10]}"
-        stack.callback(_delete_queues, options.broker_url, queue)
+        stack.callback(delete_queues, options.broker_url, queue)
         if options.object_store_url is None:
             endpoint = stack.enter_context(_object_store(report_dir, options.startup_timeout))
             bucket_url = "s3://vigil-validation/cluster"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from vigil_validation.cluster import delete_queues
+
 BROKER_URL = os.environ.get("VIGIL_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,21 +44,11 @@ def require_broker(url: str = BROKER_URL) -> None:
 @contextlib.contextmanager
 def own_queue(url: str = BROKER_URL) -> Iterator[str]:
     """A queue name of our own; afterwards its queues and the exchanges Celery declared for it are deleted."""
-    from kombu import Connection  # noqa: PLC0415
-
     name = f"vigil-test-{uuid.uuid4().hex[:10]}"
     try:
         yield name
     finally:
-        queues = [name, f"{name}.parts"]
-        exchanges = [name, f"{name}.control.pidbox", f"reply.{name}.control.pidbox", f"{name}.events"]
-        with contextlib.suppress(Exception), Connection(url, connect_timeout=3) as connection:
-            for queue in queues:
-                with contextlib.suppress(Exception), connection.channel() as channel:
-                    channel.queue_delete(queue)
-            for exchange in exchanges:
-                with contextlib.suppress(Exception), connection.channel() as channel:
-                    channel.exchange_delete(exchange)
+        delete_queues(url, name)
 
 
 def free_port() -> int:
