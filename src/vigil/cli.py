@@ -70,10 +70,10 @@ def serve(
         uvicorn.run("vigil.app:create_app_from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
 
-    from vigil.app import create_app
-
     try:
-        claim_sqlite_file(settings)
+        claim_sqlite_file(settings)  # before the app's heavy imports: a second process is refused at once
+        from vigil.app import create_app
+
         application = create_app(settings)
     except (MissingSecretError, DatabaseInUse) as exc:
         console.print(f"[bold red]refusing to start:[/] {exc}")
