@@ -3,14 +3,18 @@ tenant with one, and no tenant runs more jobs at once than its `concurrent_jobs`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import PostgresUrls, make_settings
 from tests.jobs.conftest import make_context
 from vigil.config import Settings
 from vigil.core.context import AppContext
-from vigil.core.database import TenantScope, bind_platform
+from vigil.core.database import Database, TenantScope, bind_platform
+from vigil.core.metrics import Metrics
 from vigil.identity.quotas import concurrent_job_caps
 from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.models import Job
@@ -99,3 +103,41 @@ def test_the_rule_in_the_docstring_holds() -> None:
     from vigil.jobs import scheduling  # noqa: PLC0415
 
     assert doctest.testmod(scheduling, verbose=False).failed == 0
+
+
+@pytest.mark.postgres
+def test_a_tenants_cap_holds_across_processes(postgres_urls: PostgresUrls, tmp_path: Path) -> None:
+    """Eight claimers, each with its own connection pool (as separate API or worker processes would have), race
+    for a capped tenant's 30 queued jobs: exactly its cap of 2 are claimed."""
+    settings = make_settings(tmp_path / "data", database_url=postgres_urls.app, database_admin_url=postgres_urls.admin)
+    first = make_context(settings, {CAPPED: {"quotas": {"concurrent_jobs": 2}}})
+    enqueue(first, CAPPED, 30)
+    contexts = [first] + [
+        AppContext(
+            settings=settings, database=Database(settings), blobs=first.blobs, secret_key=b"k" * 32, metrics=Metrics()
+        )
+        for _ in range(7)
+    ]
+    start = threading.Barrier(len(contexts))
+    claimed: list[str] = []
+
+    def claim(context: AppContext, n: int) -> None:
+        lifecycle = JobLifecycle(
+            app=context,
+            registry=JobRegistry(),
+            tenant_caps=lambda session, tenants: concurrent_job_caps(session, tenants, settings),
+        )
+        start.wait()
+        for _ in range(3):
+            job_id = lifecycle.claim_next(worker_id=f"w{n}")
+            if job_id is not None:
+                claimed.append(job_id)
+
+    threads = [threading.Thread(target=claim, args=(c, n)) for n, c in enumerate(contexts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for context in contexts:
+        context.database.dispose()
+    assert len(claimed) == 2, f"{len(claimed)} jobs claimed for a tenant capped at 2"
