@@ -31,6 +31,14 @@ DatabaseOpt = Annotated[
 RedisOpt = Annotated[
     str | None, typer.Option("--redis-url", help="Managed target with this Redis (rate limits, lock-out counters).")
 ]
+ClusterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cluster",
+        help="Start the scaled-out topology (API processes and Celery workers on PostgreSQL, RabbitMQ, Redis, S3; "
+        "the `cluster` config section) and validate it.",
+    ),
+]
 KeywordOpt = Annotated[
     str | None, typer.Option("-k", "--keyword", help="Only tests whose names match this pytest -k expression.")
 ]
@@ -53,6 +61,7 @@ def _run(
     keyword: str | None,
     profile: str | None = None,
     exclude: list[str] | None = None,
+    cluster: bool = False,
 ) -> None:
     options = RunOptions(
         profile=profile,
@@ -63,6 +72,7 @@ def _run(
         report_dir=report_dir,
         database_url=database_url,
         redis_url=redis_url,
+        cluster=cluster,
         extra_pytest_args=("-k", keyword) if keyword else (),
     )
     raise typer.Exit(int(run(selection, options)))
@@ -81,8 +91,11 @@ def _fixed_selection(name: str, selection: Selection, summary: str) -> None:
         keyword: KeywordOpt = None,
         profile: ProfileOpt = None,
         exclude: ExcludeOpt = None,
+        cluster: ClusterOpt = False,
     ) -> None:
-        _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, exclude)
+        _run(
+            selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, exclude, cluster
+        )
 
     app.command(name, help=summary)(command)
 
@@ -105,10 +118,11 @@ def suite(
     redis_url: RedisOpt = None,
     keyword: KeywordOpt = None,
     profile: ProfileOpt = None,
+    cluster: ClusterOpt = False,
 ) -> None:
     """One suite by name."""
     selection = Selection(name, suites=(name,))
-    _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile)
+    _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, None, cluster)
 
 
 def main() -> None:

@@ -130,6 +130,30 @@ class TestDataConfig(Section):
     algorithms: Annotated[list[str], Field(min_length=1)]
 
 
+class ClusterConfig(Section):
+    api_processes: Annotated[int, Field(ge=1, le=16)]
+    workers: Annotated[int, Field(ge=1, le=16)]
+    worker_concurrency: Annotated[int, Field(ge=1, le=32)]
+    database_url: str
+    redis_url: str
+    broker_url: str
+    object_store_url: str | None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, value: str) -> str:
+        if not value.startswith("postgresql"):
+            raise ValueError("a cluster runs on PostgreSQL: a postgresql:// (or postgresql+psycopg://) URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
+            raise ValueError("must be an amqp:// (RabbitMQ) or redis:// URL")
+        return value
+
+
 class EnvironmentConfig(Section):
     target_url: str | None
     admin_email: str | None
@@ -174,6 +198,7 @@ class ValidationConfig(Section):
     disaster_recovery: DisasterRecoveryConfig
     contracts: ContractsConfig
     test_data: TestDataConfig
+    cluster: ClusterConfig
     environment: EnvironmentConfig
 
     def with_profile(self, profile: str | None) -> ValidationConfig:

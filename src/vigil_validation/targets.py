@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-TargetKind = Literal["managed", "remote"]
+TargetKind = Literal["managed", "remote", "cluster"]
 READY_POLL_S = 0.2
 STOP_GRACE_S = 15.0
 LOG_TAIL_LINES = 40
@@ -51,6 +51,8 @@ class Target:
     database_app_url: str | None = None
     # A managed server's process id, so the performance suite can sample its memory and CPU from /proc.
     server_pid: int | None = None
+    # A cluster's API processes: the suite's clients spread their requests over all of them (`url` is the first).
+    api_urls: tuple[str, ...] = ()
 
 
 def free_port() -> int:
