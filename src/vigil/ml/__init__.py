@@ -1,4 +1,5 @@
-"""Vigil's detection engine, pure: a catalog of PyOD and scikit-learn detectors, fit, score, threshold, artifacts.
+"""Vigil's detection engine, pure: a catalog of PyOD and scikit-learn detectors (fit, score, threshold, artifacts)
+and of River's online detectors (score and learn event by event, signed state snapshots).
 
 Frames in, arrays out; no web framework, database or domain code (an import-linter contract checks it).
 
@@ -26,6 +27,17 @@ from vigil.ml.errors import (
     TrainingFailed,
     UnknownAlgorithm,
 )
+from vigil.ml.online import (
+    OnlineModel,
+    Step,
+    ThresholdSpec,
+    check_online_features,
+    dump_state,
+    get_online_entry,
+    is_online,
+    load_state,
+    validate_online_parameters,
+)
 from vigil.ml.params import Param
 from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing
 
@@ -41,16 +53,25 @@ __all__ = [
     "InvalidFeatures",
     "InvalidParameters",
     "MLError",
+    "OnlineModel",
     "Param",
     "Preprocessing",
     "ScoreConvention",
+    "Step",
+    "ThresholdSpec",
     "TrainingFailed",
     "UnknownAlgorithm",
+    "check_online_features",
     "describe_catalog",
     "dump_artifact",
+    "dump_state",
     "fit_detector",
     "get_entry",
+    "get_online_entry",
+    "is_online",
     "load_artifact",
+    "load_state",
     "quantile_threshold",
+    "validate_online_parameters",
     "validate_parameters",
 ]
