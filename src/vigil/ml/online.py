@@ -238,10 +238,12 @@ class ThresholdSpec:
 
 @dataclass
 class Step:
-    """What one batch did: a score and a flag per event, and the events (by index) at which drift was detected."""
+    """What one batch did: a score and a flag per event, the threshold each flagged event reached (by index), and
+    the events (by index) at which drift was detected."""
 
     scores: list[float] = field(default_factory=list)
     flags: list[bool] = field(default_factory=list)
+    thresholds: dict[int, float | None] = field(default_factory=dict)
     drifts: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
@@ -339,19 +341,23 @@ class OnlineModel:
             if not math.isfinite(score):
                 score = 0.0  # a detector's first events (no spread yet); JSON cannot carry NaN anyway
             flagged = self.seen >= self.warmup and self._classify(score)
+            if flagged:
+                step.thresholds[index] = self.current_threshold
             if detector is not None and not (protect and flagged):
                 if self.univariate:
                     detector.learn_one(None, x[self.features[0]])
                 else:
                     detector.learn_one(x)
-            if self.quantile is not None:
-                self.quantile.update(score)
-            if self.drift is not None and self.seen >= self.warmup:
-                self.drift.update(score)
-                if self.drift.drift_detected:
-                    step.drifts.append(
-                        (index, {"estimation": float(self.drift.estimation), "width": float(self.drift.width)})
-                    )
+            # Warm-up scores come from an immature model (half-space trees score 0 for a whole window): they shape
+            # neither the quantile nor the drift detector.
+            if self.seen >= self.warmup:
+                if self.quantile is not None:
+                    self.quantile.update(score)
+                if self.drift is not None:
+                    self.drift.update(score)
+                    if self.drift.drift_detected:
+                        details = {"estimation": float(self.drift.estimation), "width": float(self.drift.width)}
+                        step.drifts.append((index, details))
             self.seen += 1
             step.scores.append(score)
             step.flags.append(flagged)

@@ -13,9 +13,10 @@ from vigil.datasets.repository import DatasetRepository
 from vigil.detectors.repository import DetectorRepository
 from vigil.identity.principal import Principal
 from vigil.identity.quotas import QUOTAS, policy_of
-from vigil.identity.ratelimit import RateLimiter, per_hour
+from vigil.identity.ratelimit import RateLimiter, per_hour, per_seconds
 from vigil.identity.repository import PlatformRepository
 from vigil.jobs.repository import JobRepository
+from vigil.streams.repository import StreamRepository
 from vigil.tenants.export import build_export, stream_then_delete
 from vigil.tenants.schemas import QuotaUse, TenantUsagePublic
 
@@ -58,7 +59,10 @@ class UsageService:
             "detectors": DetectorRepository(session=self.session, scope=scope).count(),
             "concurrent_jobs": JobRepository(session=self.session, scope=scope).count_running(),
             "api_calls_per_hour": self.limiter.used(per_hour(policy.quotas["api_calls_per_hour"]), "tenant", tenant_id),
-            "streams": 0,  # streams arrive in a later issue; the quota is enforced then
+            "streams": StreamRepository(session=self.session, scope=scope).count(),
+            "stream_events_per_second": self.limiter.used(
+                per_seconds(policy.quotas["stream_events_per_second"], 1), "stream-events", tenant_id
+            ),
         }
         return TenantUsagePublic(
             tenant_id=tenant_id,

@@ -1,0 +1,59 @@
+"""Hot stream state, per process: each stream's model in memory with the version it is at, and a lock per stream.
+
+The database is the truth (the stream's `state_version`, its snapshots and its write-ahead log); this is a cache
+of it. A process uses its cached model only when its version equals the stored one, and otherwise catches up by
+replaying the batches it missed (or reloads from the latest snapshot), so any process may serve any stream. The lock
+orders the batches of one stream inside this process; across processes the stored version orders them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from vigil import ml
+
+
+@dataclass
+class HotState:
+    version: int
+    model: ml.OnlineModel
+
+
+class StreamRuntime:
+    """At most `capacity` models are kept (least recently used go first; they reload from the database)."""
+
+    def __init__(self, *, capacity: int) -> None:
+        self.capacity = capacity
+        self._hot: OrderedDict[str, HotState] = OrderedDict()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, stream_id: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(stream_id)
+            if lock is None:
+                lock = self._locks[stream_id] = threading.Lock()
+            return lock
+
+    def take(self, stream_id: str) -> HotState | None:
+        """The cached state, removed from the cache: the caller owns it until it `keep`s it again (a batch that
+        fails half-way must not leave a model that learnt part of it)."""
+        with self._guard:
+            return self._hot.pop(stream_id, None)
+
+    def keep(self, stream_id: str, state: HotState) -> None:
+        with self._guard:
+            self._hot[stream_id] = state
+            self._hot.move_to_end(stream_id)
+            while len(self._hot) > self.capacity:
+                self._hot.popitem(last=False)
+
+    def forget(self, stream_id: str) -> None:
+        with self._guard:
+            self._hot.pop(stream_id, None)
+            self._locks.pop(stream_id, None)
+
+    def __len__(self) -> int:
+        return len(self._hot)
