@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login, wait_for_job
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login, make_settings, wait_for_job
 from tests.streams.conftest import FEATURES, create_stream, make_events, send
+from vigil.app import create_app
 
 
 def stream_of(client: TestClient, stream_id: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -22,20 +23,32 @@ def stream_of(client: TestClient, stream_id: str, headers: dict[str, str]) -> di
 
 def test_lifecycle(client: TestClient, tenant: Tenant) -> None:
     created = create_stream(client, tenant.analyst, description="line 3")
-    assert created["algorithm"] == "hst" and created["features"] == FEATURES
-    assert created["parameters"]["seed"] == 11 and created["last_seq"] is None
+    assert created["algorithm"] == "hst"
+    assert created["features"] == FEATURES
+    assert created["parameters"]["seed"] == 11
+    assert created["last_seq"] is None
     assert created["last_snapshot"]["state_version"] == 0  # recovery always starts from a snapshot
     listed = client.get("/api/v1/streams", headers=tenant.viewer).json()
     assert [s["id"] for s in listed["items"]] == [created["id"]]
     renamed = client.patch(f"/api/v1/streams/{created['id']}", json={"name": "line 4"}, headers=tenant.analyst)
-    assert renamed.status_code == 200 and renamed.json()["name"] == "line 4"
-    assert client.patch(f"/api/v1/streams/{created['id']}", json={"features": ["x"]}, headers=tenant.analyst).status_code == 422
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "line 4"
+    assert (
+        client.patch(f"/api/v1/streams/{created['id']}", json={"features": ["x"]}, headers=tenant.analyst).status_code
+        == 422
+    )
     assert client.delete(f"/api/v1/streams/{created['id']}", headers=tenant.viewer).status_code == 403
     assert client.delete(f"/api/v1/streams/{created['id']}", headers=tenant.analyst).status_code == 204
     for path in ("", "/anomalies", "/metrics", "/drifts"):
         gone = client.get(f"/api/v1/streams/{created['id']}{path}", headers=tenant.analyst)
-        assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
-    assert client.post(f"/api/v1/streams/{created['id']}/events", json={"events": make_events(1)}, headers=tenant.analyst).status_code == 404
+        assert gone.status_code == 404
+        assert gone.headers["content-type"] == "application/problem+json"
+    assert (
+        client.post(
+            f"/api/v1/streams/{created['id']}/events", json={"events": make_events(1)}, headers=tenant.analyst
+        ).status_code
+        == 404
+    )
 
 
 def test_each_event_is_learnt_once_in_seq_order(client: TestClient, tenant: Tenant) -> None:
@@ -45,10 +58,12 @@ def test_each_event_is_learnt_once_in_seq_order(client: TestClient, tenant: Tena
     expected = [r["score"] for r in send(client, twin["id"], events, tenant.analyst)["results"]]
 
     first = send(client, stream["id"], events[:120], tenant.analyst)
-    assert first["last_seq"] == 120 and first["accepted"] == 120
+    assert first["last_seq"] == 120
+    assert first["accepted"] == 120
     # A resend overlapping what was acknowledged: the old events are answered as before, never learnt again.
     again = send(client, stream["id"], events[60:200], tenant.analyst)
-    assert again["accepted"] == 80 and again["duplicates"] == 60
+    assert again["accepted"] == 80
+    assert again["duplicates"] == 60
     assert {r["status"] for r in again["results"][:60]} == {"duplicate"}
     assert [r["score"] for r in again["results"][:60]] == [r["score"] for r in first["results"][60:120]]
     rest = send(client, stream["id"], events[200:], tenant.analyst)
@@ -94,8 +109,10 @@ def test_a_bad_event_refuses_the_whole_batch(client: TestClient, tenant: Tenant,
     assert refused.status_code == 422, refused.text
     problem = refused.json()
     assert problem["type"] == "/problems/invalid-input"
-    assert "seq 71" in problem["detail"] and repr(field) in problem["detail"]
-    assert problem["errors"][0]["seq"] == 71 and problem["errors"][0]["field"] == field
+    assert "seq 71" in problem["detail"]
+    assert repr(field) in problem["detail"]
+    assert problem["errors"][0]["seq"] == 71
+    assert problem["errors"][0]["field"] == field
     assert stream_of(client, stream["id"], tenant.viewer)["events_seen"] == 0
     # Nothing of it was learnt: the good batch now scores exactly as on a fresh twin.
     good = make_events(80)
@@ -117,18 +134,24 @@ def test_refused_configurations(client: TestClient, tenant: Tenant) -> None:
         return client.post("/api/v1/streams", json={"name": "s", "features": ["a"], **body}, headers=tenant.analyst)
 
     batch = create(algorithm="iforest")
-    assert batch.status_code == 422 and "online" in batch.json()["detail"]
+    assert batch.status_code == 422
+    assert "online" in batch.json()["detail"]
     assert create(algorithm="magic").status_code == 422
     assert create(algorithm="sad", features=["a", "b"]).status_code == 422  # univariate: one feature
     assert create(algorithm="hst", parameters={"n_trees": 0}).json()["errors"][0]["loc"] == [
-        "body", "parameters", "n_trees"
+        "body",
+        "parameters",
+        "n_trees",
     ]
     assert create(threshold={"kind": "model"}).status_code == 422
     assert create(threshold={"kind": "quantile", "q": 1.5}).status_code == 422
     assert client.post("/api/v1/streams", json={"name": "s"}, headers=tenant.analyst).status_code == 422
     assert create(algorithm="hst", detector_id="det_nothing").status_code == 422  # a detector or an algorithm
     assert create(detector_id="det_nothing").status_code == 422  # a detector's features are its model's
-    assert client.post("/api/v1/streams", json={"name": "s", "detector_id": "det_x"}, headers=tenant.analyst).status_code == 404
+    assert (
+        client.post("/api/v1/streams", json={"name": "s", "detector_id": "det_x"}, headers=tenant.analyst).status_code
+        == 404
+    )
     assert create(algorithm="sad", features=["a"]).status_code == 201
 
 
@@ -138,7 +161,8 @@ def test_quota_and_events_per_second(client: TestClient, tenant: Tenant) -> None
     assert client.patch(f"/api/v1/tenants/{tenant.id}", json=limits, headers=root).status_code == 200
     stream = create_stream(client, tenant.analyst)
     refused = client.post("/api/v1/streams", json={"name": "b", "features": ["a"]}, headers=tenant.analyst)
-    assert refused.status_code == 403 and refused.json()["quota"] == "streams"
+    assert refused.status_code == 403
+    assert refused.json()["quota"] == "streams"
     usage = client.get(f"/api/v1/tenants/{tenant.id}/usage", headers=root).json()["usage"]
     assert usage["streams"] == {"used": 1, "limit": 1}
 
@@ -153,20 +177,19 @@ def test_quota_and_events_per_second(client: TestClient, tenant: Tenant) -> None
             headers=tenant.analyst,
         )
     assert over.status_code == 429, over.text
-    assert over.json()["quota"] == "stream_events_per_second" and int(over.headers["Retry-After"]) >= 1
+    assert over.json()["quota"] == "stream_events_per_second"
+    assert int(over.headers["Retry-After"]) >= 1
     seen = stream_of(client, stream["id"], tenant.viewer)["events_seen"]
     assert seen in (100, 200)  # the refused batch taught nothing
 
 
 def test_an_oversized_batch_is_413(tmp_path: Path) -> None:
-    from tests.conftest import make_settings
-    from vigil.app import create_app
-
     with TestClient(create_app(make_settings(tmp_path / "d", stream_max_batch_events=10), run_workers=False)) as client:
         root = bearer(login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
         stream = create_stream(client, root)
         response = client.post(f"/api/v1/streams/{stream['id']}/events", json={"events": make_events(11)}, headers=root)
-        assert response.status_code == 413 and response.json()["limit_events"] == 10
+        assert response.status_code == 413
+        assert response.json()["limit_events"] == 10
         assert send(client, stream["id"], make_events(10), root)["accepted"] == 10
 
 
@@ -193,17 +216,21 @@ def test_anomalies_drift_and_metrics(client: TestClient, tenant: Tenant) -> None
             break
     flagged = [a for items in pages for a in items]
     seqs = [a["seq"] for a in flagged]
-    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == len(seqs)
+    assert seqs == sorted(seqs, reverse=True)
+    assert len(set(seqs)) == len(seqs)
     assert set(planted) <= set(seqs)
     first = next(a for a in flagged if a["seq"] == planted[0])
-    assert first["values"] == events[planted[0] - 1]["values"] and first["score"] >= first["threshold"]
+    assert first["values"] == events[planted[0] - 1]["values"]
+    assert first["score"] >= first["threshold"]
 
     details = stream_of(client, stream["id"], tenant.viewer)
-    assert details["anomaly_count"] == len(flagged) and details["drift_count"] >= 1
+    assert details["anomaly_count"] == len(flagged)
+    assert details["drift_count"] >= 1
     drift_seqs = [d["seq"] for d in details["drift_events"]]
     assert any(1200 < seq <= 1700 for seq in drift_seqs), drift_seqs
     metrics = client.get(f"/api/v1/streams/{stream['id']}/metrics", headers=tenant.viewer).json()
-    assert metrics["events_seen"] == 2000 and metrics["anomalies"] == len(flagged)
+    assert metrics["events_seen"] == 2000
+    assert metrics["anomalies"] == len(flagged)
     assert metrics["events_per_second"] == pytest.approx(2000 / 60)
     assert metrics["anomaly_rate"] == pytest.approx(len(flagged) / (2000 - 50))
     assert metrics["drift_events"] == details["drift_count"]
@@ -215,24 +242,36 @@ def test_a_trained_batch_model_scores_a_stream(client: TestClient, tenant: Tenan
     rows = make_events(300, seed=3)
     csv = "f0,f1,f2,f3\n" + "\n".join(",".join(str(e["values"][f]) for f in FEATURES) for e in rows)
     dataset = client.post(
-        "/api/v1/datasets", params={"name": "train"}, content=csv.encode(), headers={**tenant.analyst, "Content-Type": "text/csv"}
+        "/api/v1/datasets",
+        params={"name": "train"},
+        content=csv.encode(),
+        headers={**tenant.analyst, "Content-Type": "text/csv"},
     ).json()
     detector = client.post(
         "/api/v1/detectors",
         json={"name": "d", "algorithm": "iforest", "parameters": {"random_state": 0}, "contamination": 0.05},
         headers=tenant.analyst,
     ).json()
-    job = client.post(f"/api/v1/detectors/{detector['id']}/train", json={"dataset_id": dataset["id"]}, headers=tenant.analyst)
+    job = client.post(
+        f"/api/v1/detectors/{detector['id']}/train", json={"dataset_id": dataset["id"]}, headers=tenant.analyst
+    )
     assert wait_for_job(client, job.json()["id"], tenant.analyst)["status"] == "succeeded"
-    stream = create_stream(client, tenant.analyst, algorithm=None, parameters={}, features=None, detector_id=detector["id"], warmup=0)
-    assert stream["threshold"] == {"kind": "model"} and stream["model_version"] == 1 and stream["features"] == FEATURES
+    stream = create_stream(
+        client, tenant.analyst, algorithm=None, parameters={}, features=None, detector_id=detector["id"], warmup=0
+    )
+    assert stream["threshold"] == {"kind": "model"}
+    assert stream["model_version"] == 1
+    assert stream["features"] == FEATURES
     events = make_events(40, seed=9, anomalies=(5, 30))
     streamed = send(client, stream["id"], events, tenant.analyst)["results"]
     detected = client.post(
-        f"/api/v1/detectors/{detector['id']}/detect", json={"records": [e["values"] for e in events]}, headers=tenant.analyst
+        f"/api/v1/detectors/{detector['id']}/detect",
+        json={"records": [e["values"] for e in events]},
+        headers=tenant.analyst,
     ).json()["results"]
     assert [(r["score"], r["is_anomaly"]) for r in streamed] == [(r["score"], r["is_anomaly"]) for r in detected]
-    assert streamed[4]["is_anomaly"] and streamed[29]["is_anomaly"]
+    assert streamed[4]["is_anomaly"]
+    assert streamed[29]["is_anomaly"]
 
 
 def test_other_tenants_see_nothing(client: TestClient, make_tenant: Any) -> None:

@@ -43,17 +43,21 @@ def test_events_in_scores_out_like_http(client: TestClient, tenant: Tenant) -> N
     with connect(client, over_ws["id"]) as ws:
         ws.send_json({"type": "auth", "token": token_of(tenant.analyst)})
         hello = ws.receive_json()
-        assert hello["type"] == "ack" and hello["last_seq"] is None and hello["max_in_flight"] >= 1
+        assert hello["type"] == "ack"
+        assert hello["last_seq"] is None
+        assert hello["max_in_flight"] >= 1
         for start in range(0, 150, 50):
             ws.send_json({"type": "events", "id": f"b{start}", "events": events[start : start + 50]})
         got = [ws.receive_json() for _ in range(3)]
-        assert [f["type"] for f in got] == ["scores"] * 3 and [f["id"] for f in got] == ["b0", "b50", "b100"]
+        assert [f["type"] for f in got] == ["scores"] * 3
+        assert [f["id"] for f in got] == ["b0", "b50", "b100"]
         assert [r for f in got for r in f["results"]] == expected
         assert got[-1]["last_seq"] == 150
         # A resend of acknowledged events: answered as before, not learnt again.
         ws.send_json({"type": "events", "events": events[140:]})
         again = ws.receive_json()
-        assert again["accepted"] == 0 and again["results"] == [{**r, "status": "duplicate"} for r in expected[140:]]
+        assert again["accepted"] == 0
+        assert again["results"] == [{**r, "status": "duplicate"} for r in expected[140:]]
         ws.send_json({"type": "ping", "id": "p1"})
         assert ws.receive_json() == {"type": "pong", "id": "p1"}
         ws.send_json({"type": "sync"})
@@ -70,16 +74,20 @@ def test_bad_frames_get_problem_frames_and_the_connection_goes_on(client: TestCl
         bad[2]["values"]["f1"] = "high"
         ws.send_json({"type": "events", "id": "bad", "events": bad})
         problem = ws.receive_json()
-        assert problem["type"] == "problem" and problem["id"] == "bad"
-        assert problem["problem"]["status"] == 422 and problem["problem"]["type"] == "/problems/invalid-input"
-        assert problem["problem"]["errors"][0]["seq"] == 3 and problem["problem"]["errors"][0]["field"] == "f1"
+        assert problem["type"] == "problem"
+        assert problem["id"] == "bad"
+        assert problem["problem"]["status"] == 422
+        assert problem["problem"]["type"] == "/problems/invalid-input"
+        assert problem["problem"]["errors"][0]["seq"] == 3
+        assert problem["problem"]["errors"][0]["field"] == "f1"
         ws.send_text("{not json")
         assert ws.receive_json()["problem"]["status"] == 400
         ws.send_json({"type": "dance"})
         assert ws.receive_json()["problem"]["status"] == 422
         ws.send_json({"type": "events", "events": make_events(2000)})
         too_many = ws.receive_json()["problem"]
-        assert too_many["status"] == 413 and too_many["limit_events"] == 1000
+        assert too_many["status"] == 413
+        assert too_many["limit_events"] == 1000
         ws.send_text("[" + " " * 1024 * 1024 + "]")
         assert ws.receive_json()["problem"] == {
             "type": "/problems/payload-too-large",
@@ -154,5 +162,7 @@ def test_auth_timeout_and_rate_limit_close_the_socket(tmp_path: Path) -> None:
             for start in range(1, 200, 40):
                 ws.send_json({"type": "events", "events": make_events(40, start=start)})
             code, problem = closed_with(ws)
-        assert code == 4429 and problem is not None and problem["quota"] == "stream_events_per_second"
+        assert code == 4429
+        assert problem is not None
+        assert problem["quota"] == "stream_events_per_second"
         assert client.get(f"/api/v1/streams/{stream['id']}", headers=root).json()["events_seen"] < 200

@@ -109,7 +109,9 @@ def authenticate_presented(*, session: Session, identity: IdentityRuntime, crede
     subprotocol): an access token or an API key, checked exactly as `get_principal` checks them, with the caller's
     rate limit counted; the session is bound to the caller's tenant."""
     auth = identity.auth(session)
-    principal = auth.authenticate_api_key(credential) if looks_like_api_key(credential) else auth.authenticate(credential)
+    principal = (
+        auth.authenticate_api_key(credential) if looks_like_api_key(credential) else auth.authenticate(credential)
+    )
     bind_tenant(session, principal.scope)
     limiter = identity.limiter
     item = limiter.per_api_key if principal.is_api_key else limiter.per_user

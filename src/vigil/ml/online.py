@@ -330,38 +330,45 @@ class OnlineModel:
         """Scores, classifies and learns each event in order (values already checked: every feature, finite)."""
         step = Step()
         raw = self._batch_scores(events) if self.scorer is not None else None
-        detector, protect = self.detector, self.threshold.protect
         for index, x in enumerate(events):
-            if raw is not None:
-                score = float(raw[index])
-            elif self.univariate:
-                score = float(detector.score_one(None, x[self.features[0]]))
-            else:
-                score = float(detector.score_one(x))
+            score = float(raw[index]) if raw is not None else self._score(x)
             if not math.isfinite(score):
                 score = 0.0  # a detector's first events (no spread yet); JSON cannot carry NaN anyway
-            flagged = self.seen >= self.warmup and self._classify(score)
+            warm = self.seen >= self.warmup
+            flagged = warm and self._classify(score)
             if flagged:
                 step.thresholds[index] = self.current_threshold
-            if detector is not None and not (protect and flagged):
-                if self.univariate:
-                    detector.learn_one(None, x[self.features[0]])
-                else:
-                    detector.learn_one(x)
+            if self.detector is not None and not (self.threshold.protect and flagged):
+                self._learn(x)
             # Warm-up scores come from an immature model (half-space trees score 0 for a whole window): they shape
             # neither the quantile nor the drift detector.
-            if self.seen >= self.warmup:
-                if self.quantile is not None:
-                    self.quantile.update(score)
-                if self.drift is not None:
-                    self.drift.update(score)
-                    if self.drift.drift_detected:
-                        details = {"estimation": float(self.drift.estimation), "width": float(self.drift.width)}
-                        step.drifts.append((index, details))
+            if warm:
+                self._observe(score, index, step)
             self.seen += 1
             step.scores.append(score)
             step.flags.append(flagged)
         return step
+
+    def _score(self, x: Mapping[str, float]) -> float:
+        if self.univariate:
+            return float(self.detector.score_one(None, x[self.features[0]]))
+        return float(self.detector.score_one(x))
+
+    def _learn(self, x: Mapping[str, float]) -> None:
+        if self.univariate:
+            self.detector.learn_one(None, x[self.features[0]])
+        else:
+            self.detector.learn_one(x)
+
+    def _observe(self, score: float, index: int, step: Step) -> None:
+        if self.quantile is not None:
+            self.quantile.update(score)
+        if self.drift is not None:
+            self.drift.update(score)
+            if self.drift.drift_detected:
+                step.drifts.append(
+                    (index, {"estimation": float(self.drift.estimation), "width": float(self.drift.width)})
+                )
 
     def _classify(self, score: float) -> bool:
         spec = self.threshold

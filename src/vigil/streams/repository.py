@@ -89,8 +89,9 @@ class StreamRepository:
     def events_since(self, stream_id: str, since: datetime) -> tuple[int, int]:
         """Events and anomalies applied since `since` (from the log, whose recent records are never pruned)."""
         row = self.session.execute(
-            select(func.coalesce(func.sum(StreamBatch.n_events), 0), func.coalesce(func.sum(StreamBatch.n_anomalies), 0))
-            .where(
+            select(
+                func.coalesce(func.sum(StreamBatch.n_events), 0), func.coalesce(func.sum(StreamBatch.n_anomalies), 0)
+            ).where(
                 StreamBatch.stream_id == stream_id,
                 StreamBatch.tenant_id == self._tenant,
                 StreamBatch.received_at >= since,
@@ -122,11 +123,14 @@ class StreamRepository:
             .limit(1)
         )
 
-    def snapshot_info(self, stream_id: str, version: int) -> Row[tuple[int, int | None, int, datetime]] | None:
+    def snapshot_info(self, stream_id: str, version: int) -> Row[int, int | None, int, datetime] | None:
         """The snapshot's description, without its (large) state."""
         return self.session.execute(
             select(
-                StreamSnapshot.state_version, StreamSnapshot.last_seq, StreamSnapshot.events_seen, StreamSnapshot.created_at
+                StreamSnapshot.state_version,
+                StreamSnapshot.last_seq,
+                StreamSnapshot.events_seen,
+                StreamSnapshot.created_at,
             ).where(
                 StreamSnapshot.stream_id == stream_id,
                 StreamSnapshot.tenant_id == self._tenant,
@@ -152,7 +156,9 @@ class StreamRepository:
         self.session.add_all(rows)
 
     def anomalies(self, stream_id: str, *, limit: int, before_seq: int | None) -> Sequence[StreamAnomaly]:
-        query = select(StreamAnomaly).where(StreamAnomaly.stream_id == stream_id, StreamAnomaly.tenant_id == self._tenant)
+        query = select(StreamAnomaly).where(
+            StreamAnomaly.stream_id == stream_id, StreamAnomaly.tenant_id == self._tenant
+        )
         if before_seq is not None:
             query = query.where(StreamAnomaly.seq < before_seq)
         return self.session.scalars(query.order_by(StreamAnomaly.seq.desc()).limit(limit + 1)).all()
@@ -161,4 +167,6 @@ class StreamRepository:
         query = select(StreamDrift).where(StreamDrift.stream_id == stream_id, StreamDrift.tenant_id == self._tenant)
         if before_seq is not None:
             query = query.where(StreamDrift.seq < before_seq)
-        return self.session.scalars(query.order_by(StreamDrift.seq.desc(), StreamDrift.id.desc()).limit(limit + 1)).all()
+        return self.session.scalars(
+            query.order_by(StreamDrift.seq.desc(), StreamDrift.id.desc()).limit(limit + 1)
+        ).all()

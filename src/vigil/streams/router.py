@@ -70,7 +70,9 @@ def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep) 
 
 
 @router.get("/streams", summary="List streams, newest first")
-def list_streams(principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None) -> Page[StreamPublic]:
+def list_streams(
+    principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[StreamPublic]:
     items, next_cursor = services.of(principal).list(limit=limit, cursor=cursor)
     return Page(items=items, next_cursor=next_cursor)
 

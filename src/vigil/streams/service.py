@@ -131,8 +131,10 @@ class StreamService:
         if data.detector_id is not None:
             detector, version, fitted = self._batch_model(data.detector_id, data.model_version)
             threshold = threshold or {"kind": "model"}
-            stream.algorithm, stream.parameters, stream.features = detector.algorithm, dict(version.parameters), list(
-                fitted.features
+            stream.algorithm, stream.parameters, stream.features = (
+                detector.algorithm,
+                dict(version.parameters),
+                list(fitted.features),
             )
             stream.detector_id, stream.model_version, stream.scaling = detector.id, version.version, "none"
             stream.threshold = threshold
@@ -240,7 +242,7 @@ class StreamService:
         except BaseException:
             self.session.rollback()
             raise  # the half-taught model is dropped: `take` removed it from the cache
-        self.runtime.keep(stream_id, HotState(version=stream.state_version + 1, model=hot.model))
+        self.runtime.keep(stream_id, HotState(version=committed.state_version, model=hot.model))
         for index, event in enumerate(fresh):
             answers[event.seq] = EventResult(
                 seq=event.seq, score=step.scores[index], is_anomaly=step.flags[index], status="new"
@@ -305,7 +307,9 @@ class StreamService:
             "last_event_at": now,
         }
         settings = self.app.settings
-        due = stream.snapshot_at is None or now - stream.snapshot_at >= timedelta(seconds=settings.stream_snapshot_every_s)
+        due = stream.snapshot_at is None or now - stream.snapshot_at >= timedelta(
+            seconds=settings.stream_snapshot_every_s
+        )
         if due or events_seen - stream.snapshot_events >= settings.stream_snapshot_every_events:
             self.streams.add_snapshot(
                 self._snapshot(stream, model, version=version, last_seq=fresh[-1].seq, events_seen=events_seen)
@@ -330,6 +334,7 @@ class StreamService:
         if hot is not None and hot.version < stream.state_version:
             missed = self.streams.batches_after(stream.id, hot.version)
             if missed and missed[0].state_version == hot.version + 1:
+                self.runtime.catch_ups += 1
                 return self._replay(stream, hot, missed)
         snapshot = self.streams.latest_snapshot(stream.id, at_most=stream.state_version)
         if snapshot is None:
@@ -338,6 +343,7 @@ class StreamService:
             model = ml.load_state(snapshot.state, key=self.app.secret_key, scorer=self._scorer_of(stream))
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
+        self.runtime.loads += 1
         start = HotState(version=snapshot.state_version, model=model)
         return self._replay(stream, start, self.streams.batches_after(stream.id, snapshot.state_version))
 
@@ -398,7 +404,9 @@ class StreamService:
         items = [AnomalyPublic.model_validate(a) for a in rows[:limit]]
         return items, encode_cursor(str(items[-1].seq)) if len(rows) > limit and items else None
 
-    def drifts(self, *, stream_id: str, limit: int, cursor: str | None) -> tuple[builtins.list[DriftPublic], str | None]:
+    def drifts(
+        self, *, stream_id: str, limit: int, cursor: str | None
+    ) -> tuple[builtins.list[DriftPublic], str | None]:
         self._get(stream_id)
         rows = self.streams.drifts(stream_id, limit=limit, before_seq=_seq_cursor(cursor))
         items = [DriftPublic.model_validate(d) for d in rows[:limit]]
@@ -499,21 +507,21 @@ def check_events(events: Sequence[Event], features: Sequence[str]) -> builtins.l
     for index, event in enumerate(events):
         where = ["body", "events", index]
         if previous is not None and event.seq <= previous:
-            errors.append(_error(where + ["seq"], event.seq, "seq", "seqs must increase within a batch", "seq_order"))
+            errors.append(_error([*where, "seq"], event.seq, "seq", "seqs must increase within a batch", "seq_order"))
         previous = event.seq
         values: dict[str, float] = {}
         for name in features:
             value = event.values.get(name)
             if name not in event.values:
-                errors.append(_error(where + ["values", name], event.seq, name, "missing feature", "missing"))
+                errors.append(_error([*where, "values", name], event.seq, name, "missing feature", "missing"))
             elif isinstance(value, bool) or not isinstance(value, int | float):
-                errors.append(_error(where + ["values", name], event.seq, name, "not a number", "float_type"))
+                errors.append(_error([*where, "values", name], event.seq, name, "not a number", "float_type"))
             elif not math.isfinite(value):
-                errors.append(_error(where + ["values", name], event.seq, name, "not a finite number", "finite_number"))
+                errors.append(_error([*where, "values", name], event.seq, name, "not a finite number", "finite_number"))
             else:
                 values[name] = float(value)
         errors.extend(
-            _error(where + ["values", str(extra)], event.seq, str(extra), "not a feature of this stream", "extra")
+            _error([*where, "values", str(extra)], event.seq, str(extra), "not a feature of this stream", "extra")
             for extra in event.values
             if extra not in names
         )

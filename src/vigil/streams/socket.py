@@ -146,7 +146,9 @@ class StreamSocket:
             except ValidationError as exc:
                 raise _Closing(
                     CLOSE_UNAUTHENTICATED,
-                    Unauthorized('The first frame must be {"type": "auth", "token": …} or {"type": "auth", "api_key": …}.'),
+                    Unauthorized(
+                        'The first frame must be {"type": "auth", "token": …} or {"type": "auth", "api_key": …}.'
+                    ),
                 ) from exc
             self.credential = frame.token or frame.api_key
             if not self.credential:

@@ -29,6 +29,8 @@ class StreamRuntime:
         self._hot: OrderedDict[str, HotState] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.loads = 0  # models rebuilt from a snapshot (a restart, an eviction, a failed batch)
+        self.catch_ups = 0  # models brought forward by replaying batches another process applied
 
     def lock(self, stream_id: str) -> threading.Lock:
         with self._guard:

@@ -31,7 +31,10 @@ def _tenant() -> sa.Column:  # type: ignore[type-arg]
 
 def _stream(primary_key: bool = False) -> sa.Column:  # type: ignore[type-arg]
     return sa.Column(
-        "stream_id", sa.String(length=32), sa.ForeignKey("streams.id", ondelete="CASCADE"), nullable=False,
+        "stream_id",
+        sa.String(length=32),
+        sa.ForeignKey("streams.id", ondelete="CASCADE"),
+        nullable=False,
         primary_key=primary_key,
     )
 
@@ -92,12 +95,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_stream_snapshots_tenant_id", "stream_snapshots", ["tenant_id"])
     for table in ("stream_anomalies", "stream_drifts"):
-        columns = (
-            [sa.Column("score", sa.Float(), nullable=False), sa.Column("threshold", sa.Float(), nullable=True),
-             sa.Column("values", sa.JSON(), nullable=False)]
+        columns: list[sa.Column] = (  # type: ignore[type-arg]
+            [
+                sa.Column("score", sa.Float(), nullable=False),
+                sa.Column("threshold", sa.Float(), nullable=True),
+                sa.Column("values", sa.JSON(), nullable=False),
+            ]
             if table == "stream_anomalies"
-            else [sa.Column("detector", sa.String(length=32), nullable=False),
-                  sa.Column("details", sa.JSON(), nullable=False)]
+            else [
+                sa.Column("detector", sa.String(length=32), nullable=False),
+                sa.Column("details", sa.JSON(), nullable=False),
+            ]
         )
         op.create_table(
             table,
