@@ -32,6 +32,11 @@ TENANT_TABLES = (
     "detectors",
     "model_versions",
     "jobs",
+    "streams",
+    "stream_batches",
+    "stream_snapshots",
+    "stream_anomalies",
+    "stream_drifts",
 )
 
 
