@@ -23,8 +23,8 @@ import asyncio
 import json
 import time
 from collections import deque
-from contextlib import ExitStack
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
