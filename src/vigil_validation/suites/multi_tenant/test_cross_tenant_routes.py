@@ -24,6 +24,7 @@ def _bodies(b_dataset: str) -> list[tuple[re.Pattern[str], str, Any]]:
     return [
         (re.compile(r"/detectors/[^/]+/train$"), "POST", {"dataset_id": b_dataset}),
         (re.compile(r"/detectors/[^/]+/detect$"), "POST", {"records": [{"a": 1, "b": 2}]}),
+        (re.compile(r"/streams/[^/]+/events$"), "POST", {"events": [{"seq": 1000, "values": {"a": 1.0, "b": 2.0}}]}),
         (re.compile(r"/users/[^/]+$"), "PATCH", {"role": "viewer"}),
         (re.compile(r"/tenants/[^/]+$"), "PATCH", {"name": "stolen-name"}),
         (re.compile(r".*"), "PATCH", {"name": "stolen"}),
@@ -38,6 +39,8 @@ def _owner_ids(a: ProvisionedTenant) -> dict[str, str]:
     users = {u["email"]: u["id"] for u in a.admin.list_users()["items"]}
     key = a.admin.call("POST", "/api/v1/api-keys", json={"name": "a-key", "scopes": ["datasets:read"]})
     sessions = a.admin.call("GET", "/api/v1/auth/sessions")["items"]
+    stream = a.analyst.streams.create(name="a-secret", features=["a", "b"], parameters={"seed": 1})
+    a.analyst.streams.send(stream["id"], [{"seq": 1, "values": {"a": 1.0, "b": 2.0}}])
     return {
         "dataset_id": dataset["id"],
         "detector_id": detector["id"],
@@ -45,6 +48,7 @@ def _owner_ids(a: ProvisionedTenant) -> dict[str, str]:
         "user_id": users[a.emails["analyst"]],
         "key_id": key["id"],
         "session_id": sessions[0]["id"],
+        "stream_id": stream["id"],
         "tenant_id": a.id,
         "_key_secret": key["key"],
     }
@@ -54,10 +58,12 @@ def _snapshot(a: ProvisionedTenant, ids: dict[str, str]) -> dict[str, Any]:
     dataset = a.viewer.datasets.get(ids["dataset_id"])
     detector = a.viewer.detectors.get(ids["detector_id"])
     user = a.admin.get_user(ids["user_id"])
+    stream = a.viewer.streams.get(ids["stream_id"])
     return {
         "dataset": (dataset["name"], dataset["rows"]),
         "detector": (detector["name"], detector["algorithm"]),
         "user": (user["role"], user["is_active"]),
+        "stream": (stream["name"], stream["events_seen"], stream["last_seq"]),
         "keys": sorted((k["id"], k.get("revoked_at")) for k in a.admin.call("GET", "/api/v1/api-keys")["items"]),
         "sessions": sorted(s["id"] for s in a.admin.call("GET", "/api/v1/auth/sessions")["items"]),
         "me": a.admin.me()["tenant"]["id"],
