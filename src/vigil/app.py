@@ -13,14 +13,9 @@ from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.context import AppContext
 from vigil.core.database import Database, build_engine
-from vigil.core.idempotency import IdempotencyMiddleware
-from vigil.core.limits import BodySizeLimitMiddleware
-from vigil.core.logging import RequestContextMiddleware, configure_logging
-from vigil.core.metrics import Metrics, MetricsMiddleware
-from vigil.core.operations import router as operations_router
-from vigil.core.problems import UnhandledErrorMiddleware, install_problem_handlers
+from vigil.core.logging import configure_logging
+from vigil.core.metrics import Metrics
 from vigil.core.secrets import resolve_secret_key
-from vigil.core.security_headers import SecurityHeadersMiddleware
 from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
@@ -28,6 +23,7 @@ from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.router import router as detectors_router
 from vigil.detectors.service import scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
+from vigil.identity.quotas import concurrent_job_caps
 from vigil.identity.router import router as identity_router
 from vigil.identity.service import bootstrap_superadmin
 from vigil.jobs.registry import JobRegistry
@@ -38,6 +34,13 @@ from vigil.streams.router import router as streams_router
 from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
+from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web.idempotency import IdempotencyMiddleware
+from vigil.web.metrics import MetricsMiddleware
+from vigil.web.operations import router as operations_router
+from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
+from vigil.web.request_context import RequestContextMiddleware
+from vigil.web.security_headers import SecurityHeadersMiddleware
 
 API_PREFIX = "/api/v1"
 API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router, streams_router)
@@ -65,7 +68,12 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         metrics=Metrics(),
     )
     identity = IdentityRuntime.build(settings=settings, key=context.secret_key)
-    runner = InProcessRunner(app=context, registry=build_registry(), workers=settings.job_workers)
+    runner = InProcessRunner(
+        app=context,
+        registry=build_registry(),
+        workers=settings.job_workers,
+        tenant_caps=lambda session, tenants: concurrent_job_caps(session, tenants, settings),
+    )
     runner.add_housekeeping(
         "retention", every_s=settings.retention_sweep_interval_s, chore=lambda: sweep_expired(context)
     )

@@ -45,11 +45,7 @@ class LoadTestingConfig(Section):
 
 class MultiTenantConfig(Section):
     tenants: Annotated[int, Field(ge=2)]
-    latency_p50_factor: Annotated[float, Field(ge=1)]
-    latency_p95_factor: Annotated[float, Field(ge=1)]
-    job_wait_factor: Annotated[float, Field(ge=1)]
-    latency_floor_ms: PositiveFloat
-    job_wait_floor_s: PositiveFloat
+    quiet_rounds: Annotated[int, Field(ge=2, le=50)]
     flood_jobs: Annotated[int, Field(ge=1, le=500)]
     flood_requests: Annotated[int, Field(ge=1, le=100_000)]
     flood_concurrency: Annotated[int, Field(ge=1, le=64)]

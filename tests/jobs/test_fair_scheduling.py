@@ -13,6 +13,7 @@ from vigil.core.context import AppContext
 from vigil.core.database import Database, TenantScope, bind_platform, build_engine
 from vigil.core.metrics import Metrics
 from vigil.identity.models import Tenant
+from vigil.identity.quotas import concurrent_job_caps
 from vigil.jobs.models import Job
 from vigil.jobs.registry import JobRegistry
 from vigil.jobs.runner import InProcessRunner
@@ -87,7 +88,13 @@ def test_a_quiet_tenant_is_served_at_the_next_claim(app: AppContext) -> None:
 
 
 def test_round_robin_and_per_tenant_caps(app: AppContext) -> None:
-    runner = InProcessRunner(app=app, registry=JobRegistry(), workers=8)
+    # The caps come from the tenants' quotas, handed in as `vigil.app` does (the runner knows no tenant policy).
+    runner = InProcessRunner(
+        app=app,
+        registry=JobRegistry(),
+        workers=8,
+        tenant_caps=lambda session, tenants: concurrent_job_caps(session, tenants, app.settings),
+    )
     enqueue(app, CAPPED, 10)
     enqueue(app, QUIET, 2)
     claims = [tenant_of(app, runner._claim_next()) for _ in range(5)]

@@ -1,1 +1,2 @@
-"""Plumbing every domain uses: database, tenant context, blobs, errors, pagination, idempotency, logs, metrics."""
+"""Plumbing every domain uses, free of any web framework: database and tenant context, blobs, errors, pagination,
+idempotency records, logs, metrics (the HTTP edge is `vigil.web`)."""

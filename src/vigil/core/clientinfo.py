@@ -1,12 +1,11 @@
 """Where a request comes from: the client's address (believing `X-Forwarded-For` only from trusted proxies) and
-its user agent, for rate limits, login throttling, sessions and the audit log."""
+its user agent, for rate limits, login throttling, sessions and the audit log (read from a request by
+`vigil.web.deps.client_info`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
-
-from starlette.requests import HTTPConnection
 
 MAX_USER_AGENT = 400
 Networks = tuple[IPv4Network | IPv6Network, ...]
@@ -51,12 +50,3 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: Networks) ->
         if not _is_trusted(hop, trusted):
             return hop
     return address
-
-
-def client_info(connection: HTTPConnection, trusted: Networks) -> ClientInfo:
-    peer = connection.client.host if connection.client else None
-    agent = connection.headers.get("user-agent")
-    return ClientInfo(
-        ip=client_ip(peer, connection.headers.get("x-forwarded-for"), trusted),
-        user_agent=agent[:MAX_USER_AGENT] if agent else None,
-    )

@@ -9,6 +9,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+def problem_type_uri(slug: str) -> str:
+    """The `type` of a problem document (RFC 9457), also used for a failed job's error."""
+    return f"/problems/{slug}"
+
+
 class VigilError(Exception):
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal"

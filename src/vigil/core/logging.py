@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: ContextVar[str | None] = ContextVar("vigil_request_id", default=None)
-REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def current_request_id() -> str | None:
     return _request_id.get()
+
+
+@contextmanager
+def request_id_bound(request_id: str) -> Iterator[None]:
+    """Every log line and problem document written inside carries `request_id` (set by the web layer)."""
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
 
 
 def _add_request_id(_: object, __: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
@@ -61,52 +69,3 @@ def configure_logging(*, level: str, json: bool) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-
-
-class RequestContextMiddleware:
-    """Gives each request an id (the client's `X-Request-ID` if it is sane), echoes it, and logs one access line."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.log = structlog.get_logger("vigil.access")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        incoming = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.lower().encode())
-        request_id = _sanitise(incoming) or uuid.uuid4().hex
-        token = _request_id.set(request_id)
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
-                ]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            if scope["type"] == "http":
-                self.log.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
-            _request_id.reset(token)
-
-
-def _sanitise(raw: bytes | None) -> str | None:
-    if not raw or len(raw) > 64:
-        return None
-    text = raw.decode("ascii", errors="ignore")
-    return text if text.replace("-", "").replace("_", "").isalnum() else None

@@ -15,7 +15,6 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.requests import HTTPConnection
 
-from vigil.core.deps import ContextDep, SessionDep
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
 from vigil.datasets import exports, formats
@@ -36,6 +35,7 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
+from vigil.web.deps import ContextDep, SessionDep
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,13 @@ from vigil.datasets.models import Dataset
 from vigil.datasets.repository import DatasetRepository
 from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
 from vigil.identity.quotas import policy_of
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetUsage:
+    datasets: int
+    storage_bytes: int
+    largest_rows: int
 
 
 def to_public(dataset: Dataset) -> DatasetPublic:
@@ -193,6 +201,15 @@ class DatasetService:
             target.unlink(missing_ok=True)
             raise
         return target, f"{dataset.id}.{fmt.value}"
+
+    def stored_file(self, *, dataset_id: str) -> Path:
+        """Where the dataset's Parquet file is stored (to read, never to change: datasets are immutable)."""
+        return self.app.blobs.path(self._get(dataset_id).blob_key)
+
+    def usage(self) -> DatasetUsage:
+        """What the tenant's datasets take of its quotas."""
+        count, stored = self.datasets.usage()
+        return DatasetUsage(datasets=count, storage_bytes=stored, largest_rows=self.datasets.largest_rows())
 
     def stored(self, *, dataset_id: str) -> Dataset:
         """The dataset's record (for the report use cases, which read its stored file)."""

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from vigil.core.deps import ContextDep, SessionDep
 from vigil.core.errors import InvalidInput, UnsupportedMediaType
 from vigil.core.pagination import Page
 from vigil.datasets import formats
@@ -32,6 +31,7 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
+from vigil.web.deps import ContextDep, SessionDep
 
 router = APIRouter(tags=["detectors"])
 Limit = Annotated[int, Query(ge=1, le=500)]

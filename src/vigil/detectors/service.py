@@ -128,6 +128,9 @@ class DetectorService:
         items, next_cursor = page_of(rows, limit=limit, id_of=lambda d: d.id)
         return [DetectorPublic.model_validate(d) for d in items], next_cursor
 
+    def count(self) -> int:
+        return self.detectors.count()
+
     def update(self, *, detector_id: str, data: DetectorUpdate) -> DetectorPublic:
         """Changes apply to the next training; existing model versions keep the configuration they were built with."""
         detector = self._get(detector_id)

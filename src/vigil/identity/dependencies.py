@@ -12,11 +12,9 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection, Request
 
 from vigil.config import Settings
-from vigil.core.clientinfo import ClientInfo, Networks, client_info, parse_networks
+from vigil.core.clientinfo import ClientInfo, Networks, parse_networks
 from vigil.core.database import bind_tenant
-from vigil.core.deps import SessionDep
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
-from vigil.core.security_headers import RATE_LIMIT_STATE
 from vigil.identity.auth_service import AuthService
 from vigil.identity.credentials import hash_secret, looks_like_api_key
 from vigil.identity.passwords import Passwords
@@ -24,6 +22,8 @@ from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.identity.ratelimit import Decision, RateLimiter, per_hour, per_seconds
 from vigil.identity.tokens import TokenService
+from vigil.web.deps import SessionDep, client_info
+from vigil.web.security_headers import RATE_LIMIT_STATE
 
 
 @dataclass

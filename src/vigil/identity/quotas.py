@@ -83,6 +83,14 @@ def policies_of(session: Session, tenant_ids: list[str], settings: Settings) -> 
     return {t.id: TenantPolicy.of(t, settings) for t in tenants}
 
 
+def concurrent_job_caps(session: Session, tenant_ids: list[str], settings: Settings) -> dict[str, int]:
+    """Each tenant's `concurrent_jobs` quota, for the job runner's fair claims."""
+    return {
+        tenant_id: policy.quotas["concurrent_jobs"]
+        for tenant_id, policy in policies_of(session, tenant_ids, settings).items()
+    }
+
+
 def policies_with_retention(session: Session, settings: Settings) -> list[TenantPolicy]:
     """Every tenant whose datasets expire (its own `retention_days`, or the platform default)."""
     policies = [TenantPolicy.of(t, settings) for t in PlatformRepository(session=session).all_tenants()]

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 
-from vigil.core.deps import SessionDep
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
 from vigil.identity.dependencies import ClientDep, IdentityDep, enforce, require
@@ -30,6 +29,7 @@ from vigil.identity.schemas import (
     UserUpdate,
 )
 from vigil.identity.service import ApiKeyService, AuditService, UserService
+from vigil.web.deps import SessionDep
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]

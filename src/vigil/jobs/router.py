@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from vigil.core.deps import ContextDep, SessionDep
 from vigil.core.pagination import Page
 from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic, JobStatus
 from vigil.jobs.service import JobService
+from vigil.web.deps import ContextDep, SessionDep
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -42,6 +42,9 @@ class JobService:
     def wake_workers(self) -> None:
         self.app.job_wakeup.set()
 
+    def count_running(self) -> int:
+        return self.jobs.count_running()
+
     def get(self, *, job_id: str) -> JobPublic:
         return JobPublic.model_validate(self._get(job_id))
 

@@ -9,7 +9,6 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Response, WebSocket, status
 from starlette.requests import HTTPConnection
 
-from vigil.core.deps import ContextDep, SessionDep
 from vigil.core.pagination import Page
 from vigil.identity.dependencies import IdentityDep, require
 from vigil.identity.permissions import Permission
@@ -27,6 +26,7 @@ from vigil.streams.schemas import (
 from vigil.streams.service import StreamService
 from vigil.streams.socket import StreamSocket
 from vigil.streams.state import StreamRuntime
+from vigil.web.deps import ContextDep, SessionDep
 
 router = APIRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.

@@ -51,6 +51,7 @@ log = logging.getLogger("vigil.streams")
 DEFAULT_ALGORITHM = "hst"
 METRICS_WINDOW_S = 60
 LATEST_DRIFTS = 10
+EVENTS_LIMIT_KEY = "stream-events"
 _ATTEMPTS = 5  # a batch that lost a race with another process is retried on the new version
 
 
@@ -80,15 +81,24 @@ class StreamService:
         session: Session,
         scope: TenantScope,
         app: AppContext,
-        runtime: StreamRuntime,
+        runtime: StreamRuntime | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
+        """`runtime` (the process's hot models) is needed to apply events; counting and reading do without."""
         self.session = session
         self.scope = scope
         self.app = app
-        self.runtime = runtime
+        self.runtime = runtime or StreamRuntime(capacity=1)
         self.limiter = limiter
         self.streams = StreamRepository(session=session, scope=scope)
+
+    # -- quotas ----------------------------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.streams.count()
+
+    def events_this_second(self, *, limit: int) -> int:
+        """How many events the tenant's events-per-second window has counted."""
+        return self.limiter.used(per_seconds(limit, 1), EVENTS_LIMIT_KEY, self.scope.tenant_id) if self.limiter else 0
 
     # -- configuration ---------------------------------------------------------------------------------------
     def create(self, *, data: StreamCreate, created_by: str | None) -> StreamPublic:
@@ -383,7 +393,7 @@ class StreamService:
             return
         policy = policy_of(self.session, self.scope, self.app.settings)
         quota = policy.quotas["stream_events_per_second"]
-        decision = self.limiter.hit(per_seconds(quota, 1), "stream-events", self.scope.tenant_id, cost=events)
+        decision = self.limiter.hit(per_seconds(quota, 1), EVENTS_LIMIT_KEY, self.scope.tenant_id, cost=events)
         if decision is not None and not decision.allowed:
             raise RateLimited(
                 f"The tenant's limit of {quota} stream events per second is reached; nothing of this batch was "

@@ -21,9 +21,16 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from vigil.core.context import AppContext
-from vigil.core.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized, VigilError
+from vigil.core.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    VigilError,
+    problem_type_uri,
+)
 from vigil.core.ids import new_id
-from vigil.core.problems import problem_type_uri
 from vigil.identity.dependencies import IdentityRuntime, authenticate_presented
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal

@@ -10,7 +10,8 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -19,28 +20,24 @@ from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
-from vigil.datasets.repository import DatasetRepository
-from vigil.datasets.service import to_public as dataset_public
-from vigil.detectors.models import ModelVersion
-from vigil.detectors.repository import DetectorRepository
-from vigil.detectors.schemas import DetectorPublic, ModelVersionPublic
-from vigil.identity.repository import PlatformRepository, UserRepository
-from vigil.identity.schemas import UserPublic
-from vigil.identity.tenant_service import tenant_public
+from vigil.datasets.service import DatasetService
+from vigil.detectors.service import DetectorService
+from vigil.identity.tenant_service import TenantDirectory
+from vigil.tenants.schemas import TenantPublic
 
 CHUNK = 1024 * 1024
+PAGE = 500
 _T = TypeVar("_T")
 
 
-def _every(fetch: Callable[[int, str | None], Sequence[_T]], id_of: Callable[[_T], str]) -> Iterator[_T]:
-    """All rows of a keyset-paginated repository listing."""
-    after: str | None = None
+def _every(fetch: Callable[..., tuple[list[_T], str | None]]) -> Iterator[_T]:
+    """All items of a cursor-paginated service listing (`fetch(limit=…, cursor=…)`)."""
+    cursor: str | None = None
     while True:
-        rows = fetch(500, after)
-        yield from rows[:500]
-        if len(rows) <= 500:
+        items, cursor = fetch(limit=PAGE, cursor=cursor)
+        yield from items
+        if cursor is None:
             return
-        after = id_of(rows[499])
 
 
 def _json(model: BaseModel | list[Any] | dict[str, Any]) -> str:
@@ -49,52 +46,39 @@ def _json(model: BaseModel | list[Any] | dict[str, Any]) -> str:
     return json.dumps(model, indent=2, default=str)
 
 
-def _versions_of(
-    detectors: DetectorRepository, detector_id: str
-) -> Callable[[int, str | None], Sequence[ModelVersion]]:
-    def fetch(limit: int, after: str | None) -> Sequence[ModelVersion]:
-        return detectors.versions(detector_id, limit=limit, after_id=after)
-
-    return fetch
+def _plain(model: BaseModel) -> Any:
+    return json.loads(model.model_dump_json())
 
 
-def write_export(session: Session, app: AppContext, tenant_id: str, out: IO[bytes]) -> None:
-    scope = TenantScope(tenant_id)
-    tenant = PlatformRepository(session=session).tenant(tenant_id)
-    assert tenant is not None
-    datasets = DatasetRepository(session=session, scope=scope)
-    detectors = DetectorRepository(session=session, scope=scope)
-    users = UserRepository(session=session, scope=scope)
+def write_export(session: Session, app: AppContext, tenant: TenantPublic, out: IO[bytes]) -> None:
+    scope = TenantScope(tenant.id)
+    datasets = DatasetService(session=session, scope=scope, app=app)
+    detectors = DetectorService(session=session, scope=scope, app=app)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("tenant.json", _json(tenant_public(tenant, app.settings)))
+        zf.writestr("tenant.json", _json(tenant))
         listed = []
-        for dataset in _every(lambda n, a: datasets.list(limit=n, after_id=a), lambda d: d.id):
-            listed.append(json.loads(dataset_public(dataset).model_dump_json()))
-            path = app.blobs.path(dataset.blob_key)
+        for dataset in _every(datasets.list):
+            listed.append(_plain(dataset))
+            path = datasets.stored_file(dataset_id=dataset.id)
             if path.exists():
                 zf.write(path, f"datasets/{dataset.id}.parquet", compress_type=zipfile.ZIP_STORED)
         zf.writestr("datasets.json", _json(listed))
         described = []
-        for detector in _every(lambda n, a: detectors.list(limit=n, after_id=a), lambda d: d.id):
-            versions = _every(_versions_of(detectors, detector.id), lambda v: v.id)
-            described.append(
-                {
-                    **json.loads(DetectorPublic.model_validate(detector).model_dump_json()),
-                    "versions": [json.loads(ModelVersionPublic.model_validate(v).model_dump_json()) for v in versions],
-                }
-            )
+        for detector in _every(detectors.list):
+            versions = _every(partial(detectors.versions, detector_id=detector.id))
+            described.append({**_plain(detector), "versions": [_plain(v) for v in versions]})
         zf.writestr("detectors.json", _json(described))
-        people = _every(lambda n, a: users.list(limit=n, after_id=a), lambda u: u.id)
-        zf.writestr("users.json", _json([json.loads(UserPublic.model_validate(u).model_dump_json()) for u in people]))
+        people = TenantDirectory(session=session, settings=app.settings).users(tenant_id=tenant.id)
+        zf.writestr("users.json", _json([_plain(u) for u in people]))
 
 
-def build_export(session: Session, app: AppContext, tenant_id: str) -> Path:
+def build_export(session: Session, app: AppContext, tenant: TenantPublic) -> Path:
     """The zip in a temporary file (built before the response starts, so a failure is still a problem document)."""
     fd, name = tempfile.mkstemp(prefix="vigil-export-", suffix=".zip")
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            write_export(session, app, tenant_id, out)
+            write_export(session, app, tenant, out)
     except BaseException:
         path.unlink(missing_ok=True)
         raise

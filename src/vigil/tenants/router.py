@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from vigil.core.deps import BlobsDep, ContextDep, SessionDep, SettingsDep
 from vigil.core.pagination import Page
 from vigil.identity.dependencies import ClientDep, IdentityDep, require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
-from vigil.identity.schemas import (
+from vigil.tenants.schemas import (
     TenantConfigPublic,
     TenantConfigUpdate,
     TenantCreate,
@@ -21,10 +20,10 @@ from vigil.identity.schemas import (
     TenantSecurityPublic,
     TenantSecurityUpdate,
     TenantUpdate,
+    TenantUsagePublic,
 )
-from vigil.identity.tenant_service import TenantConfigService, TenantService
-from vigil.tenants.schemas import TenantUsagePublic
-from vigil.tenants.service import ExportService, UsageService
+from vigil.tenants.service import ExportService, TenantService, TenantSettingsService, UsageService
+from vigil.web.deps import ContextDep, SessionDep
 
 router = APIRouter()
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -35,26 +34,25 @@ Cursor = Annotated[str | None, Query(max_length=200)]
 def tenant_management(
     principal: Annotated[Principal, require(Permission.TENANTS_MANAGE)],
     session: SessionDep,
-    blobs: BlobsDep,
+    app: ContextDep,
     client: ClientDep,
-    settings: SettingsDep,
 ) -> TenantService:
     """The superadmin's tenant use cases; routes that take it declare `tenants:manage` through it."""
-    return TenantService(session=session, blobs=blobs, principal=principal, client=client, settings=settings)
+    return TenantService(session=session, app=app, principal=principal, client=client)
 
 
 def tenant_configuration(
     principal: Annotated[Principal, require(Permission.TENANT_SETTINGS_MANAGE)],
     session: SessionDep,
+    app: ContextDep,
     client: ClientDep,
-    settings: SettingsDep,
-) -> TenantConfigService:
+) -> TenantSettingsService:
     """A tenant admin's configuration of their own tenant (`tenant-settings:manage`)."""
-    return TenantConfigService(session=session, principal=principal, settings=settings, client=client)
+    return TenantSettingsService(session=session, app=app, principal=principal, client=client)
 
 
 TenantManagement = Annotated[TenantService, Depends(tenant_management)]
-TenantConfiguration = Annotated[TenantConfigService, Depends(tenant_configuration)]
+TenantConfiguration = Annotated[TenantSettingsService, Depends(tenant_configuration)]
 
 
 @router.post("/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, summary="Create a tenant")

@@ -1,5 +1,94 @@
-"""Tenant usage is shaped by identity's schemas (the quotas are identity's): re-exported for the router."""
+"""Tenant request and response models: the superadmin's management, a tenant admin's settings and security, and
+the usage report."""
 
-from vigil.identity.schemas import QuotaUse, TenantUsagePublic
+from __future__ import annotations
 
-__all__ = ["QuotaUse", "TenantUsagePublic"]
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from vigil.identity.schemas import Name, Strict
+
+
+class TenantSecurityUpdate(Strict):
+    session_idle_timeout_s: Annotated[int, Field(ge=1)] | None = None
+    session_lifetime_s: Annotated[int, Field(ge=1)] | None = None
+    access_token_ttl_s: Annotated[int, Field(ge=1)] | None = None
+
+
+class TenantSecurityPublic(BaseModel):
+    session_idle_timeout_s: int
+    session_lifetime_s: int
+    access_token_ttl_s: int
+    platform_maximum: dict[str, int] = Field(description="The server's values: a tenant may only tighten them.")
+
+
+Count = Annotated[int, Field(ge=0, le=2**62)]
+AlgorithmName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class TenantQuotas(Strict):
+    """Per-tenant overrides of the platform's quota defaults; null restores the default."""
+
+    datasets: Count | None = None
+    detectors: Count | None = None
+    storage_bytes: Count | None = None
+    rows_per_dataset: Count | None = None
+    api_calls_per_hour: Count | None = None
+    concurrent_jobs: Annotated[int, Field(ge=1, le=1000)] | None = None
+    streams: Count | None = None
+    stream_events_per_second: Count | None = Field(
+        default=None, description="Events per second sent to the tenant's streams, all together (429 beyond)."
+    )
+
+
+class TenantConfigUpdate(Strict):
+    """A tenant's own configuration; null restores the platform default."""
+
+    default_contamination: Annotated[float, Field(gt=0, le=0.5)] | None = None
+    allowed_algorithms: Annotated[list[AlgorithmName], Field(max_length=100)] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    max_upload_bytes: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="At most the server's VIGIL_MAX_UPLOAD_BYTES."
+    )
+
+
+class TenantConfigPublic(BaseModel):
+    default_contamination: float
+    allowed_algorithms: list[str] | None = Field(description="null: every algorithm of the catalog")
+    retention_days: int | None = Field(description="Datasets older than this are deleted; null keeps them.")
+    max_upload_bytes: int
+
+
+class TenantCreate(Strict):
+    name: Name
+    quotas: TenantQuotas | None = None
+    config: TenantConfigUpdate | None = None
+
+
+class TenantUpdate(Strict):
+    name: Name | None = None
+    status: Annotated[str, Field(pattern="^(active|suspended)$")] | None = None
+    quotas: TenantQuotas | None = None
+    config: TenantConfigUpdate | None = None
+
+
+class TenantPublic(BaseModel):
+    id: str
+    name: str
+    status: str
+    quotas: dict[str, int] = Field(description="The limits in force: the tenant's overrides, else the defaults.")
+    config: TenantConfigPublic
+    created_at: datetime
+    updated_at: datetime
+
+
+class QuotaUse(BaseModel):
+    used: int
+    limit: int
+
+
+class TenantUsagePublic(BaseModel):
+    tenant_id: str
+    usage: dict[str, QuotaUse] = Field(description="Per quota: current use and the limit in force.")

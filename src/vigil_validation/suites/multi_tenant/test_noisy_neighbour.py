@@ -1,8 +1,7 @@
 """Performance isolation: while tenant A floods the server with requests and queued trainings, tenant B's request
-latency (p95) and training wait stay within a configured factor of B's quiet baseline, measured in this run.
+latency (p50, p95) and training wait stay within a bound derived from B's quiet baseline measured in this run.
 
 Fair claiming is what keeps B's wait short: B's training is claimed by the next free worker, not after A's queue.
-Baselines under the configured floors count as the floor, so noise on tiny numbers cannot fail the test.
 """
 
 from __future__ import annotations
@@ -20,15 +19,26 @@ from vigil_validation.plugin import ProvisionedTenant
 CSV = b"a,b\n" + b"".join(f"{i % 7},{(i * 3) % 11}\n".encode() for i in range(60))
 
 
-def _latency_ms(client: VigilClient, samples: int) -> tuple[float, float]:
-    """(p50, p95) of tenant B's list call, in ms."""
+# CPython hands its interpreter lock between a process's threads at most every switch interval (5 ms): a request
+# thread coming back from I/O (each database round trip, the socket) waits behind CPU-bound work for it — the convoy
+# effect. On requests of a few milliseconds that costs about as much again as the fair share of CPU time itself.
+LOCK_HANDOVER = 2.0
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    """(p50, p95)."""
+    return statistics.median(latencies), statistics.quantiles(latencies, n=20)[-1]
+
+
+def _latency_ms(client: VigilClient, samples: int) -> list[float]:
+    """Tenant B's list call, `samples` times, in ms."""
     latencies = []
     for _ in range(samples):
         started = time.perf_counter()
         response = client.send("GET", "/api/v1/datasets", params={"limit": 20})
         latencies.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.text
-    return statistics.median(latencies), statistics.quantiles(latencies, n=20)[-1]
+    return latencies
 
 
 def _training_wait_s(client: VigilClient, detector_id: str, dataset_id: str, config: ValidationConfig) -> float:
@@ -45,6 +55,24 @@ def test_a_noisy_neighbour_does_not_slow_a_quiet_tenant(
     validation_config: ValidationConfig,
     record: Callable[..., None],
 ) -> None:
+    """The bound is B's quiet ceiling times the share B may lose, both measured or known in this run:
+
+    * **Quiet ceiling** — the quiet baseline is measured `quiet_rounds` times, and the *slowest* round's p50, p95
+      and training wait are the reference: the spread of repeated quiet measurements is this machine's own noise
+      (other work on the shared cores), so a busy figure inside it is no evidence of a neighbour's harm.
+    * **Fair share** — during the flood the server has at most `flood_concurrency` requests of A, A's running
+      trainings (its `concurrent_jobs` quota, else every flooded job) and B's own work to run: `share` = their
+      count. A fair server gives B at least one share of its time, so B's work may take up to `share` times longer.
+    * **Latency** — B's requests last a few milliseconds and block on I/O several times each, so the interpreter-
+      lock hand-over of a Python server doubles their share (`LOCK_HANDOVER`): bound `2 × share` (8 by default).
+    * **Training wait** — a training runs for a fraction of a second, mostly in native code, so the hand-over is
+      negligible; with fair claiming B's training waits for at most one of A's trainings to free a worker (each as
+      long as B's own), then runs itself: bound `2 × share` (8). Claims in arrival order would make B wait behind
+      all of A's `flood_jobs` queued trainings (20 by default), ten times a training on two workers.
+
+    A server that let A's load starve B (no per-tenant job cap, claims in arrival order, a request queue A can
+    fill) exceeds it: B's training then waits behind A's queued trainings, B's requests behind A's.
+    """
     settings = validation_config.multi_tenant
     noisy, quiet = tenant_factory(), tenant_factory()
     if settings.noisy_concurrent_jobs is not None:
@@ -57,8 +85,14 @@ def test_a_noisy_neighbour_does_not_slow_a_quiet_tenant(
 
     _latency_ms(quiet.viewer, 3)  # warm-up: connections, caches, the algorithm's first fit
     _training_wait_s(quiet.analyst, q_detector, q_dataset, validation_config)
-    base_p50, base_p95 = _latency_ms(quiet.viewer, settings.samples)
-    base_wait = _training_wait_s(quiet.analyst, q_detector, q_dataset, validation_config)
+    rounds = [_percentiles(_latency_ms(quiet.viewer, settings.samples)) for _ in range(settings.quiet_rounds)]
+    waits = [
+        _training_wait_s(quiet.analyst, q_detector, q_dataset, validation_config) for _ in range(settings.quiet_rounds)
+    ]
+    base_p50, base_p95, base_wait = max(r[0] for r in rounds), max(r[1] for r in rounds), max(waits)
+    a_running = settings.noisy_concurrent_jobs or settings.flood_jobs
+    share = settings.flood_concurrency + a_running + 1
+    latency_bound, wait_bound = LOCK_HANDOVER * share, 2 * share
 
     stop = threading.Event()
     sent = [0]
@@ -83,28 +117,32 @@ def test_a_noisy_neighbour_does_not_slow_a_quiet_tenant(
     for thread in threads:
         thread.start()
     try:
-        busy_p50, busy_p95 = _latency_ms(quiet.viewer, settings.samples)
+        busy_p50, busy_p95 = _percentiles(_latency_ms(quiet.viewer, settings.samples))
         busy_wait = _training_wait_s(quiet.analyst, q_detector, q_dataset, validation_config)
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
 
-    floor = settings.latency_floor_ms
-    p50_factor, p95_factor = busy_p50 / max(base_p50, floor), busy_p95 / max(base_p95, floor)
-    wait_factor = busy_wait / max(base_wait, settings.job_wait_floor_s)
-    record("quiet_latency_p50_baseline", base_p50, "ms")
+    record("quiet_latency_p50_ceiling", base_p50, "ms")
+    record("quiet_latency_p50_median_round", statistics.median(r[0] for r in rounds), "ms")
     record("quiet_latency_p50_under_flood", busy_p50, "ms")
-    record("quiet_latency_p50_factor", p50_factor, "x")
-    record("quiet_latency_p95_baseline", base_p95, "ms")
+    record("quiet_latency_p95_ceiling", base_p95, "ms")
     record("quiet_latency_p95_under_flood", busy_p95, "ms")
-    record("quiet_latency_p95_factor", p95_factor, "x")
-    record("quiet_job_wait_baseline", base_wait, "s")
+    record("quiet_job_wait_ceiling", base_wait, "s")
     record("quiet_job_wait_under_flood", busy_wait, "s")
-    record("quiet_job_wait_factor", wait_factor, "x")
+    record("latency_bound", latency_bound, "x")
+    record("job_wait_bound", wait_bound, "x")
+    record("quiet_latency_p50_factor", busy_p50 / base_p50, "x")
+    record("quiet_latency_p95_factor", busy_p95 / base_p95, "x")
+    record("quiet_job_wait_factor", busy_wait / base_wait, "x")
     record("flood_requests_sent", sent[0])
-    assert p50_factor <= settings.latency_p50_factor, f"B's p50 went from {base_p50:.1f} to {busy_p50:.1f} ms"
-    assert p95_factor <= settings.latency_p95_factor, f"B's p95 went from {base_p95:.1f} to {busy_p95:.1f} ms"
-    assert wait_factor <= settings.job_wait_factor, (
-        f"B's training took {busy_wait:.2f} s under A's flood against {base_wait:.2f} s quiet"
+    assert busy_p50 <= latency_bound * base_p50, (
+        f"B's p50 went from {base_p50:.1f} to {busy_p50:.1f} ms (bound ×{latency_bound:g})"
+    )
+    assert busy_p95 <= latency_bound * base_p95, (
+        f"B's p95 went from {base_p95:.1f} to {busy_p95:.1f} ms (bound ×{latency_bound:g})"
+    )
+    assert busy_wait <= wait_bound * base_wait, (
+        f"B's training took {busy_wait:.2f} s under A's flood against {base_wait:.2f} s quiet (bound ×{wait_bound:g})"
     )

@@ -4,6 +4,8 @@ itself, and the service unharmed afterwards."""
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import httpx
@@ -31,6 +33,9 @@ TRAVERSAL = (
     "/etc/passwd",
     "C:\\Windows\\win.ini",
 )
+# What a spreadsheet runs when a cell starts with it (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+API_CSP = "default-src 'none'"
 FORMULAS = ('=HYPERLINK("http://evil.example","x")', "+SUM(1+1)", "-2+3+cmd|' /C calc'!A0", "@SUM(1)", "=1+1")
 
 
@@ -129,20 +134,21 @@ def test_invalid_utf8_uploads(tenant: ProvisionedTenant, media: str, record: Rec
 
 
 def test_formula_injection_stays_inert(tenant: ProvisionedTenant, record: Recorder) -> None:
-    """Cells a spreadsheet would run come back as plain JSON strings; a CSV export, if offered, defuses them."""
-    csv = "label,note\n" + "".join(f'{i},"{f.replace(chr(34), chr(34) * 2)}"\n' for i, f in enumerate(FORMULAS))
-    dataset = tenant.analyst.datasets.upload(csv.encode(), name="formulas")
+    """Cells a spreadsheet would run are kept exactly as data (JSON rows), and the CSV download defuses them: each
+    comes back with a leading apostrophe, so no cell of the file starts a formula (CWE-1236)."""
+    csv_text = "label,note\n" + "".join(f'{i},"{f.replace(chr(34), chr(34) * 2)}"\n' for i, f in enumerate(FORMULAS))
+    dataset = tenant.analyst.datasets.upload(csv_text.encode(), name="formulas")
     rows = tenant.viewer.datasets.rows(dataset["id"])["rows"]
     assert [r["note"] for r in rows] == list(FORMULAS)  # data is kept exactly; JSON is not a spreadsheet
-    export = tenant.viewer.send("GET", f"{API}/datasets/{dataset['id']}/rows", headers={"Accept": "text/csv"})
-    _no_5xx(export, "rows as CSV")
-    if export.headers.get("content-type", "").startswith("text/csv"):
-        for formula in FORMULAS:
-            assert f"\n{formula}" not in export.text, formula
-            assert f",{formula}" not in export.text, formula
-        record("attack:formula-injection:csv-export-neutralised", 1, "bool")
-    else:
-        record("attack:formula-injection:stored-inert-json", export.status_code, "HTTP status")
+    export = tenant.viewer.send("GET", f"{API}/datasets/{dataset['id']}/download", params={"format": "csv"})
+    assert export.status_code == 200, export.text[:300]
+    assert export.headers["content-type"].split(";")[0] == "text/csv", export.headers["content-type"]
+    cells = list(csv.reader(io.StringIO(export.text)))
+    assert cells[0] == ["label", "note"], cells[0]
+    assert [row[1] for row in cells[1:]] == [f"'{formula}" for formula in FORMULAS], cells
+    live = [cell for row in cells for cell in row if cell.startswith(FORMULA_STARTS)]
+    assert not live, f"cells a spreadsheet would run: {live}"
+    record_attack(record, "formula-injection", "csv-download-neutralised", export)
 
 
 def test_errors_never_echo_secrets_or_internals(anonymous: VigilClient, tenant: ProvisionedTenant) -> None:
@@ -157,12 +163,44 @@ def test_errors_never_echo_secrets_or_internals(anonymous: VigilClient, tenant: 
         _no_5xx(response, "secret echo")
 
 
-def test_security_headers(tenant: ProvisionedTenant, anonymous: VigilClient) -> None:
-    for response in (tenant.viewer.send("GET", f"{API}/me"), anonymous.send("GET", f"{API}/me"), anonymous.health()):
-        headers = response.headers if isinstance(response, httpx.Response) else None
-        if headers is None:
-            continue
-        assert headers["x-content-type-options"] == "nosniff"
-        assert headers["x-frame-options"] == "DENY"
-    authenticated = tenant.viewer.send("GET", f"{API}/me")
-    assert "no-store" in authenticated.headers["cache-control"]
+def _assert_hardened(response: httpx.Response, what: str, *, csp: str | None = API_CSP) -> None:
+    headers = response.headers
+    assert headers.get("x-content-type-options") == "nosniff", (what, dict(headers))
+    assert headers.get("x-frame-options") == "DENY", (what, dict(headers))
+    assert headers.get("referrer-policy") == "no-referrer", (what, dict(headers))
+    assert headers.get("x-request-id"), (what, dict(headers))
+    if csp is not None:
+        policy = headers.get("content-security-policy", "")
+        assert csp in policy, (what, policy)
+        assert "frame-ancestors 'none'" in policy, (what, policy)
+        assert "script-src" not in policy, (what, policy)  # nothing this API sends may run a script
+
+
+def test_security_headers(tenant: ProvisionedTenant, anonymous: VigilClient, record: Recorder) -> None:
+    """Every kind of answer carries the hardening headers, on real responses: JSON, a problem, an HTML report page
+    (its own CSP still forbids scripts), and the interactive docs (which load their own scripts, so a looser CSP);
+    anything answered to credentials is never cached."""
+    dataset = tenant.analyst.datasets.upload(b"a,b\n1,2\n3,4\n5,6\n", name="headers")
+    profiled = tenant.analyst.send("POST", f"{API}/datasets/{dataset['id']}/profile")
+    assert profiled.status_code == 201, profiled.text[:300]
+    answers = {
+        "json": tenant.viewer.send("GET", f"{API}/me"),
+        "problem": anonymous.send("GET", f"{API}/me", authenticated=False),
+        "html-report": tenant.viewer.send("GET", f"{API}/datasets/{dataset['id']}/profile.html"),
+        "health": anonymous.send("GET", "/health", authenticated=False),
+    }
+    assert answers["json"].status_code == 200, answers["json"].text[:300]
+    assert_problem(answers["problem"], 401)
+    assert answers["html-report"].status_code == 200, answers["html-report"].text[:300]
+    assert answers["html-report"].headers["content-type"].startswith("text/html")
+    for what, response in answers.items():
+        _assert_hardened(response, what)
+        record(f"attack:headers:{what}", response.status_code, "HTTP status")
+    for what in ("json", "html-report"):  # sent with credentials
+        assert "no-store" in answers[what].headers.get("cache-control", ""), (what, dict(answers[what].headers))
+    assert "no-store" not in answers["health"].headers.get("cache-control", "")
+    docs = anonymous.send("GET", "/docs", authenticated=False)
+    assert docs.status_code == 200, docs.status_code
+    _assert_hardened(docs, "docs", csp=None)
+    assert "default-src 'none'" not in docs.headers.get("content-security-policy", "")  # it would break Swagger UI
+    record("attack:headers:docs", docs.status_code, "HTTP status")

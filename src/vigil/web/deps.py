@@ -1,4 +1,5 @@
-"""FastAPI dependencies for the plumbing, as named types: `SessionDep`, `ContextDep`, `BlobsDep`, `SettingsDep`."""
+"""FastAPI dependencies for the plumbing, as named types (`SessionDep`, `ContextDep`, `BlobsDep`, `SettingsDep`),
+and where a request comes from (`client_info`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
+from vigil.core.clientinfo import MAX_USER_AGENT, ClientInfo, Networks, client_ip
 from vigil.core.context import AppContext
 
 
@@ -39,3 +41,12 @@ def get_blobs(context: ContextDep) -> BlobStore:
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+
+
+def client_info(connection: HTTPConnection, trusted: Networks) -> ClientInfo:
+    peer = connection.client.host if connection.client else None
+    agent = connection.headers.get("user-agent")
+    return ClientInfo(
+        ip=client_ip(peer, connection.headers.get("x-forwarded-for"), trusted),
+        user_agent=agent[:MAX_USER_AGENT] if agent else None,
+    )

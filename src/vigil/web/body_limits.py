@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core.errors import PayloadTooLarge
-from vigil.core.problems import problem_response
+from vigil.web.problems import problem_response
 
 
 class BodySizeLimitMiddleware:

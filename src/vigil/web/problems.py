@@ -12,7 +12,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigil.core.errors import VigilError
+from vigil.core.errors import VigilError, problem_type_uri
 from vigil.core.logging import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -27,10 +27,6 @@ _STATUS_SLUGS = {
     413: ("payload-too-large", "Payload too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
 }
-
-
-def problem_type_uri(slug: str) -> str:
-    return f"/problems/{slug}"
 
 
 def problem_response(

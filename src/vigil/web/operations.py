@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from vigil import __version__
-from vigil.core.deps import ContextDep
 from vigil.core.errors import PROBLEM_TYPES, NotFound, ServiceUnavailable
+from vigil.web.deps import ContextDep
 
 router = APIRouter(tags=["operations"])
 
