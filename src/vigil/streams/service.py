@@ -88,7 +88,7 @@ class StreamService:
         self.session = session
         self.scope = scope
         self.app = app
-        self.runtime = runtime or StreamRuntime(capacity=1)
+        self.runtime = runtime if runtime is not None else StreamRuntime(capacity=1)
         self.limiter = limiter
         self.streams = StreamRepository(session=session, scope=scope)
 
