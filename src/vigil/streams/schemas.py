@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from typing_extensions import TypedDict
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
@@ -129,9 +130,14 @@ class StreamPublic(BaseModel):
     updated_at: datetime
 
 
-class Event(Strict):
+class Event(TypedDict):
+    """One event: its `seq` and one number per feature of the stream. A TypedDict, not a model: a batch is parsed
+    (strictly: no other members) without building an object per event."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
     seq: Seq
-    values: dict[str, Any] = Field(max_length=512, description="One number per feature of the stream.")
+    values: Annotated[dict[str, Any], Field(max_length=512)]
 
 
 class EventsRequest(Strict):
@@ -208,7 +214,4 @@ class SyncFrame(Strict):
 
 
 InFrame = Annotated[AuthFrame | EventsFrame | PingFrame | SyncFrame, Field(discriminator="type")]
-
-
-class InFrameModel(BaseModel):
-    frame: InFrame
+IN_FRAME: TypeAdapter[AuthFrame | EventsFrame | PingFrame | SyncFrame] = TypeAdapter(InFrame)

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,8 +37,6 @@ from vigil.streams.schemas import (
     AnomalyPublic,
     DriftPublic,
     Event,
-    EventResult,
-    EventsResponse,
     SnapshotPublic,
     StreamCreate,
     StreamMetrics,
@@ -215,33 +213,31 @@ class StreamService:
         """Where a client resumes: every event up to here is acknowledged."""
         return self._get(stream_id).last_seq
 
-    def ingest(self, *, stream_id: str, events: Sequence[Event]) -> EventsResponse:
+    def ingest(self, *, stream_id: str, events: Sequence[Event]) -> Batch:
         limit = self.app.settings.stream_max_batch_events
         if len(events) > limit:
             raise BatchTooLarge(limit=limit, got=len(events))
-        stream = self._get(stream_id)
-        checked = check_events(events, stream.features)
-        self._limit_rate(len(checked))
-        self.session.rollback()  # the lock below is taken first, then a fresh transaction reads the stream
         with self.runtime.lock(stream_id):
             for _ in range(_ATTEMPTS):
                 try:
-                    return self._apply(stream_id, checked)
+                    return self._apply(stream_id, events)
                 except _Stale:
                     self.session.rollback()
             raise InvalidState("The stream kept changing under this batch; retry it.")
 
-    def _apply(self, stream_id: str, events: Sequence[CheckedEvent]) -> EventsResponse:
+    def _apply(self, stream_id: str, events: Sequence[Event]) -> Batch:
         stream = self.streams.get(stream_id, for_update=True)
         if stream is None:
             raise NotFound("stream", stream_id)
+        checked = check_events(events, stream.features)
+        self._limit_rate(len(checked))
         last = stream.last_seq
-        fresh = [e for e in events if last is None or e.seq > last]
-        old = [e for e in events if last is not None and e.seq <= last]
-        answers = self._answer_old(stream, [e.seq for e in old]) if old else {}
+        fresh = [e for e in checked if last is None or e.seq > last]
+        old = [e.seq for e in checked if last is not None and e.seq <= last]
+        answers = self._answer_old(stream, old) if old else {}
         if not fresh:
             self.session.rollback()
-            return _response([answers[e.seq] for e in events], stream, accepted=0)
+            return _batch([answers[e.seq] for e in checked], stream, accepted=0)
         hot = self._current(stream)
         try:
             step = hot.model.process([e.values for e in fresh])
@@ -253,30 +249,24 @@ class StreamService:
             self.session.rollback()
             raise  # the half-taught model is dropped: `take` removed it from the cache
         self.runtime.keep(stream_id, HotState(version=committed.state_version, model=hot.model))
-        for index, event in enumerate(fresh):
-            answers[event.seq] = EventResult(
-                seq=event.seq, score=step.scores[index], is_anomaly=step.flags[index], status="new"
-            )
-        return _response([answers[e.seq] for e in events], committed, accepted=len(fresh))
+        for event, score, flag in zip(fresh, step.scores, step.flags, strict=True):
+            answers[event.seq] = {"seq": event.seq, "score": score, "is_anomaly": flag, "status": "new"}
+        return _batch([answers[e.seq] for e in checked], committed, accepted=len(fresh))
 
     def _commit(self, stream: Stream, fresh: Sequence[CheckedEvent], step: ml.Step, model: ml.OnlineModel) -> Stream:
         version = stream.state_version + 1
         now = utcnow()
         flagged = [i for i, flag in enumerate(step.flags) if flag]
         self.streams.add_batch(
-            StreamBatch(
-                stream_id=stream.id,
-                state_version=version,
-                tenant_id=self.scope.tenant_id,
-                first_seq=fresh[0].seq,
-                last_seq=fresh[-1].seq,
-                n_events=len(fresh),
-                n_anomalies=len(flagged),
-                body=wal.encode(
-                    [e.seq for e in fresh], [list(e.values.values()) for e in fresh], step.scores, step.flags
-                ),
-                received_at=now,
-            )
+            stream_id=stream.id,
+            state_version=version,
+            tenant_id=self.scope.tenant_id,
+            first_seq=fresh[0].seq,
+            last_seq=fresh[-1].seq,
+            n_events=len(fresh),
+            n_anomalies=len(flagged),
+            body=wal.encode([e.seq for e in fresh], [list(e.values.values()) for e in fresh], step.scores, step.flags),
+            received_at=now,
         )
         self.streams.add_all(
             [
@@ -371,7 +361,7 @@ class StreamService:
             raise InvalidState(f"Stream {stream.id!r}: its log does not reach version {stream.state_version}.")
         return hot
 
-    def _answer_old(self, stream: Stream, seqs: builtins.list[int]) -> dict[int, EventResult]:
+    def _answer_old(self, stream: Stream, seqs: builtins.list[int]) -> dict[int, dict[str, Any]]:
         """Events at or below last_seq: their first answer when the log still has it; never learnt again."""
         known: dict[int, tuple[float, bool]] = {}
         wanted = set(seqs)
@@ -380,19 +370,21 @@ class StreamService:
             for seq, score, flag in zip(record.seqs, record.scores, record.flags, strict=True):
                 if seq in wanted:
                     known[seq] = (score, flag)
-        answers = {}
+        answers: dict[int, dict[str, Any]] = {}
         for seq in seqs:
             if seq in known:
-                answers[seq] = EventResult(seq=seq, score=known[seq][0], is_anomaly=known[seq][1], status="duplicate")
+                answers[seq] = {"seq": seq, "score": known[seq][0], "is_anomaly": known[seq][1], "status": "duplicate"}
             else:
-                answers[seq] = EventResult(seq=seq, score=None, is_anomaly=None, status="late")
+                answers[seq] = {"seq": seq, "score": None, "is_anomaly": None, "status": "late"}
         return answers
 
     def _limit_rate(self, events: int) -> None:
         if self.limiter is None:
             return
-        policy = policy_of(self.session, self.scope, self.app.settings)
-        quota = policy.quotas["stream_events_per_second"]
+        quota = self.runtime.quota(
+            self.scope.tenant_id,
+            lambda: policy_of(self.session, self.scope, self.app.settings).quotas["stream_events_per_second"],
+        )
         decision = self.limiter.hit(per_seconds(quota, 1), EVENTS_LIMIT_KEY, self.scope.tenant_id, cost=events)
         if decision is not None and not decision.allowed:
             raise RateLimited(
@@ -510,43 +502,68 @@ class StreamService:
 def check_events(events: Sequence[Event], features: Sequence[str]) -> builtins.list[CheckedEvent]:
     """Every event has every feature as a finite number and nothing else, and seqs increase: else a problem naming
     each bad event's seq and field, and nothing of the batch is used."""
-    errors: builtins.list[dict[str, Any]] = []
+    names = builtins.list(features)
+    expected = frozenset(names)
     checked: builtins.list[CheckedEvent] = []
+    previous = -1
+    for event in events:
+        given = event["values"]
+        seq = event["seq"]
+        if seq > previous and given.keys() == expected:
+            values = {name: given[name] for name in names}
+            # The common case, quickly: all floats (or ints, not bools) and a finite sum means every value is finite.
+            try:
+                if all(type(v) is float or type(v) is int for v in values.values()) and math.isfinite(
+                    sum(values.values())
+                ):
+                    checked.append(CheckedEvent(seq=seq, values={k: float(v) for k, v in values.items()}))
+                    previous = seq
+                    continue
+            except OverflowError:  # an integer too large for a float
+                pass
+        return _explain_refusal(events, names)
+    return checked
+
+
+def _explain_refusal(events: Sequence[Event], features: builtins.list[str]) -> NoReturn:
+    errors: builtins.list[dict[str, Any]] = []
     names = set(features)
     previous: int | None = None
     for index, event in enumerate(events):
+        seq, given = event["seq"], event["values"]
         where = ["body", "events", index]
-        if previous is not None and event.seq <= previous:
-            errors.append(_error([*where, "seq"], event.seq, "seq", "seqs must increase within a batch", "seq_order"))
-        previous = event.seq
-        values: dict[str, float] = {}
+        if previous is not None and seq <= previous:
+            errors.append(_error([*where, "seq"], seq, "seq", "seqs must increase within a batch", "seq_order"))
+        previous = seq
         for name in features:
-            value = event.values.get(name)
-            if name not in event.values:
-                errors.append(_error([*where, "values", name], event.seq, name, "missing feature", "missing"))
+            value = given.get(name)
+            if name not in given:
+                errors.append(_error([*where, "values", name], seq, name, "missing feature", "missing"))
             elif isinstance(value, bool) or not isinstance(value, int | float):
-                errors.append(_error([*where, "values", name], event.seq, name, "not a number", "float_type"))
-            elif not math.isfinite(value):
-                errors.append(_error([*where, "values", name], event.seq, name, "not a finite number", "finite_number"))
-            else:
-                values[name] = float(value)
+                errors.append(_error([*where, "values", name], seq, name, "not a number", "float_type"))
+            elif not _is_finite(value):
+                errors.append(_error([*where, "values", name], seq, name, "not a finite number", "finite_number"))
         errors.extend(
-            _error([*where, "values", str(extra)], event.seq, str(extra), "not a feature of this stream", "extra")
-            for extra in event.values
+            _error([*where, "values", str(extra)], seq, str(extra), "not a feature of this stream", "extra")
+            for extra in given
             if extra not in names
         )
-        checked.append(CheckedEvent(seq=event.seq, values=values))
         if len(errors) >= 50:
             break
-    if errors:
-        first = errors[0]
-        raise InvalidInput(
-            f"Event seq {first['seq']}: {first['field']!r} {first['msg']}"
-            + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else "")
-            + "; nothing of this batch was learnt.",
-            errors=errors,
-        )
-    return checked
+    first = errors[0]
+    raise InvalidInput(
+        f"Event seq {first['seq']}: {first['field']!r} {first['msg']}"
+        + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else "")
+        + "; nothing of this batch was learnt.",
+        errors=errors,
+    )
+
+
+def _is_finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _error(loc: builtins.list[Any], seq: int, field: str, msg: str, kind: str) -> dict[str, Any]:
@@ -578,8 +595,29 @@ def _seq_cursor(cursor: str | None) -> int | None:
         ) from exc
 
 
-def _response(results: builtins.list[EventResult], stream: Stream, *, accepted: int) -> EventsResponse:
-    return EventsResponse(
+@dataclass(frozen=True)
+class Batch:
+    """What a batch did, ready for the wire: plain JSON-safe dicts (no model per event on the hot path); its shape is
+    `EventsResponse`."""
+
+    results: builtins.list[dict[str, Any]]
+    last_seq: int | None
+    accepted: int
+    duplicates: int
+    threshold: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "results": self.results,
+            "last_seq": self.last_seq,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "threshold": self.threshold,
+        }
+
+
+def _batch(results: builtins.list[dict[str, Any]], stream: Stream, *, accepted: int) -> Batch:
+    return Batch(
         results=results,
         last_seq=stream.last_seq,
         accepted=accepted,

@@ -34,7 +34,7 @@ from vigil.core.ids import new_id
 from vigil.identity.dependencies import IdentityRuntime, authenticate_presented
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
-from vigil.streams.schemas import AuthFrame, EventsFrame, InFrameModel, PingFrame
+from vigil.streams.schemas import IN_FRAME, AuthFrame, EventsFrame, PingFrame
 from vigil.streams.service import StreamService
 from vigil.streams.state import StreamRuntime
 
@@ -224,8 +224,8 @@ class StreamSocket:
             await self._send(problem_frame(FrameTooLarge(limit), connection_id=self.connection_id))
             return
         try:
-            frame = InFrameModel.model_validate({"frame": json.loads(text)}).frame
-        except (ValueError, RecursionError) as exc:
+            frame = IN_FRAME.validate_json(text)
+        except ValidationError as exc:
             await self._send(problem_frame(_bad_frame(exc), connection_id=self.connection_id))
             return
         if isinstance(frame, PingFrame):
@@ -248,7 +248,7 @@ class StreamSocket:
         except VigilError as exc:
             await self._send(problem_frame(exc, connection_id=self.connection_id, batch_id=frame.id))
             return
-        await self._send({"type": "scores", "id": frame.id, **result.model_dump(mode="json")})
+        await self._send({"type": "scores", "id": frame.id, **result.as_dict()})
 
     async def _in_thread(self, work: Any, principal: Principal) -> Any:
         def call() -> Any:
@@ -284,10 +284,9 @@ class StreamSocket:
             await asyncio.wait_for(self.ws.close(code=code, reason=(error.title if error else "")[:100]), 2.0)
 
 
-def _bad_frame(exc: Exception) -> VigilError:
-    if isinstance(exc, ValidationError):
-        errors = [
-            {"loc": ["frame", *map(str, e["loc"][1:])], "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:50]
-        ]
-        return InvalidInput("The frame did not validate.", errors=errors)
-    return MalformedFrame("The frame is not JSON (or is nested too deeply).")
+def _bad_frame(exc: ValidationError) -> VigilError:
+    problems = exc.errors()
+    if problems and problems[0]["type"] in ("json_invalid", "recursion_loop"):
+        return MalformedFrame("The frame is not JSON (or is nested too deeply).")
+    errors = [{"loc": ["frame", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]} for e in problems[:50]]
+    return InvalidInput("The frame did not validate.", errors=errors)

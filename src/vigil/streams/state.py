@@ -9,7 +9,9 @@ orders the batches of one stream inside this process; across processes the store
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vigil import ml
@@ -21,10 +23,14 @@ class HotState:
     model: ml.OnlineModel
 
 
+QUOTA_TTL_S = 5.0
+
+
 class StreamRuntime:
     """At most `capacity` models are kept (least recently used go first; they reload from the database)."""
 
     def __init__(self, *, capacity: int) -> None:
+        self._quotas: dict[str, tuple[float, int]] = {}
         self.capacity = capacity
         self._hot: OrderedDict[str, HotState] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
@@ -56,6 +62,18 @@ class StreamRuntime:
         with self._guard:
             self._hot.pop(stream_id, None)
             self._locks.pop(stream_id, None)
+
+    def quota(self, tenant_id: str, load: Callable[[], int]) -> int:
+        """A tenant's events-per-second quota, read at most every `QUOTA_TTL_S` (a change applies within it): one
+        query less on every batch."""
+        now = time.monotonic()
+        cached = self._quotas.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        value = load()
+        with self._guard:
+            self._quotas[tenant_id] = (now + QUOTA_TTL_S, value)
+        return value
 
     def __len__(self) -> int:
         return len(self._hot)
