@@ -217,7 +217,7 @@ def main() -> None:
             f"{label:>14}: {wall[name]:.2f} s  ({rate:,.0f} events/s)  ratio {ratio:.2f}{target}  "
             f"batch latency p50 {latency[name].get_value_at_percentile(50) / 1000:.1f} ms  "
             f"p99 {latency[name].get_value_at_percentile(99) / 1000:.1f} ms  "
-            f"server CPU {cpu[name]:.2f} s (River's loop {cpu['river']:.2f} s: CPU ratio {cpu['river'] / cpu[name]:.2f})"
+            f"server CPU {cpu[name]:.2f} s (River's loop {cpu['river']:.2f} s, ratio {cpu['river'] / cpu[name]:.2f})"
         )
     if args.plot is not None:
         plot(args.plot, {"HTTP": latency["http"], "WebSocket": latency["ws"]})
