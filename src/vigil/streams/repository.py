@@ -5,13 +5,15 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vigil.core.database import TenantScope, bind_tenant
 from vigil.streams.models import Stream, StreamAnomaly, StreamBatch, StreamDrift, StreamSnapshot
+
+_BATCHES = cast(Table, StreamBatch.__table__)
 
 
 class StreamRepository:
@@ -31,6 +33,14 @@ class StreamRepository:
             # PostgreSQL: one batch of a stream at a time across processes; the version check below still holds.
             query = query.with_for_update()
         return self.session.scalar(query.execution_options(populate_existing=True))
+
+    def version_of(self, stream_id: str, *, for_update: bool = False) -> int | None:
+        """The stream's state version (None: no such stream in this tenant)."""
+        query = select(Stream.state_version).where(Stream.id == stream_id, Stream.tenant_id == self._tenant)
+        if for_update:
+            query = query.with_for_update()
+        version = self.session.scalar(query)
+        return int(version) if version is not None else None
 
     def list(self, *, limit: int, after_id: str | None) -> Sequence[Stream]:
         query = select(Stream).where(Stream.tenant_id == self._tenant)
@@ -65,7 +75,7 @@ class StreamRepository:
         """One log record, written with a plain INSERT (no unit of work: this is the hot path)."""
         if row["tenant_id"] != self._tenant:
             raise ValueError("a log record belongs to the scope's tenant")
-        self.session.execute(insert(StreamBatch), [row])
+        self.session.execute(insert(_BATCHES), [row])  # the table's, not the ORM's bulk insert
 
     def batches_after(self, stream_id: str, version: int) -> Sequence[StreamBatch]:
         return self.session.scalars(

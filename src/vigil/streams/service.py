@@ -43,7 +43,7 @@ from vigil.streams.schemas import (
     StreamPublic,
     StreamUpdate,
 )
-from vigil.streams.state import HotState, StreamRuntime
+from vigil.streams.state import HotState, StreamHead, StreamRuntime
 
 log = logging.getLogger("vigil.streams")
 DEFAULT_ALGORITHM = "hst"
@@ -128,9 +128,9 @@ class StreamService:
         stream.snapshot_at = now
         self.streams.add(stream)
         # Version 0 is a snapshot too, so recovery is always "latest snapshot + replay".
-        self.streams.add_snapshot(self._snapshot(stream, model, version=0, last_seq=None, events_seen=0))
+        self.streams.add_snapshot(self._snapshot(stream.id, model, version=0, last_seq=None, events_seen=0))
         self.session.commit()
-        self.runtime.keep(stream.id, HotState(version=0, model=model))
+        self.runtime.keep(stream.id, HotState(version=0, model=model, head=StreamHead.of(stream)))
         return self._public(stream)
 
     def _configure(self, stream: Stream, data: StreamCreate) -> ml.OnlineModel:
@@ -226,40 +226,58 @@ class StreamService:
             raise InvalidState("The stream kept changing under this batch; retry it.")
 
     def _apply(self, stream_id: str, events: Sequence[Event]) -> Batch:
-        stream = self.streams.get(stream_id, for_update=True)
-        if stream is None:
+        # One scalar read (PostgreSQL: FOR UPDATE, which also orders processes); the whole row only when this
+        # process's model is not at the stored version.
+        version = self.streams.version_of(stream_id, for_update=True)
+        if version is None:
             raise NotFound("stream", stream_id)
-        checked = check_events(events, stream.features)
-        self._limit_rate(len(checked))
-        last = stream.last_seq
+        hot = self.runtime.take(stream_id)
+        if hot is None or hot.version != version:
+            stream = self.streams.get(stream_id)
+            if stream is None:
+                raise NotFound("stream", stream_id)
+            hot = self._current(stream, hot)
+        head = hot.head
+        try:
+            checked = check_events(events, head.features)
+            self._limit_rate(len(checked))
+        except BaseException:
+            self.runtime.keep(stream_id, hot)  # nothing was learnt: the model stays good
+            self.session.rollback()
+            raise
+        last = head.last_seq
         fresh = [e for e in checked if last is None or e.seq > last]
         old = [e.seq for e in checked if last is not None and e.seq <= last]
-        answers = self._answer_old(stream, old) if old else {}
+        answers = self._answer_old(head, old) if old else {}
         if not fresh:
+            self.runtime.keep(stream_id, hot)
             self.session.rollback()
-            return _batch([answers[e.seq] for e in checked], stream, accepted=0)
-        hot = self._current(stream)
+            return _batch([answers[e.seq] for e in checked], head, accepted=0)
         try:
             step = hot.model.process([e.values for e in fresh])
-            committed = self._commit(stream, fresh, step, hot.model)
+            self._commit(head, version, fresh, step, hot.model)
         except IntegrityError as exc:  # another process wrote this version's log record first
             self.session.rollback()
             raise _Stale from exc
         except BaseException:
             self.session.rollback()
             raise  # the half-taught model is dropped: `take` removed it from the cache
-        self.runtime.keep(stream_id, HotState(version=committed.state_version, model=hot.model))
+        self.runtime.keep(stream_id, HotState(version=version + 1, model=hot.model, head=head))
         for event, score, flag in zip(fresh, step.scores, step.flags, strict=True):
             answers[event.seq] = {"seq": event.seq, "score": score, "is_anomaly": flag, "status": "new"}
-        return _batch([answers[e.seq] for e in checked], committed, accepted=len(fresh))
+        return _batch([answers[e.seq] for e in checked], head, accepted=len(fresh))
 
-    def _commit(self, stream: Stream, fresh: Sequence[CheckedEvent], step: ml.Step, model: ml.OnlineModel) -> Stream:
-        version = stream.state_version + 1
+    def _commit(
+        self, head: StreamHead, version: int, fresh: Sequence[CheckedEvent], step: ml.Step, model: ml.OnlineModel
+    ) -> None:
+        """Writes the batch (log record, flagged events, drift events, counters, maybe a snapshot) if the stream is
+        still at `version`, commits, and moves `head` along; raises `_Stale` otherwise."""
+        new_version = version + 1
         now = utcnow()
         flagged = [i for i, flag in enumerate(step.flags) if flag]
         self.streams.add_batch(
-            stream_id=stream.id,
-            state_version=version,
+            stream_id=head.id,
+            state_version=new_version,
             tenant_id=self.scope.tenant_id,
             first_seq=fresh[0].seq,
             last_seq=fresh[-1].seq,
@@ -268,74 +286,71 @@ class StreamService:
             body=wal.encode([e.seq for e in fresh], [list(e.values.values()) for e in fresh], step.scores, step.flags),
             received_at=now,
         )
-        self.streams.add_all(
-            [
-                StreamAnomaly(
-                    id=new_id("anm"),
-                    tenant_id=self.scope.tenant_id,
-                    stream_id=stream.id,
-                    seq=fresh[i].seq,
-                    score=step.scores[i],
-                    threshold=step.thresholds.get(i),
-                    values=fresh[i].values,
-                    created_at=now,
-                )
-                for i in flagged
-            ]
-        )
-        self.streams.add_all(
-            [
-                StreamDrift(
-                    id=new_id("drf"),
-                    tenant_id=self.scope.tenant_id,
-                    stream_id=stream.id,
-                    seq=fresh[i].seq,
-                    detector="adwin",
-                    details=details,
-                    created_at=now,
-                )
-                for i, details in step.drifts
-            ]
-        )
-        events_seen = stream.events_seen + len(fresh)
+        if flagged:
+            self.streams.add_all(
+                [
+                    StreamAnomaly(
+                        id=new_id("anm"),
+                        tenant_id=self.scope.tenant_id,
+                        stream_id=head.id,
+                        seq=fresh[i].seq,
+                        score=step.scores[i],
+                        threshold=step.thresholds.get(i),
+                        values=fresh[i].values,
+                        created_at=now,
+                    )
+                    for i in flagged
+                ]
+            )
+        if step.drifts:
+            self.streams.add_all(
+                [
+                    StreamDrift(
+                        id=new_id("drf"),
+                        tenant_id=self.scope.tenant_id,
+                        stream_id=head.id,
+                        seq=fresh[i].seq,
+                        detector="adwin",
+                        details=details,
+                        created_at=now,
+                    )
+                    for i, details in step.drifts
+                ]
+            )
+        events_seen = head.events_seen + len(fresh)
         values: dict[str, Any] = {
             "last_seq": fresh[-1].seq,
             "events_seen": events_seen,
-            "anomaly_count": stream.anomaly_count + len(flagged),
-            "drift_count": stream.drift_count + len(step.drifts),
+            "anomaly_count": head.anomaly_count + len(flagged),
+            "drift_count": head.drift_count + len(step.drifts),
             "current_threshold": _finite(model.current_threshold),
             "last_event_at": now,
         }
         settings = self.app.settings
-        due = stream.snapshot_at is None or now - stream.snapshot_at >= timedelta(
-            seconds=settings.stream_snapshot_every_s
-        )
-        if due or events_seen - stream.snapshot_events >= settings.stream_snapshot_every_events:
+        age = timedelta(seconds=settings.stream_snapshot_every_s)
+        due = head.snapshot_at is None or now - head.snapshot_at >= age
+        if due or events_seen - head.snapshot_events >= settings.stream_snapshot_every_events:
             self.streams.add_snapshot(
-                self._snapshot(stream, model, version=version, last_seq=fresh[-1].seq, events_seen=events_seen)
+                self._snapshot(head.id, model, version=new_version, last_seq=fresh[-1].seq, events_seen=events_seen)
             )
             # Keep the previous snapshot and the log after it: one snapshot to spare, and recent duplicates answered.
-            self.streams.prune(stream.id, keep_from_version=stream.snapshot_version)
-            values.update(snapshot_version=version, snapshot_events=events_seen, snapshot_at=now)
-        if not self.streams.advance(stream_id=stream.id, from_version=stream.state_version, values=values):
+            self.streams.prune(head.id, keep_from_version=head.snapshot_version)
+            values.update(snapshot_version=new_version, snapshot_events=events_seen, snapshot_at=now)
+        if not self.streams.advance(stream_id=head.id, from_version=version, values=values):
             raise _Stale
         self.session.commit()
-        self.session.expunge(stream)  # a detached copy, updated for the answer only
         for name, value in values.items():
-            setattr(stream, name, value)
-        stream.state_version = version
-        return stream
+            if hasattr(head, name):
+                setattr(head, name, value)
 
-    def _current(self, stream: Stream) -> HotState:
-        """This process's model of the stream at its stored version: cached, caught up from the log, or reloaded."""
-        hot = self.runtime.take(stream.id)
-        if hot is not None and hot.version == stream.state_version:
-            return hot
+    def _current(self, stream: Stream, hot: HotState | None) -> HotState:
+        """This process's model of the stream at its stored version: caught up from the log, or reloaded."""
+        head = StreamHead.of(stream)
         if hot is not None and hot.version < stream.state_version:
             missed = self.streams.batches_after(stream.id, hot.version)
             if missed and missed[0].state_version == hot.version + 1:
                 self.runtime.catch_ups += 1
-                return self._replay(stream, hot, missed)
+                return self._replay(stream, HotState(version=hot.version, model=hot.model, head=head), missed)
         snapshot = self.streams.latest_snapshot(stream.id, at_most=stream.state_version)
         if snapshot is None:
             raise InvalidState(f"Stream {stream.id!r} has no snapshot to recover from.")
@@ -344,7 +359,7 @@ class StreamService:
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
         self.runtime.loads += 1
-        start = HotState(version=snapshot.state_version, model=model)
+        start = HotState(version=snapshot.state_version, model=model, head=head)
         return self._replay(stream, start, self.streams.batches_after(stream.id, snapshot.state_version))
 
     def _replay(self, stream: Stream, hot: HotState, batches: Sequence[StreamBatch]) -> HotState:
@@ -361,12 +376,12 @@ class StreamService:
             raise InvalidState(f"Stream {stream.id!r}: its log does not reach version {stream.state_version}.")
         return hot
 
-    def _answer_old(self, stream: Stream, seqs: builtins.list[int]) -> dict[int, dict[str, Any]]:
+    def _answer_old(self, head: StreamHead, seqs: builtins.list[int]) -> dict[int, dict[str, Any]]:
         """Events at or below last_seq: their first answer when the log still has it; never learnt again."""
         known: dict[int, tuple[float, bool]] = {}
         wanted = set(seqs)
-        for batch in self.streams.batches_covering(stream.id, min(seqs), max(seqs)):
-            record = wal.decode(batch.body, stream.features)
+        for batch in self.streams.batches_covering(head.id, min(seqs), max(seqs)):
+            record = wal.decode(batch.body, head.features)
             for seq, score, flag in zip(record.seqs, record.scores, record.flags, strict=True):
                 if seq in wanted:
                     known[seq] = (score, flag)
@@ -458,10 +473,10 @@ class StreamService:
             ) from exc
 
     def _snapshot(
-        self, stream: Stream, model: ml.OnlineModel, *, version: int, last_seq: int | None, events_seen: int
+        self, stream_id: str, model: ml.OnlineModel, *, version: int, last_seq: int | None, events_seen: int
     ) -> StreamSnapshot:
         return StreamSnapshot(
-            stream_id=stream.id,
+            stream_id=stream_id,
             state_version=version,
             tenant_id=self.scope.tenant_id,
             last_seq=last_seq,
@@ -616,11 +631,11 @@ class Batch:
         }
 
 
-def _batch(results: builtins.list[dict[str, Any]], stream: Stream, *, accepted: int) -> Batch:
+def _batch(results: builtins.list[dict[str, Any]], head: StreamHead, *, accepted: int) -> Batch:
     return Batch(
         results=results,
-        last_seq=stream.last_seq,
+        last_seq=head.last_seq,
         accepted=accepted,
         duplicates=len(results) - accepted,
-        threshold=stream.current_threshold,
+        threshold=head.current_threshold,
     )

@@ -13,14 +13,49 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from vigil import ml
+from vigil.streams.models import Stream
+
+
+@dataclass
+class StreamHead:
+    """What applying a batch needs of the stream's row. Only batches change it, so it is kept with the hot model and
+    is exactly the row whenever the model's version is the stored one."""
+
+    id: str
+    features: list[str]
+    last_seq: int | None
+    events_seen: int
+    anomaly_count: int
+    drift_count: int
+    current_threshold: float | None
+    snapshot_version: int
+    snapshot_events: int
+    snapshot_at: datetime | None
+
+    @classmethod
+    def of(cls, stream: Stream) -> StreamHead:
+        return cls(
+            id=stream.id,
+            features=list(stream.features),
+            last_seq=stream.last_seq,
+            events_seen=stream.events_seen,
+            anomaly_count=stream.anomaly_count,
+            drift_count=stream.drift_count,
+            current_threshold=stream.current_threshold,
+            snapshot_version=stream.snapshot_version,
+            snapshot_events=stream.snapshot_events,
+            snapshot_at=stream.snapshot_at,
+        )
 
 
 @dataclass
 class HotState:
     version: int
     model: ml.OnlineModel
+    head: StreamHead
 
 
 QUOTA_TTL_S = 5.0
