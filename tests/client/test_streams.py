@@ -35,7 +35,8 @@ def test_rest_sync_and_async_connections_agree(sdk_tenant: SdkTenant) -> None:
     with client.streams.connect(over_ws) as connection:
         first = connection.send(data[0])
         answers = [first, *connection.send_all(data[1:])]
-        assert connection.last_seq == data[-1][-1]["seq"] and connection.reconnects == 0
+        assert connection.last_seq == data[-1][-1]["seq"]
+        assert connection.reconnects == 0
     assert [r for a in answers for r in a["results"]] == expected
 
     async def run() -> list[dict[str, Any]]:
@@ -59,7 +60,8 @@ def test_problems_and_final_closes(sdk_tenant: SdkTenant) -> None:
         bad[3]["values"]["a"] = "x"
         with pytest.raises(VigilAPIError) as refused:
             connection.send(bad)
-        assert refused.value.status == 422 and refused.value.errors[0]["seq"] == 4
+        assert refused.value.status == 422
+        assert refused.value.errors[0]["seq"] == 4
         assert connection.send(batches(1)[0])["accepted"] == 50  # the connection goes on
     with pytest.raises(StreamClosed) as closed, sdk_tenant.viewer.streams.connect(stream_id):
         pass
