@@ -77,6 +77,10 @@ def test_each_event_is_learnt_once_in_seq_order(client: TestClient, tenant: Tena
     late = send(client, stream["id"], make_events(1, start=350), tenant.analyst)
     assert late["results"] == [{"seq": 350, "score": None, "is_anomaly": None, "status": "late"}]
     assert stream_of(client, stream["id"], tenant.viewer)["events_seen"] == 301
+    prometheus = client.get("/metrics").text
+    assert 'vigil_stream_events_total{status="new"} 601.0' in prometheus  # the twin's 300 and these 301
+    assert 'vigil_stream_events_total{status="duplicate"} 60.0' in prometheus
+    assert 'vigil_stream_events_total{status="late"} 1.0' in prometheus
 
 
 def _raw(client: TestClient, stream_id: str, body: str, headers: dict[str, str]) -> Any:

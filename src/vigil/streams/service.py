@@ -252,6 +252,7 @@ class StreamService:
         if not fresh:
             self.runtime.keep(stream_id, hot)
             self.session.rollback()
+            self._count(answers, old)
             return _batch([answers[e.seq] for e in checked], head, accepted=0)
         try:
             step = hot.model.process([e.values for e in fresh])
@@ -263,9 +264,17 @@ class StreamService:
             self.session.rollback()
             raise  # the half-taught model is dropped: `take` removed it from the cache
         self.runtime.keep(stream_id, HotState(version=version + 1, model=hot.model, head=head))
+        self._count(answers, old)
+        self.app.metrics.stream_events.labels("new").inc(len(fresh))
+        self.app.metrics.stream_anomalies.inc(sum(step.flags))
         for event, score, flag in zip(fresh, step.scores, step.flags, strict=True):
             answers[event.seq] = {"seq": event.seq, "score": score, "is_anomaly": flag, "status": "new"}
         return _batch([answers[e.seq] for e in checked], head, accepted=len(fresh))
+
+    def _count(self, answers: dict[int, dict[str, Any]], old: builtins.list[int]) -> None:
+        for status in ("duplicate", "late"):
+            if seen := sum(1 for seq in old if answers[seq]["status"] == status):
+                self.app.metrics.stream_events.labels(status).inc(seen)
 
     def _commit(
         self, head: StreamHead, version: int, fresh: Sequence[CheckedEvent], step: ml.Step, model: ml.OnlineModel
@@ -350,6 +359,7 @@ class StreamService:
             missed = self.streams.batches_after(stream.id, hot.version)
             if missed and missed[0].state_version == hot.version + 1:
                 self.runtime.catch_ups += 1
+                self.app.metrics.stream_state_loads.labels("catch_up").inc()
                 return self._replay(stream, HotState(version=hot.version, model=hot.model, head=head), missed)
         snapshot = self.streams.latest_snapshot(stream.id, at_most=stream.state_version)
         if snapshot is None:
@@ -359,6 +369,7 @@ class StreamService:
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
         self.runtime.loads += 1
+        self.app.metrics.stream_state_loads.labels("load").inc()
         start = HotState(version=snapshot.state_version, model=model, head=head)
         return self._replay(stream, start, self.streams.batches_after(stream.id, snapshot.state_version))
 

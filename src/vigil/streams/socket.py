@@ -37,6 +37,7 @@ from vigil.identity.principal import Principal
 from vigil.streams.schemas import IN_FRAME, AuthFrame, EventsFrame, PingFrame
 from vigil.streams.service import StreamService
 from vigil.streams.state import StreamRuntime
+from vigil.web.deps import client_info
 
 log = logging.getLogger("vigil.streams.ws")
 SUBPROTOCOL = "vigil.v1"
@@ -119,6 +120,7 @@ class StreamSocket:
                 self.credential = protocol[len(BEARER_PREFIX) :]
         # The credential is never echoed: the answer names only the protocol version.
         await self.ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        self.app.metrics.stream_sockets.inc()
         try:
             principal = await self._authenticate()
             last_seq = await self._in_thread(lambda svc: svc.last_seq(stream_id=self.stream_id), principal)
@@ -140,9 +142,22 @@ class StreamSocket:
         except Exception:
             log.exception("stream socket %s failed", self.connection_id)
             await self._close(CLOSE_SERVER_ERROR, VigilError("An unexpected error ended the connection."))
+        finally:
+            self.app.metrics.stream_sockets.dec()
 
     # -- authentication --------------------------------------------------------------------------------------
     async def _authenticate(self) -> Principal:
+        # The per-address limit of every HTTP route, counted once per connection.
+        address = client_info(self.ws, self.identity.trusted_proxies).ip
+        decision = self.identity.limiter.hit(self.identity.limiter.per_ip, "ip", address)
+        if decision is not None and not decision.allowed:
+            raise _Closing(
+                CLOSE_RATE_LIMITED,
+                RateLimited(
+                    f"Rate limit of {decision.limit} requests per {decision.window_s}s per client address reached.",
+                    retry_after_s=decision.reset_s,
+                ),
+            )
         if self.credential is None:
             try:
                 text = await asyncio.wait_for(self.ws.receive_text(), self.settings.stream_ws_auth_timeout_s)
