@@ -58,6 +58,7 @@ openapi: install ## Rewrite docs/openapi.json from the code (after an intended A
 bench: install
 	$(BIN)/python benchmarks/bench_detect_throughput.py
 	$(BIN)/python benchmarks/bench_profile_throughput.py
+	$(BIN)/python benchmarks/bench_adbench.py
 	$(BIN)/python benchmarks/bench_stream.py
 
 lock: ## Re-resolve dependencies after editing pyproject.toml

@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     max_column_name_length: int = 256
     max_inline_records: int = 10_000
     preview_max_rows: int = 1_000
+    explain_inline_max_rows: int = Field(
+        default=1_000, ge=1, description="Inline detection explains at most this many rows; larger data as a job."
+    )
+    explain_job_max_rows: int = Field(
+        default=200_000, ge=1, description="A detection job with explain takes datasets of at most this many rows."
+    )
+    compare_max_rows: int = Field(
+        default=200_000, ge=1, description="Largest dataset two model versions are compared on (inline)."
+    )
     report_inline_max_rows: int = Field(
         default=100_000, ge=0, description="Datasets with more rows are profiled/assessed/analysed by a job (202)."
     )
@@ -91,6 +100,7 @@ class Settings(BaseSettings):
     quota_stream_events_per_second: int = Field(
         default=20_000, ge=0, description="Events a tenant may send to its streams per second (all together)."
     )
+    quota_feedback_labels: int = Field(default=1_000_000, ge=0, description="Labelled rows kept per tenant.")
     # Per-tenant configuration defaults (a tenant admin may change them for their tenant: PATCH /tenant/settings).
     tenant_default_contamination: float = Field(default=0.1, gt=0, le=0.5)
     tenant_retention_days: int | None = Field(default=None, ge=1, description="Datasets older are deleted; None keeps.")

@@ -32,6 +32,7 @@ TENANT_TABLES = (
     "detectors",
     "model_versions",
     "jobs",
+    "feedback_labels",
     "streams",
     "stream_batches",
     "stream_snapshots",

@@ -9,7 +9,7 @@ import pytest
 
 from vigil import ml
 
-LISTED_KEYS = {"name", "family", "title", "description", "params"}
+LISTED_KEYS = {"name", "family", "title", "description", "params", "explanation_method", "learns_from_labels"}
 PARAM_KEYS = {"name", "type", "default", "minimum", "maximum", "choices", "description"}
 
 

@@ -245,16 +245,18 @@ class VigilClient:
         dataset_id: str | None = None,
         frame: Any = None,
         version: int | None = None,
+        explain: int | None = None,
         idempotency_key: str | None = None,
     ) -> JSON:
         """Scores inline `records`, a polars `frame` (sent as Parquet) — both answer the scores — or a stored
-        `dataset_id`, which answers a job (wait for it with `jobs.wait`)."""
+        `dataset_id`, which answers a job (wait for it with `jobs.wait`). `explain=k`: each row's top-k features."""
         return self.detectors.detect(
             detector_id,
             records=records,
             dataset_id=dataset_id,
             frame=frame,
             version=version,
+            explain=explain,
             idempotency_key=idempotency_key,
         )
 

@@ -119,7 +119,7 @@ class Detectors(_Collection):
         self,
         *,
         name: str,
-        algorithm: str,
+        algorithm: str = "auto",
         parameters: dict[str, Any] | None = None,
         contamination: float | None = None,
         features: list[str] | None = None,
@@ -145,12 +145,14 @@ class Detectors(_Collection):
     def delete(self, detector_id: str) -> None:
         self._client.request("DELETE", f"{API}/detectors/{detector_id}")
 
-    def train(self, detector_id: str, dataset_id: str, *, idempotency_key: str | None = None) -> JSON:
-        """Starts training a new model version; returns the job (see `jobs.wait`)."""
+    def train(
+        self, detector_id: str, dataset_id: str, *, promote: bool = True, idempotency_key: str | None = None
+    ) -> JSON:
+        """Starts training a new model version (made active when ready unless `promote=False`); returns the job."""
         return self._client.call(
             "POST",
             f"{API}/detectors/{detector_id}/train",
-            json={"dataset_id": dataset_id},
+            json={"dataset_id": dataset_id, "promote": promote},
             idempotency_key=idempotency_key,
         )
 
@@ -167,9 +169,11 @@ class Detectors(_Collection):
         dataset_id: str | None = None,
         frame: Any = None,
         version: int | None = None,
+        explain: int | None = None,
         idempotency_key: str | None = None,
     ) -> JSON:
-        """Exactly one of `records`, `frame` (Parquet body) or `dataset_id` (answers a job)."""
+        """Exactly one of `records`, `frame` (Parquet body) or `dataset_id` (answers a job). `explain=k` adds each
+        row's top-k features (`explanation` per result; `top_feature_i` columns in a job's result dataset)."""
         if sum(x is not None for x in (records, dataset_id, frame)) != 1:
             raise ValueError("give exactly one of records, dataset_id or frame")
         path = f"{API}/detectors/{detector_id}/detect"
@@ -178,14 +182,77 @@ class Detectors(_Collection):
                 "POST",
                 path,
                 content=parquet_bytes(frame),
-                params={"version": version},
+                params={"version": version, "explain": explain},
                 headers={"Content-Type": PARQUET},
                 idempotency_key=idempotency_key,
             )
         body: dict[str, Any] = {"records": records} if records is not None else {"dataset_id": dataset_id}
         if version is not None:
             body["version"] = version
+        if explain is not None:
+            body["explain"] = {"top_k": explain}
         return self._client.call("POST", path, json=body, idempotency_key=idempotency_key)
+
+    # -- model versions: judge, promote, roll back, move between installations ----------------------------------
+    def version(self, detector_id: str, version: int) -> JSON:
+        return self._client.call("GET", f"{API}/detectors/{detector_id}/versions/{version}")
+
+    def promote(self, detector_id: str, version: int) -> JSON:
+        return self._client.call("POST", f"{API}/detectors/{detector_id}/versions/{version}/promote")
+
+    def rollback(self, detector_id: str) -> JSON:
+        return self._client.call("POST", f"{API}/detectors/{detector_id}/rollback")
+
+    def delete_version(self, detector_id: str, version: int) -> None:
+        self._client.request("DELETE", f"{API}/detectors/{detector_id}/versions/{version}")
+
+    def compare(self, detector_id: str, a: int, b: int, *, dataset_id: str) -> JSON:
+        """Rank correlation, flag overlap and metric deltas (b − a) of two versions on a dataset."""
+        return self._client.call(
+            "POST", f"{API}/detectors/{detector_id}/versions/compare", json={"a": a, "b": b, "dataset_id": dataset_id}
+        )
+
+    def export_version(self, detector_id: str, version: int) -> bytes:
+        """The version as a signed export (bytes) for `import_version` in another tenant or installation."""
+        return self._client.request("GET", f"{API}/detectors/{detector_id}/versions/{version}/export").content
+
+    def import_version(self, detector_id: str, data: bytes, *, promote: bool = False) -> JSON:
+        return self._client.call(
+            "POST",
+            f"{API}/detectors/{detector_id}/versions/import",
+            content=data,
+            params={"promote": promote},
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    # -- feedback -------------------------------------------------------------------------------------------------
+    def feedback(
+        self,
+        detector_id: str,
+        *,
+        dataset_id: str,
+        labels: dict[int, str] | None = None,
+        label_column: str | None = None,
+    ) -> JSON:
+        """Labels rows of a dataset: `labels` maps row index → "anomaly"/"normal", or name a `label_column`."""
+        body: dict[str, Any] = {"dataset_id": dataset_id}
+        if labels is not None:
+            body["labels"] = [{"index": index, "label": label} for index, label in labels.items()]
+        if label_column is not None:
+            body["label_column"] = label_column
+        return self._client.call("POST", f"{API}/detectors/{detector_id}/feedback", json=body)
+
+    def list_feedback(
+        self, detector_id: str, *, dataset_id: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> JSON:
+        return self._client.call(
+            "GET",
+            f"{API}/detectors/{detector_id}/feedback",
+            params={"dataset_id": dataset_id, "limit": limit, "cursor": cursor},
+        )
+
+    def delete_feedback(self, detector_id: str, label_id: str) -> None:
+        self._client.request("DELETE", f"{API}/detectors/{detector_id}/feedback/{label_id}")
 
 
 class Jobs(_Collection):

@@ -1,15 +1,18 @@
-"""Detector and model-version queries, always within one tenant."""
+"""Detector, model-version and feedback-label queries, always within one tenant."""
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from vigil.core.database import TenantScope, bind_tenant
-from vigil.detectors.models import Detector, ModelVersion
+from vigil.detectors.models import Detector, FeedbackLabel, ModelVersion
+
+_IN_CHUNK = 500
 
 
 class DetectorRepository:
@@ -82,3 +85,88 @@ class DetectorRepository:
         self.session.add(version)
         self.session.flush()
         return version
+
+    def delete_version(self, version: ModelVersion) -> None:
+        self.session.delete(version)
+        self.session.flush()
+
+    def version_numbers(self, detector_id: str) -> builtins.list[int]:
+        return list(
+            self.session.scalars(
+                select(ModelVersion.version).where(
+                    ModelVersion.tenant_id == self.scope.tenant_id, ModelVersion.detector_id == detector_id
+                )
+            )
+        )
+
+
+class FeedbackRepository:
+    """Analysts' labels of dataset rows for a detector."""
+
+    def __init__(self, *, session: Session, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+        bind_tenant(session, scope)
+
+    def _mine(self, detector_id: str) -> Any:
+        return (FeedbackLabel.tenant_id == self.scope.tenant_id) & (FeedbackLabel.detector_id == detector_id)
+
+    def labels(self, detector_id: str, dataset_id: str) -> builtins.list[tuple[int, int]]:
+        """Every (row index, label) of the dataset for the detector, in row order."""
+        rows = self.session.execute(
+            select(FeedbackLabel.row_index, FeedbackLabel.label)
+            .where(self._mine(detector_id), FeedbackLabel.dataset_id == dataset_id)
+            .order_by(FeedbackLabel.row_index)
+        )
+        return [(int(r), int(v)) for r, v in rows]
+
+    def existing(self, detector_id: str, dataset_id: str, indices: builtins.list[int]) -> dict[int, FeedbackLabel]:
+        found: dict[int, FeedbackLabel] = {}
+        for start in range(0, len(indices), _IN_CHUNK):
+            chunk = indices[start : start + _IN_CHUNK]
+            query = select(FeedbackLabel).where(
+                self._mine(detector_id), FeedbackLabel.dataset_id == dataset_id, FeedbackLabel.row_index.in_(chunk)
+            )
+            found.update({label.row_index: label for label in self.session.scalars(query)})
+        return found
+
+    def insert_many(self, rows: builtins.list[dict[str, Any]]) -> None:
+        if any(row["tenant_id"] != self.scope.tenant_id for row in rows):
+            raise ValueError("a feedback label belongs to the scope's tenant")
+        if rows:
+            self.session.execute(insert(FeedbackLabel), rows)
+
+    def list(
+        self, detector_id: str, *, dataset_id: str | None, limit: int, after_id: str | None
+    ) -> Sequence[FeedbackLabel]:
+        query = select(FeedbackLabel).where(self._mine(detector_id))
+        if dataset_id is not None:
+            query = query.where(FeedbackLabel.dataset_id == dataset_id)
+        if after_id is not None:
+            query = query.where(FeedbackLabel.id < after_id)
+        return self.session.scalars(query.order_by(FeedbackLabel.id.desc()).limit(limit + 1)).all()
+
+    def get(self, detector_id: str, label_id: str) -> FeedbackLabel | None:
+        return self.session.scalar(select(FeedbackLabel).where(self._mine(detector_id), FeedbackLabel.id == label_id))
+
+    def delete(self, label: FeedbackLabel) -> None:
+        self.session.delete(label)
+
+    def delete_for_dataset(self, detector_id: str, dataset_id: str) -> int:
+        result = self.session.execute(
+            delete(FeedbackLabel).where(self._mine(detector_id), FeedbackLabel.dataset_id == dataset_id)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def counts(self, detector_id: str, dataset_id: str) -> dict[int, int]:
+        rows = self.session.execute(
+            select(FeedbackLabel.label, func.count())
+            .where(self._mine(detector_id), FeedbackLabel.dataset_id == dataset_id)
+            .group_by(FeedbackLabel.label)
+        )
+        return {int(label): int(n) for label, n in rows}
+
+    def count_tenant(self) -> int:
+        return int(
+            self.session.scalar(select(func.count()).where(FeedbackLabel.tenant_id == self.scope.tenant_id)) or 0
+        )

@@ -9,24 +9,33 @@ from typing import Annotated, Any
 import anyio
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from vigil.core.errors import InvalidInput, UnsupportedMediaType
 from vigil.core.pagination import Page
 from vigil.datasets import formats
+from vigil.detectors.feedback import FeedbackService
 from vigil.detectors.schemas import (
     AlgorithmList,
+    CompareRequest,
     DetectionResult,
     DetectorCreate,
     DetectorPublic,
     DetectorUpdate,
     DetectRequest,
+    FeedbackCreate,
+    FeedbackDeleted,
+    FeedbackLabelPublic,
+    FeedbackSummary,
     ModelVersionPublic,
+    SigningKey,
     TrainRequest,
+    VersionComparison,
 )
 from vigil.detectors.service import Detection, DetectorService, catalog
+from vigil.detectors.versions import VersionService
 from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
@@ -59,6 +68,26 @@ _DETECT_DOC: dict[str, Any] = {
 
 def _service(session: SessionDep, principal: Principal, app: ContextDep) -> DetectorService:
     return DetectorService(session=session, scope=principal.scope, app=app)
+
+
+def _versions(session: SessionDep, principal: Principal, app: ContextDep) -> VersionService:
+    return VersionService(session=session, scope=principal.scope, app=app)
+
+
+def _feedback(session: SessionDep, principal: Principal, app: ContextDep) -> FeedbackService:
+    return FeedbackService(session=session, scope=principal.scope, app=app)
+
+
+ExportBody: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+ExplainTopK = Annotated[
+    int | None,
+    Query(ge=1, le=50, description="Explain each row: its top-k features (Parquet/Arrow bodies; JSON uses `explain`)"),
+]
 
 
 @router.get("/algorithms", summary="The detector catalog with parameter schemas")
@@ -133,7 +162,7 @@ def train_detector(
     app: ContextDep,
 ) -> JobPublic:
     return _service(session, principal, app).train(
-        detector_id=detector_id, dataset_id=data.dataset_id, created_by=principal.user_id
+        detector_id=detector_id, dataset_id=data.dataset_id, created_by=principal.user_id, promote=data.promote
     )
 
 
@@ -148,6 +177,167 @@ def list_versions(
 ) -> Page[ModelVersionPublic]:
     items, next_cursor = _service(session, principal, app).versions(detector_id=detector_id, limit=limit, cursor=cursor)
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/detectors/{detector_id}/versions/{version}", summary="One model version, with its quality")
+def get_version(
+    detector_id: str,
+    version: Annotated[int, Path(ge=1)],
+    principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
+    session: SessionDep,
+    app: ContextDep,
+) -> ModelVersionPublic:
+    return _versions(session, principal, app).get(detector_id=detector_id, version=version)
+
+
+@router.delete("/detectors/{detector_id}/versions/{version}", status_code=204, summary="Delete an inactive version")
+def delete_version(
+    detector_id: str,
+    version: Annotated[int, Path(ge=1)],
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> Response:
+    _versions(session, principal, app).delete(detector_id=detector_id, version=version)
+    return Response(status_code=204)
+
+
+@router.post("/detectors/{detector_id}/versions/{version}/promote", summary="Make a version the active one")
+def promote_version(
+    detector_id: str,
+    version: Annotated[int, Path(ge=1)],
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> DetectorPublic:
+    return _versions(session, principal, app).promote(detector_id=detector_id, version=version)
+
+
+@router.post("/detectors/{detector_id}/rollback", summary="Make the previously active version active again")
+def rollback(
+    detector_id: str,
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> DetectorPublic:
+    return _versions(session, principal, app).rollback(detector_id=detector_id)
+
+
+@router.post("/detectors/{detector_id}/versions/compare", summary="Compare two versions on a dataset")
+def compare_versions(
+    detector_id: str,
+    data: CompareRequest,
+    principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
+    session: SessionDep,
+    app: ContextDep,
+) -> VersionComparison:
+    return _versions(session, principal, app).compare(
+        detector_id=detector_id, a=data.a, b=data.b, dataset_id=data.dataset_id
+    )
+
+
+@router.get(
+    "/detectors/{detector_id}/versions/{version}/export",
+    summary="A version as a signed export (Ed25519), for another tenant or installation",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The signed export"}},
+)
+def export_version(
+    detector_id: str,
+    version: Annotated[int, Path(ge=1)],
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> Response:
+    data, filename = _versions(session, principal, app).export(detector_id=detector_id, version=version)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post(
+    "/detectors/{detector_id}/versions/import",
+    status_code=status.HTTP_201_CREATED,
+    summary="A new version from a signed export (this installation's, or one signed by a trusted key)",
+    openapi_extra=ExportBody,
+)
+async def import_version(
+    detector_id: str,
+    request: Request,
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+    promote: Annotated[bool, Query(description="Make the imported version the active one")] = False,
+) -> ModelVersionPublic:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/octet-stream":
+        raise UnsupportedMediaType(media_type or None, ["application/octet-stream"])
+    body = await request.body()
+    svc = _versions(session, principal, app)
+    return await anyio.to_thread.run_sync(lambda: svc.import_(detector_id=detector_id, data=body, promote=promote))
+
+
+@router.get("/model-signing-key", summary="This installation's public key for model exports")
+def signing_key(
+    principal: Annotated[Principal, require(Permission.DETECTORS_READ)], session: SessionDep, app: ContextDep
+) -> SigningKey:
+    return _versions(session, principal, app).signing_key()
+
+
+@router.post(
+    "/detectors/{detector_id}/feedback",
+    status_code=status.HTTP_201_CREATED,
+    summary="Label rows of a dataset as anomaly or normal (by index, or a label column)",
+)
+def add_feedback(
+    detector_id: str,
+    data: FeedbackCreate,
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> FeedbackSummary:
+    return _feedback(session, principal, app).add(detector_id=detector_id, data=data, created_by=principal.user_id)
+
+
+@router.get("/detectors/{detector_id}/feedback", summary="A detector's feedback labels, newest first")
+def list_feedback(
+    detector_id: str,
+    principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
+    session: SessionDep,
+    app: ContextDep,
+    dataset_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[FeedbackLabelPublic]:
+    items, next_cursor = _feedback(session, principal, app).list(
+        detector_id=detector_id, dataset_id=dataset_id, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.delete("/detectors/{detector_id}/feedback/{label_id}", status_code=204, summary="Delete one label")
+def delete_feedback(
+    detector_id: str,
+    label_id: str,
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> Response:
+    _feedback(session, principal, app).delete(detector_id=detector_id, label_id=label_id)
+    return Response(status_code=204)
+
+
+@router.delete("/detectors/{detector_id}/feedback", summary="Delete every label of one dataset")
+def delete_dataset_feedback(
+    detector_id: str,
+    dataset_id: Annotated[str, Query(min_length=1, max_length=64)],
+    principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
+    session: SessionDep,
+    app: ContextDep,
+) -> FeedbackDeleted:
+    return _feedback(session, principal, app).delete_for_dataset(detector_id=detector_id, dataset_id=dataset_id)
 
 
 @router.post(
@@ -170,6 +360,7 @@ async def detect(
     session: SessionDep,
     app: ContextDep,
     version: Annotated[int | None, Query(ge=1, description="A model version; the current one by default")] = None,
+    explain: ExplainTopK = None,
 ) -> Response:
     svc = _service(session, principal, app)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -178,7 +369,7 @@ async def detect(
         fmt = _TABLE_FORMATS[media_type]
         table = await anyio.to_thread.run_sync(lambda: formats.table_from_bytes(body, fmt, limits=svc.datasets.limits))
         result = await anyio.to_thread.run_sync(
-            lambda: svc.detect_table(detector_id=detector_id, table=table, version=version)
+            lambda: svc.detect_table(detector_id=detector_id, table=table, version=version, explain_top_k=explain)
         )
         return _detection_response(result, request.headers.get("accept", ""))
     if media_type != "application/json":
@@ -189,17 +380,22 @@ async def detect(
         errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise InvalidInput("The detect request did not validate.", errors=errors) from exc
     wanted = data.version or version
+    top_k = data.explain.top_k if data.explain is not None else explain
     if data.dataset_id is not None:
         dataset_id = data.dataset_id
         job = await anyio.to_thread.run_sync(
             lambda: svc.detect_dataset(
-                detector_id=detector_id, dataset_id=dataset_id, version=wanted, created_by=principal.user_id
+                detector_id=detector_id,
+                dataset_id=dataset_id,
+                version=wanted,
+                created_by=principal.user_id,
+                explain_top_k=top_k,
             )
         )
         return JSONResponse(job.model_dump(mode="json"), status_code=202)
     records = data.records or []
     result = await anyio.to_thread.run_sync(
-        lambda: svc.detect_records(detector_id=detector_id, records=records, version=wanted)
+        lambda: svc.detect_records(detector_id=detector_id, records=records, version=wanted, explain_top_k=top_k)
     )
     return _detection_response(result, request.headers.get("accept", ""))
 
@@ -207,13 +403,21 @@ async def detect(
 def _detection_response(result: Detection, accept: str) -> Response:
     """JSON by default; Parquet or Arrow when asked, which is what bulk clients want for large batches."""
     if PARQUET in accept or ARROW in accept:
-        table = pa.table(
-            {
-                "index": pa.array(range(len(result.scores)), pa.int64()),
-                "score": result.scores,
-                "is_anomaly": result.flags,
-            }
-        )
+        columns: dict[str, Any] = {
+            "index": pa.array(range(len(result.scores)), pa.int64()),
+            "score": result.scores,
+            "is_anomaly": result.flags,
+        }
+        if result.explanation is not None:
+            k = max((len(row) for row in result.explanation), default=0)
+            for rank in range(k):
+                columns[f"top_feature_{rank + 1}"] = pa.array(
+                    [row[rank][0] if rank < len(row) else None for row in result.explanation], pa.string()
+                )
+                columns[f"top_contribution_{rank + 1}"] = pa.array(
+                    [row[rank][1] if rank < len(row) else None for row in result.explanation], pa.float64()
+                )
+        table = pa.table(columns)
         sink = io.BytesIO()
         if PARQUET in accept:
             pq.write_table(table, sink)
@@ -229,4 +433,7 @@ def _detection_response(result: Detection, accept: str) -> Response:
     body["results"] = [
         {"index": i, "score": s, "is_anomaly": f} for i, (s, f) in enumerate(zip(scores, flags, strict=True))
     ]
+    if result.explanation is not None:
+        for row, top in zip(body["results"], result.explanation, strict=True):
+            row["explanation"] = [{"feature": name, "contribution": value} for name, value in top]
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")

@@ -31,6 +31,7 @@ from vigil.detectors.schemas import (
     DetectorUpdate,
     ModelVersionPublic,
     PreprocessingSpec,
+    ThresholdRule,
 )
 from vigil.identity.quotas import policy_of
 from vigil.jobs.schemas import JobPublic
@@ -62,6 +63,22 @@ def catalog() -> AlgorithmList:
     return AlgorithmList(items=[AlgorithmPublic.model_validate(entry) for entry in ml.describe_catalog()])
 
 
+def explain_frame(model: ml.FittedDetector, frame: pl.DataFrame) -> ml.Explanation:
+    """The model's explanation of `frame`'s rows (its own method, or Shapley sampling)."""
+    return ml.explain(model, model.preprocessor.transform(frame))
+
+
+def version_public(detector: Detector, version: ModelVersion) -> ModelVersionPublic:
+    public = ModelVersionPublic.model_validate(version)
+    try:
+        method: str | None = ml.get_entry(version.algorithm).explainer
+    except ml.MLError:
+        method = None
+    return public.model_copy(
+        update={"active": detector.current_version == version.version, "explanation_method": method}
+    )
+
+
 @dataclass(frozen=True)
 class Detection:
     """Scores of a batch of rows by one model version; the router shapes it as JSON, Parquet or Arrow."""
@@ -71,6 +88,8 @@ class Detection:
     threshold: float
     scores: np.ndarray
     flags: np.ndarray
+    explanation: builtins.list[builtins.list[tuple[str, float]]] | None = None
+    explanation_method: str | None = None
 
     @property
     def anomalies(self) -> int:
@@ -85,6 +104,7 @@ class Detection:
             "total": total,
             "anomalies": self.anomalies,
             "anomaly_rate": self.anomalies / total if total else 0.0,
+            **({"explanation_method": self.explanation_method} if self.explanation_method else {}),
         }
 
 
@@ -113,6 +133,7 @@ class DetectorService:
             contamination=data.contamination if data.contamination is not None else policy.default_contamination,
             features=data.features,
             preprocessing=data.preprocessing.model_dump(),
+            threshold_rule=self._threshold_rule(data.threshold),
             status="created",
             created_by=created_by,
         )
@@ -144,8 +165,17 @@ class DetectorService:
                 setattr(detector, field, value)
         if data.preprocessing is not None:
             detector.preprocessing = data.preprocessing.model_dump()
+        if "threshold" in data.model_fields_set:
+            detector.threshold_rule = self._threshold_rule(data.threshold)
         self.session.commit()
         return DetectorPublic.model_validate(detector)
+
+    def _threshold_rule(self, rule: ThresholdRule | None) -> dict[str, Any] | None:
+        if rule is None or rule.method == "contamination":
+            return None
+        if rule.method == "fpr":
+            self.datasets.get(dataset_id=rule.reference_dataset_id)  # a 404 now, not a failed training later
+        return rule.model_dump()
 
     def delete(self, *, detector_id: str) -> None:
         detector = self._get(detector_id)
@@ -165,10 +195,11 @@ class DetectorService:
         self._get(detector_id)
         rows = self.detectors.versions(detector_id, limit=limit, after_id=decode_cursor(cursor))
         items, next_cursor = page_of(rows, limit=limit, id_of=lambda v: v.id)
-        return [ModelVersionPublic.model_validate(v) for v in items], next_cursor
+        detector = self._get(detector_id)
+        return [version_public(detector, v) for v in items], next_cursor
 
     # -- training --------------------------------------------------------------------------------------------
-    def train(self, *, detector_id: str, dataset_id: str, created_by: str | None) -> JobPublic:
+    def train(self, *, detector_id: str, dataset_id: str, created_by: str | None, promote: bool = True) -> JobPublic:
         detector = self._get(detector_id)
         # The tenant's allowed algorithms may have narrowed since the detector was made.
         _check_allowed(detector.algorithm, policy_of(self.session, self.scope, self.app.settings).allowed_algorithms)
@@ -186,6 +217,8 @@ class DetectorService:
                 "contamination": detector.contamination,
                 "features": features,
                 "preprocessing": detector.preprocessing,
+                "threshold_rule": detector.threshold_rule,
+                "promote": promote,
             },
         )
         detector.status, detector.status_reason = "training", None
@@ -217,23 +250,49 @@ class DetectorService:
 
     # -- detection -------------------------------------------------------------------------------------------
     def detect_records(
-        self, *, detector_id: str, records: builtins.list[dict[str, Any]], version: int | None
+        self,
+        *,
+        detector_id: str,
+        records: builtins.list[dict[str, Any]],
+        version: int | None,
+        explain_top_k: int | None = None,
     ) -> Detection:
         limit = self.app.settings.max_inline_records
         if len(records) > limit:
             raise InvalidInput(f"At most {limit} inline records; score larger data as a dataset.")
+        self._check_explain_rows(len(records), explain_top_k)
         table = formats.table_from_records(records, limits=self.datasets.limits)
-        return self.detect_table(detector_id=detector_id, table=table, version=version, strict_columns=True)
+        return self.detect_table(
+            detector_id=detector_id, table=table, version=version, strict_columns=True, explain_top_k=explain_top_k
+        )
+
+    def _check_explain_rows(self, rows: int, explain_top_k: int | None) -> None:
+        limit = self.app.settings.explain_inline_max_rows
+        if explain_top_k is not None and rows > limit:
+            raise InvalidInput(
+                f"Explanations are computed inline for at most {limit} rows, not {rows}: upload the rows as a "
+                "dataset and detect it with explain (a job whose result dataset has the explanation columns).",
+                errors=[{"loc": ["body", "explain"], "msg": f"at most {limit} rows inline", "type": "too_long"}],
+                limit=limit,
+            )
 
     def detect_table(
-        self, *, detector_id: str, table: pa.Table, version: int | None, strict_columns: bool = False
+        self,
+        *,
+        detector_id: str,
+        table: pa.Table,
+        version: int | None,
+        strict_columns: bool = False,
+        explain_top_k: int | None = None,
     ) -> Detection:
+        self._check_explain_rows(table.num_rows, explain_top_k)
         detector, model_version, model = self.load_model(detector_id=detector_id, version=version)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         _check_columns(frame.columns, model.features, strict=strict_columns)
         try:
             scores = model.score(frame)
+            explanation = explain_frame(model, frame) if explain_top_k is not None else None
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
         return Detection(
@@ -242,19 +301,39 @@ class DetectorService:
             threshold=float(model.threshold),
             scores=scores,
             flags=scores > model.threshold,
+            explanation=explanation.top(explain_top_k) if explanation is not None and explain_top_k else None,
+            explanation_method=explanation.method if explanation is not None else None,
         )
 
     def detect_dataset(
-        self, *, detector_id: str, dataset_id: str, version: int | None, created_by: str | None
+        self,
+        *,
+        detector_id: str,
+        dataset_id: str,
+        version: int | None,
+        created_by: str | None,
+        explain_top_k: int | None = None,
     ) -> JobPublic:
         _, model_version, model = self.load_model(detector_id=detector_id, version=version)
+        rows = self.datasets.get(dataset_id=dataset_id).rows
+        if explain_top_k is not None and rows > self.app.settings.explain_job_max_rows:
+            raise InvalidInput(
+                f"A detection job explains at most {self.app.settings.explain_job_max_rows} rows; this dataset has "
+                f"{rows}. Explain a sample of it, or detect without explain.",
+                limit=self.app.settings.explain_job_max_rows,
+            )
         schema = self.datasets.schema_of(dataset_id=dataset_id)
         _check_columns([c["name"] for c in schema], model.features, strict=False)
         job = self.jobs.enqueue(
             kind=DETECT_JOB,
             subject_id=detector_id,
             created_by=created_by,
-            payload={"detector_id": detector_id, "dataset_id": dataset_id, "version": model_version.version},
+            payload={
+                "detector_id": detector_id,
+                "dataset_id": dataset_id,
+                "version": model_version.version,
+                "explain_top_k": explain_top_k,
+            },
         )
         self.session.commit()
         self.jobs.wake_workers()
@@ -287,10 +366,14 @@ class DetectorService:
         self,
         *,
         detector_id: str,
-        job_id: str,
+        job_id: str | None,
         payload: dict[str, Any],
         artifact_key: str,
         model: ml.FittedDetector,
+        dataset: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        origin: dict[str, Any] | None = None,
+        promote: bool = True,
     ) -> int:
         detector = self._get(detector_id)
         number = self.detectors.next_version(detector_id)
@@ -309,10 +392,28 @@ class DetectorService:
                 threshold=float(model.threshold),
                 training_rows=int(model.n_train_rows),
                 score_summary=dict(model.score_summary),
+                dataset=dataset,
+                preprocessing=payload.get("preprocessing"),
+                contamination=float(model.contamination),
+                threshold_rule=payload.get("threshold_rule") or {"method": "contamination"},
+                training_seconds=float(model.fit_seconds),
+                labels_used=int(model.labels_used),
+                metrics=metrics,
+                origin=origin,
             )
         )
-        detector.current_version, detector.status, detector.status_reason = number, "trained", None
+        if promote or detector.current_version is None:
+            self.activate(detector, number)
+        if detector.status in ("training", "created", "failed"):
+            detector.status = "trained"
+        detector.status_reason = None
         return number
+
+    def activate(self, detector: Detector, number: int) -> None:
+        """Makes version `number` the active one, remembering the one it replaces for rollback."""
+        if detector.current_version is not None and detector.current_version != number:
+            detector.previous_versions = [*(detector.previous_versions or []), detector.current_version][-50:]
+        detector.current_version = number
 
     def _validated_parameters(self, algorithm: str, parameters: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from vigil import ml
 from vigil.core.database import TenantScope
 from vigil.datasets.service import DatasetService
+from vigil.detectors.feedback import FeedbackService
 from vigil.detectors.service import (
     DETECT_JOB,
     TRAIN_JOB,
     DetectorService,
+    explain_frame,
     mark_training_unsuccessful,
     ml_problem,
 )
@@ -22,6 +24,19 @@ from vigil.jobs.models import Job
 from vigil.jobs.registry import JobContext, JobOutcome, JobRegistry
 
 SCORING_CHUNK_ROWS = 50_000
+# Explaining costs far more than scoring; smaller chunks keep progress moving and memory bounded.
+EXPLAIN_CHUNK_ROWS = 1_000
+
+
+def explanation_columns(explained: list[list[tuple[str, float]]], top_k: int) -> list[pl.Series]:
+    """`top_feature_1`, `top_contribution_1`, … for a scored dataset (null where a model has fewer features)."""
+    columns: list[pl.Series] = []
+    for rank in range(top_k):
+        features = [row[rank][0] if rank < len(row) else None for row in explained]
+        values = [row[rank][1] if rank < len(row) else None for row in explained]
+        columns.append(pl.Series(f"top_feature_{rank + 1}", features, dtype=pl.String))
+        columns.append(pl.Series(f"top_contribution_{rank + 1}", values, dtype=pl.Float64))
+    return columns
 
 
 def register(registry: JobRegistry) -> None:
@@ -30,11 +45,20 @@ def register(registry: JobRegistry) -> None:
 
 
 def train(ctx: JobContext) -> JobOutcome:
+    """Fits a model on the dataset; with feedback labels, `auto` learns from the ones not held out, and the
+    held-out ones measure the new version's quality; a threshold rule may then move its threshold."""
     payload = ctx.payload
+    dataset_id = payload["dataset_id"]
     with ctx.app.database.session() as session:
         datasets = DatasetService(session=session, scope=ctx.scope, app=ctx.app)
-        frame = datasets.load_frame(dataset_id=payload["dataset_id"], columns=payload["features"])
+        frame = datasets.load_frame(dataset_id=dataset_id, columns=payload["features"])
+        stored = datasets.get(dataset_id=dataset_id)
+        feedback = FeedbackService(session=session, scope=ctx.scope, app=ctx.app)
+        labels, held_out = feedback.for_rows(
+            detector_id=payload["detector_id"], dataset_id=dataset_id, rows=frame.height
+        )
     ctx.progress(15)
+    learn = np.where(held_out, -1, labels)
     try:
         model = ml.fit_detector(
             frame,
@@ -43,7 +67,15 @@ def train(ctx: JobContext) -> JobOutcome:
             contamination=payload["contamination"],
             features=payload["features"],
             preprocessing=ml.Preprocessing(**payload["preprocessing"]),
+            labels=learn if (learn >= 0).any() else None,
         )
+        ctx.progress(75)
+        metrics = None
+        if held_out.any():
+            # Scored with the whole dataset, as `compare` does: ECOD and COPOD rank a batch against itself too.
+            scores = model.score(frame)[held_out]
+            metrics = {"holdout": ml.quality(labels[held_out], scores), "holdout_fraction": ml.HOLDOUT_FRACTION}
+        model = _apply_threshold_rule(ctx, payload, model)
     except ml.MLError as exc:
         raise ml_problem(exc) from exc
     ctx.progress(85)
@@ -58,6 +90,9 @@ def train(ctx: JobContext) -> JobOutcome:
         "features": list(model.features),
     }
 
+    result["labels_used"] = int(model.labels_used)
+    result["metrics"] = metrics
+
     def record(session: Session) -> None:
         service = DetectorService(session=session, scope=ctx.scope, app=ctx.app)
         result["model_version"] = service.record_version(
@@ -66,9 +101,38 @@ def train(ctx: JobContext) -> JobOutcome:
             payload=payload,
             artifact_key=key,
             model=model,
+            dataset={
+                "id": stored.id,
+                "name": stored.name,
+                "rows": stored.rows,
+                "created_at": stored.created_at.isoformat(),
+            },
+            metrics=metrics,
+            promote=bool(payload.get("promote", True)),
         )
 
     return JobOutcome(result=result, apply=record)
+
+
+def _apply_threshold_rule(ctx: JobContext, payload: dict[str, Any], model: ml.FittedDetector) -> ml.FittedDetector:
+    rule = payload.get("threshold_rule") or {}
+    if rule.get("method") == "score":
+        return ml.with_threshold(model, float(rule["value"]))
+    if rule.get("method") != "fpr":
+        return model
+    reference = rule["reference_dataset_id"]
+    with ctx.app.database.session() as session:
+        datasets = DatasetService(session=session, scope=ctx.scope, app=ctx.app)
+        frame = datasets.load_frame(dataset_id=reference, columns=model.features)
+        labels, _ = FeedbackService(session=session, scope=ctx.scope, app=ctx.app).for_rows(
+            detector_id=payload["detector_id"], dataset_id=reference, rows=frame.height
+        )
+    # The reference's rows labelled normal when it has labels; otherwise all its rows are taken as normal.
+    normal = labels == 0 if (labels == 0).any() else labels != 1
+    scores = model.score(frame.filter(pl.Series(normal)))
+    if scores.shape[0] == 0:
+        raise ml.MLError("The reference dataset has no normal rows to set a false-positive rate on.")
+    return ml.with_threshold(model, ml.fpr_threshold(scores, float(rule["target_fpr"])))
 
 
 def _training_unsuccessful(session: Session, job: Job, status: str, error: dict[str, Any]) -> None:
@@ -83,21 +147,28 @@ def _training_unsuccessful(session: Session, job: Job, status: str, error: dict[
 
 def detect_dataset(ctx: JobContext) -> JobOutcome:
     payload = ctx.payload
+    top_k = payload.get("explain_top_k")
     with ctx.app.database.session() as session:
         detectors = DetectorService(session=session, scope=ctx.scope, app=ctx.app)
         _, _, model = detectors.load_model(detector_id=payload["detector_id"], version=payload["version"])
         frame = detectors.datasets.load_frame(dataset_id=payload["dataset_id"])
     ctx.progress(10)
-    chunks = []
-    for start in range(0, max(frame.height, 1), SCORING_CHUNK_ROWS):
+    chunk_rows = EXPLAIN_CHUNK_ROWS if top_k else SCORING_CHUNK_ROWS
+    chunks, explained = [], []
+    for start in range(0, max(frame.height, 1), chunk_rows):
+        part = frame.slice(start, chunk_rows)
         try:
-            chunks.append(model.score(frame.slice(start, SCORING_CHUNK_ROWS)))
+            chunks.append(model.score(part))
+            if top_k:
+                explained.extend(explain_frame(model, part).top(top_k))
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
-        ctx.progress(10 + 80 * min(1.0, (start + SCORING_CHUNK_ROWS) / max(frame.height, 1)))
+        ctx.progress(10 + 80 * min(1.0, (start + chunk_rows) / max(frame.height, 1)))
     scores = np.concatenate(chunks) if chunks else np.empty(0)
     flags = scores > model.threshold
     scored = frame.with_columns(pl.Series("score", scores), pl.Series("is_anomaly", flags))
+    if top_k:
+        scored = scored.with_columns(explanation_columns(explained, top_k))
     anomalies = int(flags.sum())
     result: dict[str, Any] = {
         "detector_id": payload["detector_id"],

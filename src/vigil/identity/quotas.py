@@ -27,6 +27,7 @@ QUOTAS = (
     "concurrent_jobs",
     "streams",
     "stream_events_per_second",
+    "feedback_labels",
 )
 
 
@@ -44,6 +45,7 @@ class TenantPolicy:
     allowed_algorithms: list[str] | None
     retention_days: int | None
     max_upload_bytes: int
+    trusted_model_keys: list[str]
 
     @classmethod
     def of(cls, tenant: Tenant, settings: Settings) -> TenantPolicy:
@@ -59,6 +61,7 @@ class TenantPolicy:
             max_upload_bytes=min(
                 int(config.get("max_upload_bytes", settings.max_upload_bytes)), settings.max_upload_bytes
             ),
+            trusted_model_keys=list(config.get("trusted_model_keys", [])),
         )
 
     def check(self, quota: str, *, used: int, adding: int = 1) -> None:

@@ -15,6 +15,7 @@ Examples
 """
 
 from vigil.ml.artifacts import FORMAT_VERSION, MAGIC, dump_artifact, load_artifact
+from vigil.ml.auto_entry import AUTO
 from vigil.ml.catalog import CATALOG, describe_catalog, get_entry, validate_parameters
 from vigil.ml.detector import FittedDetector, fit_detector
 from vigil.ml.entry import CatalogEntry, ScoreConvention, quantile_threshold
@@ -26,7 +27,11 @@ from vigil.ml.errors import (
     MLError,
     TrainingFailed,
     UnknownAlgorithm,
+    UntrustedSigner,
 )
+from vigil.ml.exchange import key_id, open_export, public_key, seal_export, signing_seed
+from vigil.ml.explain import Explanation, explain
+from vigil.ml.metrics import HOLDOUT_FRACTION, agreement, fpr_threshold, holdout_mask, quality
 from vigil.ml.online import (
     OnlineModel,
     Step,
@@ -40,14 +45,18 @@ from vigil.ml.online import (
 )
 from vigil.ml.params import Param
 from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing
+from vigil.ml.thresholds import with_threshold
 
 __all__ = [
+    "AUTO",
     "CATALOG",
     "FORMAT_VERSION",
+    "HOLDOUT_FRACTION",
     "MAGIC",
     "ArtifactIncompatible",
     "ArtifactTampered",
     "CatalogEntry",
+    "Explanation",
     "FittedDetector",
     "FittedPreprocessor",
     "InvalidFeatures",
@@ -61,17 +70,29 @@ __all__ = [
     "ThresholdSpec",
     "TrainingFailed",
     "UnknownAlgorithm",
+    "UntrustedSigner",
+    "agreement",
     "check_online_features",
     "describe_catalog",
     "dump_artifact",
     "dump_state",
+    "explain",
     "fit_detector",
+    "fpr_threshold",
     "get_entry",
     "get_online_entry",
+    "holdout_mask",
     "is_online",
+    "key_id",
     "load_artifact",
     "load_state",
+    "open_export",
+    "public_key",
+    "quality",
     "quantile_threshold",
+    "seal_export",
+    "signing_seed",
     "validate_online_parameters",
     "validate_parameters",
+    "with_threshold",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vigil.ml.auto_entry import AUTO_ENTRIES
 from vigil.ml.entry import CatalogEntry
 from vigil.ml.errors import UnknownAlgorithm
 from vigil.ml.online import ONLINE_CATALOG, describe_online, is_online
@@ -25,7 +26,7 @@ def _index(*groups: tuple[CatalogEntry, ...]) -> dict[str, CatalogEntry]:
     return catalog
 
 
-CATALOG: Mapping[str, CatalogEntry] = _index(PYOD_ENTRIES, SKLEARN_ENTRIES)
+CATALOG: Mapping[str, CatalogEntry] = _index(AUTO_ENTRIES, PYOD_ENTRIES, SKLEARN_ENTRIES)
 if set(CATALOG) & set(ONLINE_CATALOG):  # one name, one algorithm, whichever family
     raise RuntimeError(f"batch and online entries share names: {sorted(set(CATALOG) & set(ONLINE_CATALOG))}")
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from vigil.ml.catalog import get_entry, validate_parameters
@@ -15,9 +17,10 @@ from vigil.ml.entry import Float64Array, ScoreConvention
 from vigil.ml.errors import InvalidFeatures, MLError, TrainingFailed
 from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing, fit_preprocessor
 
-__all__ = ["MIN_TRAINING_ROWS", "FittedDetector", "fit_detector", "summarise_scores"]
+__all__ = ["BACKGROUND_ROWS", "MIN_TRAINING_ROWS", "FittedDetector", "fit_detector", "summarise_scores"]
 
 MIN_TRAINING_ROWS = 2
+BACKGROUND_ROWS = 64
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -39,6 +42,12 @@ class FittedDetector:
         Number of training rows.
     score_summary
         Statistics of the training scores (JSON-ready floats): min, max, mean, std, quantiles, threshold.
+    background
+        A seeded sample of the transformed training rows: the reference of model-agnostic explanations.
+    fit_seconds
+        Wall time of the fit (preprocessing, estimator and threshold).
+    labels_used
+        How many labelled rows the estimator learned from (0 unless it learns from labels).
     """
 
     algorithm: str
@@ -50,6 +59,10 @@ class FittedDetector:
     threshold: float
     n_train_rows: int
     score_summary: dict[str, float] = field(default_factory=dict)
+    # Class-level defaults, so artifacts written before these fields existed still load.
+    background: Float64Array | None = None
+    fit_seconds: float = 0.0
+    labels_used: int = 0
 
     @property
     def features(self) -> list[str]:
@@ -110,6 +123,7 @@ def fit_detector(
     contamination: float,
     features: Sequence[str],
     preprocessing: Preprocessing,
+    labels: npt.ArrayLike | None = None,
 ) -> FittedDetector:
     """Fits the catalog detector `algorithm` on `frame[features]` and sets its threshold from `contamination`.
 
@@ -126,6 +140,9 @@ def fit_detector(
         The feature columns, in order.
     preprocessing
         How the columns become numbers (see `Preprocessing`).
+    labels
+        Optional feedback, one per row: 1 anomaly, 0 normal, -1 unlabelled. Algorithms that learn from labels
+        (`CatalogEntry.learns_from_labels`, i.e. `auto`) use them; the others ignore them.
 
     Raises
     ------
@@ -155,11 +172,20 @@ def fit_detector(
         raise InvalidFeatures("At least one feature is needed.")
     if frame.height < MIN_TRAINING_ROWS:
         raise TrainingFailed(f"{entry.title} needs at least {MIN_TRAINING_ROWS} training rows, got {frame.height}.")
+    started = time.perf_counter()
     preprocessor, X = fit_preprocessor(frame, list(features), preprocessing)
     estimator = entry.factory(params, float(contamination))
     where = f"{entry.title} could not be trained on {X.shape[0]} rows x {X.shape[1]} column(s)"
+    y = None
+    if labels is not None and entry.learns_from_labels:
+        y = np.asarray(labels, dtype=np.int64)
+        if y.shape != (frame.height,):
+            raise MLError(f"labels must have one value per training row ({frame.height}), got {y.shape}.")
     try:
-        estimator.fit(X)
+        if y is not None:
+            estimator.fit(X, y)
+        else:
+            estimator.fit(X)
         training = entry.convention.training_scores(estimator, X)
         threshold = entry.convention.threshold(estimator, training, float(contamination))
     except MemoryError:
@@ -180,4 +206,13 @@ def fit_detector(
         threshold=threshold,
         n_train_rows=frame.height,
         score_summary=summarise_scores(training, threshold),
+        background=_background(X),
+        fit_seconds=time.perf_counter() - started,
+        labels_used=int(getattr(estimator, "labels_used_", 0)),
     )
+
+
+def _background(X: Float64Array) -> Float64Array:
+    rng = np.random.default_rng(0)
+    rows = rng.choice(X.shape[0], size=min(BACKGROUND_ROWS, X.shape[0]), replace=False)
+    return np.array(X[np.sort(rows)], dtype=np.float64)

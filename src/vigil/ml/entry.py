@@ -124,6 +124,10 @@ class CatalogEntry:
     factory: Factory
     convention: ScoreConvention
     params: tuple[Param, ...] = field(default=())
+    explainer: str = "shapley_sampling"
+    """How rows' scores are explained (`vigil.ml.explain`): the algorithm's own method, or Shapley sampling."""
+    learns_from_labels: bool = False
+    """Whether `fit` takes labels (1 anomaly, 0 normal, -1 unlabelled); others use labels only to be judged."""
 
     def describe(self) -> dict[str, Any]:
         """The public shape of the entry (the API's `AlgorithmPublic`)."""
@@ -133,4 +137,6 @@ class CatalogEntry:
             "title": self.title,
             "description": self.description,
             "params": [p.describe() for p in self.params],
+            "explanation_method": self.explainer,
+            "learns_from_labels": self.learns_from_labels,
         }

@@ -12,6 +12,7 @@ __all__ = [
     "MLError",
     "TrainingFailed",
     "UnknownAlgorithm",
+    "UntrustedSigner",
 ]
 
 
@@ -63,3 +64,7 @@ class ArtifactTampered(MLError):
 
 class ArtifactIncompatible(ArtifactTampered):
     """A genuine artifact (its signature holds) that these library versions cannot load; retraining fixes it."""
+
+
+class UntrustedSigner(ArtifactTampered):
+    """A well-formed model export signed by a key the importer does not trust; it was not loaded."""

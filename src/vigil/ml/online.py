@@ -90,6 +90,8 @@ class OnlineEntry:
             "title": self.title,
             "description": self.description,
             "params": [p.describe() for p in self.params],
+            "explanation_method": "none",  # stream events are scored, not explained
+            "learns_from_labels": False,
         }
 
     def build(self, parameters: Mapping[str, Any]) -> Any:

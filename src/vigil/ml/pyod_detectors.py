@@ -44,6 +44,7 @@ PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
         description="Random trees isolate rows; rows isolated in few splits are anomalous. Fast, a good default.",
         factory=from_library("pyod.models.iforest", "IForest"),
         convention=PYOD,
+        explainer="isolation_path",
         params=ISOLATION_FOREST_PARAMS,
     ),
     CatalogEntry(
@@ -65,6 +66,7 @@ PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
         description="Tail probabilities of each feature's empirical distribution, combined. No parameters to tune.",
         factory=from_library("pyod.models.ecod", "ECOD"),
         convention=PYOD,
+        explainer="tail_probabilities",
     ),
     CatalogEntry(
         name="copod",
@@ -73,6 +75,7 @@ PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
         description="Tail probabilities from an empirical copula of the features. No parameters to tune.",
         factory=from_library("pyod.models.copod", "COPOD"),
         convention=PYOD,
+        explainer="tail_probabilities",
     ),
     CatalogEntry(
         name="hbos",
@@ -82,6 +85,7 @@ PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
         "independent features.",
         factory=from_library("pyod.models.hbos", "HBOS"),
         convention=PYOD,
+        explainer="histogram_density",
         params=(
             integer("n_bins", 10, "Number of bins of each feature's histogram.", minimum=2, maximum=1000),
             real(

@@ -17,6 +17,7 @@ SKLEARN_ENTRIES: tuple[CatalogEntry, ...] = (
         factory=from_library("sklearn.ensemble", "IsolationForest"),
         convention=SKLEARN,
         params=ISOLATION_FOREST_PARAMS,
+        explainer="isolation_path",
     ),
     CatalogEntry(
         name="sklearn_lof",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from vigil.identity.schemas import Name, Strict
 
@@ -28,6 +28,9 @@ Count = Annotated[int, Field(ge=0, le=2**62)]
 AlgorithmName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
+PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+
+
 class TenantQuotas(Strict):
     """Per-tenant overrides of the platform's quota defaults; null restores the default."""
 
@@ -41,6 +44,7 @@ class TenantQuotas(Strict):
     stream_events_per_second: Count | None = Field(
         default=None, description="Events per second sent to the tenant's streams, all together (429 beyond)."
     )
+    feedback_labels: Count | None = None
 
 
 class TenantConfigUpdate(Strict):
@@ -52,6 +56,10 @@ class TenantConfigUpdate(Strict):
     max_upload_bytes: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="At most the server's VIGIL_MAX_UPLOAD_BYTES."
     )
+    trusted_model_keys: Annotated[list[PublicKey], Field(max_length=50)] | None = Field(
+        default=None,
+        description="Ed25519 public keys (another installation's signing key) whose exports may be imported.",
+    )
 
 
 class TenantConfigPublic(BaseModel):
@@ -59,6 +67,7 @@ class TenantConfigPublic(BaseModel):
     allowed_algorithms: list[str] | None = Field(description="null: every algorithm of the catalog")
     retention_days: int | None = Field(description="Datasets older than this are deleted; null keeps them.")
     max_upload_bytes: int
+    trusted_model_keys: list[str] = Field(default_factory=list)
 
 
 class TenantCreate(Strict):

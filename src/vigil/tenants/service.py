@@ -16,6 +16,7 @@ from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
 from vigil.core.errors import NotFound
 from vigil.datasets.service import DatasetService
+from vigil.detectors.feedback import FeedbackService
 from vigil.detectors.service import DetectorService
 from vigil.identity.principal import Principal
 from vigil.identity.quotas import QUOTAS
@@ -56,6 +57,7 @@ def config_public(tenant: TenantView) -> TenantConfigPublic:
         allowed_algorithms=policy.allowed_algorithms,
         retention_days=policy.retention_days,
         max_upload_bytes=policy.max_upload_bytes,
+        trusted_model_keys=policy.trusted_model_keys,
     )
 
 
@@ -176,6 +178,7 @@ class UsageService:
             "api_calls_per_hour": api_calls_this_hour(
                 self.limiter, tenant_id=tenant_id, limit=policy.quotas["api_calls_per_hour"]
             ),
+            "feedback_labels": FeedbackService(session=self.session, scope=scope, app=self.app).count(),
             "streams": streams.count(),
             "stream_events_per_second": streams.events_this_second(limit=policy.quotas["stream_events_per_second"]),
         }
