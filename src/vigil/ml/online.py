@@ -342,8 +342,11 @@ class OnlineModel:
                 step.thresholds[index] = self.current_threshold
             if self.detector is not None and not (self.threshold.protect and flagged):
                 self._learn(x)
-            # Warm-up scores come from an immature model (half-space trees score 0 for a whole window): they shape
-            # neither the quantile nor the drift detector.
+            # Early warm-up scores come from an immature model (half-space trees score 0 for a whole window): the
+            # quantile learns from the second half of the warm-up on, so it is settled when flagging starts; the
+            # drift detector from the end of the warm-up.
+            if self.quantile is not None and self.seen >= self.warmup // 2:
+                self.quantile.update(score)
             if warm:
                 self._observe(score, index, step)
             self.seen += 1
@@ -363,8 +366,6 @@ class OnlineModel:
             self.detector.learn_one(x)
 
     def _observe(self, score: float, index: int, step: Step) -> None:
-        if self.quantile is not None:
-            self.quantile.update(score)
         if self.drift is not None:
             self.drift.update(score)
             if self.drift.drift_detected:

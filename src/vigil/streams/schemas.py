@@ -66,7 +66,8 @@ class StreamCreate(Strict):
     )
     threshold: Threshold | None = Field(default=None, description="Quantile 0.99 by default ('model' for detectors).")
     warmup: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
-        default=250, description="Events learnt but never flagged at the start."
+        default=500,
+        description="Events learnt but never flagged at the start; the quantile threshold learns from its second half.",
     )
     drift_delta: Annotated[float, Field(gt=0, lt=1)] | None = Field(
         default=0.002, description="ADWIN's confidence over the score stream (smaller: fewer, later alarms); null: off."
