@@ -6,8 +6,13 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
+BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+# The cluster run (two API processes, two Celery workers, RabbitMQ, Redis, S3): every suite (91 tests, ~3 min after a
+# 1–2 min start on 2 shared cores); in CI (CI=true) the smoke tests of every suite, to stay within CI's time budget —
+# the full run is `make validate-cluster`.
+CLUSTER_RUN ?= $(if $(CI),smoke,all)
 
-.PHONY: install run test test-unit validate validate-smoke lint format openapi bench clean
+.PHONY: install run test test-unit validate validate-smoke validate-cluster lint format openapi bench clean
 
 install: $(STAMP)
 
@@ -23,14 +28,22 @@ run: install ## Start the service on the embedded default (SQLite + local blobs 
 	$(BIN)/vigil serve --host 127.0.0.1 --port 8000
 
 test: install ## The tests and the validation suite, each on SQLite and on PostgreSQL (with Redis)
-	VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile
+	VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) VIGIL_TEST_BROKER_URL=$(BROKER_URL) $(BIN)/python -m pytest -n 2 --dist loadfile
 	$(BIN)/vigil validate all --report-dir validation-reports/sqlite
 	@# Without PostgreSQL the second runs are skipped with a reason, unless services are required (CI).
 	@if [ "$$VIGIL_REQUIRE_SERVICES" = 1 ] || $(BIN)/python -c "import psycopg; psycopg.connect('$(subst +psycopg,,$(PG_URL))', connect_timeout=3).close()" 2>/dev/null; then \
-		VIGIL_TEST_DATABASE=postgresql VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile && \
-		$(BIN)/vigil validate all --database-url $(PG_URL) --redis-url $(REDIS_URL) --report-dir validation-reports/postgresql; \
+		VIGIL_TEST_DATABASE=postgresql VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -m "not scaleout" && \
+		$(BIN)/vigil validate all --database-url $(PG_URL) --redis-url $(REDIS_URL) --report-dir validation-reports/postgresql && \
+		$(MAKE) --no-print-directory validate-cluster CLUSTER_RUN="$(CLUSTER_RUN)"; \
 	else \
 		echo "PostgreSQL unreachable at $(PG_URL): validation on PostgreSQL skipped (VIGIL_REQUIRE_SERVICES=1 makes this fail)"; \
+	fi
+
+validate-cluster: install ## The suites on the scaled-out topology (needs PostgreSQL, RabbitMQ, Redis; S3 is started)
+	@if [ "$$VIGIL_REQUIRE_SERVICES" = 1 ] || $(BIN)/python -c "import kombu; kombu.Connection('$(BROKER_URL)', connect_timeout=3).ensure_connection(max_retries=1)" 2>/dev/null; then \
+		$(BIN)/vigil validate $(CLUSTER_RUN) --cluster --database-url $(PG_URL) --redis-url $(REDIS_URL) --report-dir validation-reports/cluster; \
+	else \
+		echo "RabbitMQ unreachable at $(BROKER_URL): the cluster run is skipped (VIGIL_REQUIRE_SERVICES=1 makes this fail)"; \
 	fi
 
 test-unit: install
@@ -59,6 +72,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_detect_throughput.py
 	$(BIN)/python benchmarks/bench_profile_throughput.py
 	$(BIN)/python benchmarks/bench_adbench.py
+	$(BIN)/python benchmarks/bench_workers.py
 	$(BIN)/python benchmarks/bench_stream.py
 
 lock: ## Re-resolve dependencies after editing pyproject.toml

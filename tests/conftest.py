@@ -3,6 +3,7 @@ through Starlette's TestClient, and users of each role provisioned through the A
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -18,6 +19,9 @@ from sqlalchemy.engine import make_url
 from vigil.app import create_app
 from vigil.config import Settings
 from vigil.migrations.roles import grant_statements
+
+# Fixtures of a scaled-out deployment (PostgreSQL, a broker, real `vigil worker` processes), for any test module.
+pytest_plugins = ["tests.jobs.workers"]
 
 ADMIN_EMAIL = "root@vigil.test"
 ADMIN_PASSWORD = "a very long bootstrap passphrase"
@@ -67,9 +71,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (its owner's URL), dropped afterwards; skips when PostgreSQL is absent."""
     server = make_url(PG_SERVER_URL)
     name = f"vigil_test_{uuid.uuid4().hex[:12]}"
     conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -88,6 +92,13 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
+
+
 @dataclass(frozen=True)
 class PostgresUrls:
     """A fresh database: `admin` is the owner's URL (migrations), `app` a login role that owns nothing and is no
@@ -98,8 +109,9 @@ class PostgresUrls:
     role: str
 
 
-@pytest.fixture
-def postgres_urls(postgres_url: str) -> Iterator[PostgresUrls]:
+@contextlib.contextmanager
+def app_role(postgres_url: str) -> Iterator[PostgresUrls]:
+    """A login role for the application on the database at `postgres_url`, dropped (with the database) after."""
     admin = make_url(postgres_url)
     role = f"vigil_test_app_{uuid.uuid4().hex[:12]}"
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -116,6 +128,12 @@ def postgres_urls(postgres_url: str) -> Iterator[PostgresUrls]:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{admin.database}" WITH (FORCE)')
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture
+def postgres_urls(postgres_url: str) -> Iterator[PostgresUrls]:
+    with app_role(postgres_url) as urls:
+        yield urls
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -146,29 +164,30 @@ class Tenant:
     viewer: dict[str, str]
 
 
+def provision_tenant(client: TestClient, root: dict[str, str]) -> Tenant:
+    """A tenant with an admin, an analyst and a viewer, made through the API as the superadmin (`root`) would."""
+    suffix = uuid.uuid4().hex[:8]
+    tenant = client.post("/api/v1/tenants", json={"name": f"tenant-{suffix}"}, headers=root)
+    assert tenant.status_code == 201, tenant.text
+    tenant_id = tenant.json()["id"]
+    headers = {}
+    for role in ("admin", "analyst", "viewer"):
+        email = f"{role}-{suffix}@example.com"
+        created = client.post(
+            "/api/v1/users",
+            json={"email": email, "password": PASSWORD, "role": role, "tenant_id": tenant_id},
+            headers=root,
+        )
+        assert created.status_code == 201, created.text
+        headers[role] = bearer(login(client, email, PASSWORD))
+    return Tenant(id=tenant_id, admin=headers["admin"], analyst=headers["analyst"], viewer=headers["viewer"])
+
+
 @pytest.fixture
 def make_tenant(client: TestClient) -> Callable[[], Tenant]:
-    """Provisions a tenant with an admin, an analyst and a viewer, through the API as the superadmin would."""
+    """Provisions tenants with an admin, an analyst and a viewer, through the API as the superadmin would."""
     root = bearer(login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
-
-    def make() -> Tenant:
-        suffix = uuid.uuid4().hex[:8]
-        tenant = client.post("/api/v1/tenants", json={"name": f"tenant-{suffix}"}, headers=root)
-        assert tenant.status_code == 201, tenant.text
-        tenant_id = tenant.json()["id"]
-        headers = {}
-        for role in ("admin", "analyst", "viewer"):
-            email = f"{role}-{suffix}@example.com"
-            created = client.post(
-                "/api/v1/users",
-                json={"email": email, "password": PASSWORD, "role": role, "tenant_id": tenant_id},
-                headers=root,
-            )
-            assert created.status_code == 201, created.text
-            headers[role] = bearer(login(client, email, PASSWORD))
-        return Tenant(id=tenant_id, admin=headers["admin"], analyst=headers["analyst"], viewer=headers["viewer"])
-
-    return make
+    return lambda: provision_tenant(client, root)
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""`create_app(settings)`: the one place where routers, middleware, error handlers and workers are wired."""
+"""`create_app(settings)`: the one place where routers, middleware, error handlers and workers are wired — and
+`build_context`, which `vigil worker` shares, so a worker process sees the same job kinds, blobs and broker."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -12,7 +13,7 @@ from vigil import __version__
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.context import AppContext
-from vigil.core.database import Database, build_engine
+from vigil.core.database import Database, build_engine, claim_sqlite_file
 from vigil.core.logging import configure_logging
 from vigil.core.metrics import Metrics
 from vigil.core.secrets import resolve_secret_key
@@ -23,9 +24,13 @@ from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.router import router as detectors_router
 from vigil.detectors.service import scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
-from vigil.identity.quotas import concurrent_job_caps
+from vigil.identity.quotas import concurrent_job_caps, retention_days_of
 from vigil.identity.router import router as identity_router
 from vigil.identity.service import bootstrap_superadmin
+from vigil.jobs.broker import Broker
+from vigil.jobs.dispatcher import Dispatcher
+from vigil.jobs.keeper import Keeper, job_metrics, prune_job_records
+from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.registry import JobRegistry
 from vigil.jobs.router import router as jobs_router
 from vigil.jobs.runner import InProcessRunner
@@ -44,59 +49,137 @@ from vigil.web.security_headers import SecurityHeadersMiddleware
 
 API_PREFIX = "/api/v1"
 API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router, streams_router)
+JOB_RECORDS_SWEEP_S = 3600.0
 log = logging.getLogger("vigil")
 
 
-def build_registry() -> JobRegistry:
+def build_registry(settings: Settings) -> JobRegistry:
     registry = JobRegistry()
     detector_tasks.register(registry)
     # Analysis reports may measure feature relevance with a detector: the datasets domain declares the port,
     # the detectors domain (above it) implements it, and here is where the two meet.
     dataset_tasks.register(registry, scorers=scorer_for)
-    return registry
+    return registry.with_limits(settings.job_time_limits)
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Settings, database, blob store, secret, metrics, the job kinds — and the broker, when one is configured."""
+    database = Database(settings)
+    blobs = BlobStore.from_settings(settings)
+    context = AppContext(
+        settings=settings,
+        database=database,
+        blobs=blobs,
+        secret_key=resolve_secret_key(settings),
+        metrics=Metrics(),
+    )
+    context.provide(build_registry(settings))
+    context.probes.update({"database": database.ping, "blob_store": blobs.ping})
+    if settings.broker_url is not None:
+        broker = Broker(settings)
+        context.provide(broker)
+        context.probes["broker"] = broker.ping
+    return context
+
+
+def build_lifecycle(context: AppContext) -> JobLifecycle:
+    settings = context.settings
+    return JobLifecycle(
+        app=context,
+        registry=context.component(JobRegistry),
+        tenant_caps=lambda session, tenants: concurrent_job_caps(session, tenants, settings),
+    )
+
+
+class JobBackground:
+    """What runs behind the API: with no broker, the in-process executor (threads); with one, the outbox
+    dispatcher. Either way a keeper for recovery and the housekeeping chores."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        lifecycle = build_lifecycle(context)
+        broker = context.find(Broker)
+        self.runner: InProcessRunner | None = None
+        self.dispatcher: Dispatcher | None = None
+        if broker is None:
+            self.runner = InProcessRunner(app=context, lifecycle=lifecycle, workers=context.settings.job_workers)
+            self.keeper = self.runner.keeper
+        else:
+            self.dispatcher = Dispatcher(app=context, registry=lifecycle.registry, broker=broker)
+            self.keeper = Keeper(app=context, lifecycle=lifecycle, node=None)
+        settings = context.settings
+        self._chore("retention", settings.retention_sweep_interval_s, lambda: sweep_expired(context))
+        self._chore(
+            "job-records",
+            JOB_RECORDS_SWEEP_S,
+            lambda: prune_job_records(context, lambda s, t: retention_days_of(s, t, settings)),
+        )
+
+    def _chore(self, name: str, every_s: float, chore: Callable[[], object]) -> None:
+        database = self.context.database
+
+        def exclusively() -> None:
+            # Every API process schedules the chore; one of them at a time does it.
+            with database.exclusive(name) as mine:
+                if mine:
+                    chore()
+
+        self.keeper.add_chore(name, every_s=every_s, chore=exclusively)
+
+    def start(self) -> None:
+        if self.runner is not None:
+            self.runner.start()
+        else:
+            self.keeper.start()
+            assert self.dispatcher is not None
+            self.dispatcher.start()
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        else:
+            if self.dispatcher is not None:
+                self.dispatcher.stop()
+            self.keeper.stop()
+
+
+def migrate(settings: Settings, database: Database) -> None:
+    """Applies the migrations: as the schema owner when one is configured (the app runs as its own role)."""
+    if settings.database_admin_url and settings.database_admin_url != settings.database_url_resolved:
+        owner = build_engine(settings, admin=True)
+        try:
+            upgrade_database(owner)
+        finally:
+            owner.dispose()
+    else:
+        upgrade_database(database.engine)
 
 
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    database = Database(settings)
-    context = AppContext(
-        settings=settings,
-        database=database,
-        blobs=BlobStore(settings.blob_root),
-        secret_key=resolve_secret_key(settings),
-        metrics=Metrics(),
-    )
+    context = build_context(settings)
+    database = context.database
     identity = IdentityRuntime.build(settings=settings, key=context.secret_key)
-    runner = InProcessRunner(
-        app=context,
-        registry=build_registry(),
-        workers=settings.job_workers,
-        tenant_caps=lambda session, tenants: concurrent_job_caps(session, tenants, settings),
-    )
-    runner.add_housekeeping(
-        "retention", every_s=settings.retention_sweep_interval_s, chore=lambda: sweep_expired(context)
-    )
+    background = JobBackground(context)
+    context.metrics.add_collector(lambda: job_metrics(context))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if settings.database_admin_url and settings.database_admin_url != settings.database_url_resolved:
-            owner = build_engine(settings, admin=True)  # migrations as the schema owner, the app as its own role
-            try:
-                upgrade_database(owner)
-            finally:
-                owner.dispose()
-        else:
-            upgrade_database(database.engine)
-        with database.session() as session:
-            generated = bootstrap_superadmin(
-                session=session,
-                passwords=identity.passwords,
-                email=settings.bootstrap_admin_email,
-                password=settings.bootstrap_admin_password.get_secret_value()
-                if settings.bootstrap_admin_password
-                else None,
-            )
+        claim_sqlite_file(settings)  # SQLite is one process's file: a second server is refused
+        # Servers starting together (`vigil serve --workers N`, several machines) migrate and bootstrap in turn.
+        with database.serialized("startup"):
+            if settings.migrate_on_start:
+                migrate(settings, database)
+            with database.session() as session:
+                generated = bootstrap_superadmin(
+                    session=session,
+                    passwords=identity.passwords,
+                    email=settings.bootstrap_admin_email,
+                    password=settings.bootstrap_admin_password.get_secret_value()
+                    if settings.bootstrap_admin_password
+                    else None,
+                )
         if generated:
             # Shown once, on the console only: it is not kept anywhere in clear.
             print(
@@ -104,11 +187,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
                 flush=True,
             )
         if run_workers:
-            runner.start()
+            background.start()
         try:
             yield
         finally:
-            runner.stop()
+            background.stop()
+            broker = context.find(Broker)
+            if broker is not None:
+                broker.close()
             database.dispose()
 
     app = FastAPI(
@@ -119,7 +205,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     )
     app.state.context = context
     app.state.identity = identity
-    app.state.runner = runner
+    app.state.runner = background.runner
+    app.state.jobs = background
     app.state.scorers = scorer_for  # read by the datasets router (see build_registry)
     app.state.streams = StreamRuntime(capacity=settings.stream_hot_models)  # hot stream models of this process
 
@@ -139,3 +226,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory `vigil serve --workers N` hands to uvicorn: each worker process builds its own app from the
+    same `VIGIL_*` environment."""
+    return create_app(Settings())

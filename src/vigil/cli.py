@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from vigil.config import Settings
@@ -17,7 +19,15 @@ console = Console(stderr=True)
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    """The settings, or a readable refusal (exit code 2) naming each bad VIGIL_* value."""
+    try:
+        return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    except ValidationError as exc:
+        console.print("[bold red]invalid settings:[/]")
+        for error in exc.errors():
+            name = "VIGIL_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else "settings"
+            console.print(f"  {name}: {error['msg']}")
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -27,35 +37,97 @@ def serve(
     data_dir: Annotated[
         Path | None, typer.Option(help="Data directory (default: VIGIL_DATA_DIR or ./vigil-data).")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes on this port (PostgreSQL only; Redis keeps limits shared).")
+    ] = 1,
 ) -> None:
     """Run the API server (SQLite in the data directory unless VIGIL_DATABASE_URL says otherwise)."""
+    settings = _settings(data_dir)  # before the heavy imports: a bad setting is refused at once
     import uvicorn
 
-    from vigil.app import create_app
+    from vigil.core.database import DatabaseInUse, claim_sqlite_file
     from vigil.core.secrets import MissingSecretError
 
-    settings = _settings(data_dir)
+    common = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        # Which X-Forwarded-For to believe is VIGIL_TRUSTED_PROXIES' decision alone, not uvicorn's default.
+        "proxy_headers": False,
+        # Stream WebSockets: protocol pings find dead peers; frames above the limit are refused by the app with a
+        # problem frame, and anything far beyond it by the server before it is buffered.
+        "ws_ping_interval": settings.stream_ws_ping_interval_s,
+        "ws_ping_timeout": settings.stream_ws_ping_interval_s,
+        "ws_max_size": 4 * settings.stream_max_frame_bytes,
+    }
+    if workers > 1:
+        if settings.is_sqlite:
+            console.print(
+                "[bold red]refusing to start:[/] several API processes need PostgreSQL (VIGIL_DATABASE_URL); "
+                "SQLite is one process's file."
+            )
+            raise typer.Exit(2)
+        if data_dir is not None:
+            os.environ["VIGIL_DATA_DIR"] = str(data_dir)  # each worker process reads its settings afresh
+        console.print(f"Vigil on http://{host}:{port} with {workers} processes (database: {_redacted(settings)})")
+        uvicorn.run("vigil.app:create_app_from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        return
+
     try:
+        claim_sqlite_file(settings)  # before the app's heavy imports: a second process is refused at once
+        from vigil.app import create_app
+
         application = create_app(settings)
-    except MissingSecretError as exc:
+    except (MissingSecretError, DatabaseInUse) as exc:
         console.print(f"[bold red]refusing to start:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"Vigil on http://{host}:{port}  (data: {settings.data_dir}, database: {_redacted(settings)})")
-    uvicorn.run(
-        application,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        # Which X-Forwarded-For to believe is VIGIL_TRUSTED_PROXIES' decision alone, not uvicorn's default.
-        proxy_headers=False,
-        # Stream WebSockets: protocol pings find dead peers; frames above the limit are refused by the app with a
-        # problem frame, and anything far beyond it by the server before it is buffered.
-        ws_ping_interval=settings.stream_ws_ping_interval_s,
-        ws_ping_timeout=settings.stream_ws_ping_interval_s,
-        ws_max_size=4 * settings.stream_max_frame_bytes,
+    uvicorn.run(application, **common)  # type: ignore[arg-type]
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Child processes (default: VIGIL_WORKER_CONCURRENCY or the cores).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT.")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "INFO",
+    data_dir: Annotated[Path | None, typer.Option(help="Local room for staged and cached blobs.")] = None,
+) -> None:
+    """Run a Celery worker that executes Vigil's jobs (needs VIGIL_BROKER_URL and PostgreSQL)."""
+    # Celery's SIGTERM is a warm shutdown that waits for running jobs however long they take. Remapped, SIGTERM
+    # is a cold shutdown that first gives running jobs VIGIL_WORKER_SHUTDOWN_GRACE_S (Celery's soft shutdown),
+    # then hands them back. Read by billiard when it is imported, so it is set before anything imports it.
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    settings = _settings(data_dir)
+    if settings.broker_url is None:
+        console.print("[bold red]vigil worker needs a broker:[/] set VIGIL_BROKER_URL (amqp://… or redis://…).")
+        raise typer.Exit(2)
+    from vigil.app import build_context, build_lifecycle
+    from vigil.core.logging import configure_logging
+    from vigil.core.secrets import MissingSecretError
+    from vigil.jobs.worker import WorkerOptions, run_worker
+
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    try:
+        context = build_context(settings)
+    except MissingSecretError as exc:
+        console.print(f"[bold red]refusing to start:[/] {exc}")
+        raise typer.Exit(2) from exc
+    options = WorkerOptions(
+        concurrency=concurrency or settings.worker_concurrency or os.cpu_count() or 1,
+        metrics_port=metrics_port,
+        loglevel=loglevel,
     )
+    console.print(
+        f"Vigil worker: {options.concurrency} process(es), queue {settings.broker_queue}, "
+        f"database {_redacted(settings)}, blobs {context.blobs.description}"
+    )
+    raise typer.Exit(run_worker(context, build_lifecycle(context), options))
 
 
 @db_app.command("upgrade")

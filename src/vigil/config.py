@@ -29,6 +29,21 @@ class Settings(BaseSettings):
     database_max_overflow: int = 10
     database_pool_timeout_s: float = 10.0
     blob_dir: Path | None = Field(default=None, description="Blob store root; defaults to data_dir/blobs.")
+    blob_url: str | None = Field(
+        default=None,
+        description="Where blobs live: a local directory (path or file://…; default blob_dir) or s3://bucket/prefix "
+        "(any S3-compatible store; endpoint and credentials from the blob_s3_* settings or the usual AWS variables).",
+    )
+    blob_s3_endpoint_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:9000 (MinIO, moto…)")
+    blob_s3_region: str | None = None
+    blob_s3_access_key_id: str | None = None
+    blob_s3_secret_access_key: SecretStr | None = None
+    blob_connect_timeout_s: float = Field(default=3.0, gt=0)
+    blob_request_timeout_s: float = Field(default=30.0, gt=0)
+    blob_cache_dir: Path | None = Field(
+        default=None, description="Local copies of immutable blobs read from object storage; data_dir/blob-cache."
+    )
+    blob_cache_bytes: int = Field(default=2 * 1024**3, ge=0, description="Bound of the local blob cache.")
 
     secret_key: SecretStr | None = Field(
         default=None,
@@ -106,7 +121,22 @@ class Settings(BaseSettings):
     tenant_retention_days: int | None = Field(default=None, ge=1, description="Datasets older are deleted; None keeps.")
     retention_sweep_interval_s: float = Field(default=3600.0, gt=0)
 
-    job_workers: int = 2
+    job_workers: int = Field(default=2, ge=0, description="In-process worker threads (no broker configured).")
+    job_poll_interval_s: float = Field(
+        default=2.0, gt=0, description="Idle executors look for work this often; enqueues wake them at once."
+    )
+    job_lease_s: float = Field(
+        default=60.0, gt=0, description="A running job whose owner is silent this long is requeued."
+    )
+    job_time_limits: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description='Per job kind [soft, hard] seconds, e.g. {"detector.train": [3500, 3600]}.'
+    )
+    job_partition_rows: int = Field(
+        default=250_000, ge=1, description="Batch work (scoring a dataset) fans out in parts of about this many rows."
+    )
+    job_retention_days: int = Field(
+        default=30, ge=1, description="Finished job records are pruned after the tenant's retention, or this."
+    )
 
     # Streams: batch and frame limits, durability (snapshot every N events or T seconds), the WebSocket.
     stream_max_batch_events: int = Field(default=1000, ge=1, le=100_000, description="Events per batch (413 beyond).")
@@ -121,8 +151,28 @@ class Settings(BaseSettings):
     )
     stream_ws_ping_interval_s: float = Field(default=20.0, gt=0, description="WebSocket protocol pings (uvicorn).")
 
-    job_poll_interval_s: float = 0.5
-    job_lease_s: float = 60.0
+    broker_url: str | None = Field(
+        default=None,
+        description="amqp://… (RabbitMQ) or redis://…: API processes only enqueue, `vigil worker` runs the jobs. "
+        "Unset: jobs run in threads of the API process (the embedded default).",
+    )
+    broker_queue: str = Field(default="vigil.jobs", pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    broker_connect_timeout_s: float = Field(default=3.0, gt=0)
+    job_dispatch_interval_s: float = Field(
+        default=5.0, gt=0, description="The outbox sweep: queued jobs not yet published are published this often."
+    )
+    job_redispatch_after_s: float = Field(
+        default=30.0, gt=0, description="A queued job nobody claimed this long after its message is published again."
+    )
+    worker_concurrency: int | None = Field(default=None, ge=1, description="Worker child processes; default: cores.")
+    worker_max_memory_mb: int | None = Field(
+        default=4096, ge=64, description="Address-space cap of each worker child: a bigger job fails out of memory."
+    )
+    worker_max_tasks_per_child: int = Field(default=200, ge=1)
+    worker_shutdown_grace_s: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, running jobs may finish this long; then they are handed back."
+    )
+    migrate_on_start: bool = Field(default=True, description="Apply migrations when the server starts.")
 
     pagination_default_limit: int = 50
     pagination_max_limit: int = 500
@@ -146,13 +196,34 @@ class Settings(BaseSettings):
             ip_network(network, strict=False)
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")):
+            raise ValueError("must be an amqp:// (RabbitMQ) or redis:// URL")
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not value.startswith(("s3://", "file://")):
+            raise ValueError("must be a directory, file://… or s3://bucket/prefix")
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.data_dir = self.data_dir.resolve()
         if self.blob_dir is None:
             self.blob_dir = self.data_dir / "blobs"
+        if self.blob_cache_dir is None:
+            self.blob_cache_dir = self.data_dir / "blob-cache"
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.data_dir / 'vigil.db'}"
+        if self.broker_url is not None and self.is_sqlite:
+            raise ValueError(
+                "a broker (VIGIL_BROKER_URL) needs a database every process shares: set VIGIL_DATABASE_URL to "
+                "PostgreSQL, or unset the broker to run jobs in the API process"
+            )
         return self
 
     @property
@@ -168,6 +239,21 @@ class Settings(BaseSettings):
     def blob_root(self) -> Path:
         assert self.blob_dir is not None  # filled by the validator
         return self.blob_dir
+
+    @property
+    def blob_location(self) -> str:
+        """The blob store as a URL or a local directory (`blob_url`, else `blob_dir`)."""
+        if self.blob_url:
+            return self.blob_url
+        return str(self.blob_root)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None (in memory, or another database)."""
+        url = self.database_url_resolved
+        if not url.startswith("sqlite:///") or url in ("sqlite:///:memory:", "sqlite:///"):
+            return None
+        return Path(url.removeprefix("sqlite:///")).resolve()
 
     @property
     def is_sqlite(self) -> bool:

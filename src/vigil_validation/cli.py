@@ -31,6 +31,14 @@ DatabaseOpt = Annotated[
 RedisOpt = Annotated[
     str | None, typer.Option("--redis-url", help="Managed target with this Redis (rate limits, lock-out counters).")
 ]
+ClusterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cluster",
+        help="Start the scaled-out topology (API processes and Celery workers on PostgreSQL, RabbitMQ, Redis, S3; "
+        "the `cluster` config section) and validate it.",
+    ),
+]
 KeywordOpt = Annotated[
     str | None, typer.Option("-k", "--keyword", help="Only tests whose names match this pytest -k expression.")
 ]
@@ -46,6 +54,7 @@ def _run(
     database_url: str | None,
     redis_url: str | None,
     keyword: str | None,
+    cluster: bool = False,
 ) -> None:
     options = RunOptions(
         config_path=config,
@@ -54,6 +63,7 @@ def _run(
         report_dir=report_dir,
         database_url=database_url,
         redis_url=redis_url,
+        cluster=cluster,
         extra_pytest_args=("-k", keyword) if keyword else (),
     )
     raise typer.Exit(int(run(selection, options)))
@@ -70,8 +80,9 @@ def _fixed_selection(name: str, selection: Selection, summary: str) -> None:
         database_url: DatabaseOpt = None,
         redis_url: RedisOpt = None,
         keyword: KeywordOpt = None,
+        cluster: ClusterOpt = False,
     ) -> None:
-        _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword)
+        _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, cluster)
 
     app.command(name, help=summary)(command)
 
@@ -93,9 +104,12 @@ def suite(
     database_url: DatabaseOpt = None,
     redis_url: RedisOpt = None,
     keyword: KeywordOpt = None,
+    cluster: ClusterOpt = False,
 ) -> None:
     """One suite by name."""
-    _run(Selection(name, suites=(name,)), config, target, parallel, report_dir, database_url, redis_url, keyword)
+    _run(
+        Selection(name, suites=(name,)), config, target, parallel, report_dir, database_url, redis_url, keyword, cluster
+    )
 
 
 def main() -> None:

@@ -89,6 +89,30 @@ class StreamingConfig(Section):
     max_drift_delay_events: PositiveInt
 
 
+class ClusterConfig(Section):
+    api_processes: Annotated[int, Field(ge=1, le=16)]
+    workers: Annotated[int, Field(ge=1, le=16)]
+    worker_concurrency: Annotated[int, Field(ge=1, le=32)]
+    database_url: str
+    redis_url: str
+    broker_url: str
+    object_store_url: str | None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, value: str) -> str:
+        if not value.startswith("postgresql"):
+            raise ValueError("a cluster runs on PostgreSQL: a postgresql:// (or postgresql+psycopg://) URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://", "redis://", "rediss://")):
+            raise ValueError("must be an amqp:// (RabbitMQ) or redis:// URL")
+        return value
+
+
 class EnvironmentConfig(Section):
     target_url: str | None
     admin_email: str | None
@@ -134,6 +158,7 @@ class ValidationConfig(Section):
     contracts: ContractsConfig
     test_data: TestDataConfig
     streaming: StreamingConfig
+    cluster: ClusterConfig
     environment: EnvironmentConfig
 
     def with_environment(self, **changes: Any) -> ValidationConfig:

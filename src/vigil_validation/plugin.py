@@ -14,6 +14,7 @@ from vigil.client import VigilAPIError, VigilClient
 from vigil_validation import handover, testdata
 from vigil_validation.config import ValidationConfig
 from vigil_validation.report import FIGURE_PROPERTY, SummaryCollector
+from vigil_validation.spread import RoundRobinTransport
 from vigil_validation.targets import Target
 from vigil_validation.testdata import LabelledData
 
@@ -77,8 +78,11 @@ def client_factory(target: Target, validation_config: ValidationConfig) -> Itera
     """New unauthenticated SDK clients of the target; closed at the end of the session."""
     made: list[VigilClient] = []
 
+    # A cluster's clients spread their requests over every API process, one request each in turn.
+    transport = RoundRobinTransport(target.api_urls) if len(target.api_urls) > 1 else None
+
     def make() -> VigilClient:
-        client = VigilClient(target.url, timeout=validation_config.api.request_timeout_s)
+        client = VigilClient(target.url, timeout=validation_config.api.request_timeout_s, transport=transport)
         made.append(client)
         return client
 

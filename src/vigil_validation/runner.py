@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vigil_validation import handover
+from vigil_validation.cluster import ClusterOptions, cluster_target
 from vigil_validation.config import ConfigError, ValidationConfig, admin_credentials, load_config
 from vigil_validation.console import print_header, print_summary
 from vigil_validation.report import load_summary
@@ -53,6 +54,7 @@ class RunOptions:
     report_dir: Path = Path("validation-reports")
     database_url: str | None = None
     redis_url: str | None = None
+    cluster: bool = False
     extra_pytest_args: tuple[str, ...] = ()
 
 
@@ -100,8 +102,27 @@ def pytest_command(
 
 
 @contextlib.contextmanager
-def open_target(config: ValidationConfig, report_dir: Path) -> Iterator[Target]:
+def open_target(config: ValidationConfig, report_dir: Path, *, cluster: bool = False) -> Iterator[Target]:
     env = config.environment
+    if cluster:
+        if env.target_url:
+            raise UsageError("--cluster starts its own deployment; it cannot be combined with --target")
+        options = ClusterOptions(
+            # --database-url / --redis-url name the servers the cluster uses, like a managed target's.
+            database_url=env.database_url or config.cluster.database_url,
+            redis_url=env.redis_url or config.cluster.redis_url,
+            broker_url=config.cluster.broker_url,
+            api_processes=config.cluster.api_processes,
+            workers=config.cluster.workers,
+            worker_concurrency=config.cluster.worker_concurrency,
+            object_store_url=config.cluster.object_store_url,
+            startup_timeout=max(env.startup_timeout_s, 120.0),
+            keep_data=env.keep_data,
+            server_env=env.server_env,
+        )
+        with cluster_target(report_dir=report_dir, options=options) as target:
+            yield target
+        return
     if env.target_url:
         email, password = admin_credentials(config)
         if not email or not password:
@@ -142,7 +163,7 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
     summary_path = report_dir / "summary.json"
     summary_path.unlink(missing_ok=True)
     try:
-        with open_target(config, report_dir) as target:
+        with open_target(config, report_dir, cluster=options.cluster) as target:
             print_header(console, selection.name, target, config)
             command = pytest_command(selection, config, report_dir, options.extra_pytest_args)
             # A pytest session of our own, even when the runner itself runs inside one (the platform's tests).

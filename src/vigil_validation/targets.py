@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-TargetKind = Literal["managed", "remote"]
+TargetKind = Literal["managed", "remote", "cluster"]
 READY_POLL_S = 0.2
 STOP_GRACE_S = 15.0
 LOG_TAIL_LINES = 40
@@ -49,6 +49,8 @@ class Target:
     # A managed PostgreSQL server's own application-role URL, so the multi-tenant suite can show that row-level
     # security alone keeps tenants apart; never known for a remote target, and never written to a report.
     database_app_url: str | None = None
+    # A cluster's API processes: the suite's clients spread their requests over all of them (`url` is the first).
+    api_urls: tuple[str, ...] = ()
 
 
 def free_port() -> int:

@@ -8,39 +8,16 @@ from datetime import timedelta
 
 import pytest
 
-from vigil.config import Settings
-from vigil.core.blobs import BlobStore
+from tests.jobs.conftest import TENANT, enqueue, wait
 from vigil.core.context import AppContext
-from vigil.core.database import Database, TenantScope, bind_platform, build_engine, utcnow
+from vigil.core.database import TenantScope, bind_platform, utcnow
 from vigil.core.errors import InvalidInput
-from vigil.core.metrics import Metrics
-from vigil.identity.models import Tenant
+from vigil.jobs.keeper import job_metrics, prune_job_records
+from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.models import Job
 from vigil.jobs.registry import JobContext, JobOutcome, JobRegistry
-from vigil.jobs.runner import MAX_ATTEMPTS, InProcessRunner
+from vigil.jobs.runner import InProcessRunner
 from vigil.jobs.service import JobService
-from vigil.migrations.runner import upgrade_database
-
-TENANT = "tnt_test"
-
-
-@pytest.fixture
-def app(any_db_settings: Settings) -> Iterator[AppContext]:
-    any_db_settings.job_poll_interval_s = 0.02
-    database = Database(any_db_settings)
-    owner = build_engine(any_db_settings, admin=True)
-    upgrade_database(owner)
-    owner.dispose()
-    with database.session() as session:
-        session.add(Tenant(id=TENANT, name="t", status="active", settings={}))
-    yield AppContext(
-        settings=any_db_settings,
-        database=database,
-        blobs=BlobStore(any_db_settings.blob_root),
-        secret_key=b"k" * 32,
-        metrics=Metrics(),
-    )
-    database.dispose()
 
 
 def registry() -> JobRegistry:
@@ -67,30 +44,13 @@ def registry() -> JobRegistry:
     return reg
 
 
-def enqueue(app: AppContext, kind: str, payload: dict[str, object] | None = None) -> str:
-    with app.database.session() as session:
-        job = JobService(session=session, scope=TenantScope(TENANT), app=app).enqueue(
-            kind=kind, payload=payload or {}, subject_id=None, created_by=None
-        )
-        return job.id
-
-
-def wait(app: AppContext, job_id: str, statuses: tuple[str, ...] = ("succeeded", "failed", "cancelled")) -> Job:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with app.database.session() as session:
-            bind_platform(session)
-            job = session.get(Job, job_id)
-            assert job is not None
-            if job.status in statuses:
-                return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} stuck")
+def make_runner(app: AppContext, workers: int) -> InProcessRunner:
+    return InProcessRunner(app=app, lifecycle=JobLifecycle(app=app, registry=registry()), workers=workers)
 
 
 @pytest.fixture
 def runner(app: AppContext) -> Iterator[InProcessRunner]:
-    runner = InProcessRunner(app=app, registry=registry(), workers=2)
+    runner = make_runner(app, workers=2)
     runner.start()
     yield runner
     runner.stop()
@@ -127,7 +87,7 @@ def test_a_running_job_can_be_cancelled(app: AppContext, runner: InProcessRunner
 
 
 def test_each_job_is_claimed_once(app: AppContext) -> None:
-    runners = [InProcessRunner(app=app, registry=registry(), workers=2) for _ in range(2)]
+    runners = [make_runner(app, workers=2) for _ in range(2)]
     for r in runners:
         # Started before any work exists: on SQLite a starting runner owns the database and requeues what it finds
         # running, so two runners must not start while the other is busy (one server per SQLite file).
@@ -149,7 +109,7 @@ def test_a_job_left_running_by_a_dead_server_is_picked_up(app: AppContext) -> No
         assert job is not None
         job.status, job.worker_id, job.attempts = "running", "dead-host:1:x", 1
         job.started_at = job.heartbeat_at = utcnow() - timedelta(seconds=app.settings.job_lease_s * 2)
-    runner = InProcessRunner(app=app, registry=registry(), workers=1)
+    runner = make_runner(app, workers=1)
     runner.start()
     try:
         job = wait(app, job_id)
@@ -165,10 +125,9 @@ def test_a_job_that_keeps_dying_is_given_up(app: AppContext) -> None:
         bind_platform(session)
         job = session.get(Job, job_id)
         assert job is not None
-        job.status, job.worker_id, job.attempts = "running", "dead-host:1:x", MAX_ATTEMPTS
+        job.status, job.worker_id, job.attempts = "running", "dead-host:1:x", job.max_attempts
         job.heartbeat_at = utcnow() - timedelta(hours=1)
-    runner = InProcessRunner(app=app, registry=registry(), workers=1)
-    runner.recover_orphans(at_startup=True)
+    JobLifecycle(app=app, registry=registry()).recover(everything_running=True)
     job = wait(app, job_id)
     assert job.status == "failed"
     assert "interrupted" in str(job.error)
@@ -176,7 +135,7 @@ def test_a_job_that_keeps_dying_is_given_up(app: AppContext) -> None:
 
 def test_workers_wake_at_once_when_work_arrives(app: AppContext) -> None:
     app.settings.job_poll_interval_s = 30  # only the wake-up event can make this fast
-    runner = InProcessRunner(app=app, registry=registry(), workers=1)
+    runner = make_runner(app, workers=1)
     runner.start()
     try:
         time.sleep(0.2)
@@ -185,3 +144,36 @@ def test_workers_wake_at_once_when_work_arrives(app: AppContext) -> None:
         assert wait(app, job_id).status == "succeeded"
     finally:
         runner.stop()
+
+
+def test_metrics_show_queue_depth_waits_durations_and_heartbeats(app: AppContext) -> None:
+    app.metrics.add_collector(lambda: job_metrics(app))
+    queued = enqueue(app, "echo", {"value": 1})
+    text = app.metrics.render().decode()
+    assert 'vigil_job_queue_depth{kind="echo"} 1.0' in text
+    runner = make_runner(app, workers=1)
+    runner.start()
+    try:
+        wait(app, queued)
+        text = app.metrics.render().decode()
+    finally:
+        runner.stop()
+    assert 'vigil_job_wait_seconds_count{kind="echo"} 1.0' in text
+    assert 'vigil_job_duration_seconds_count{kind="echo"} 1.0' in text
+    assert f'vigil_job_worker_heartbeat_timestamp_seconds{{kind="in-process",worker="{runner.worker_id}"}}' in text
+    assert "vigil_job_metrics_up 1.0" in text
+
+
+def test_finished_job_records_are_pruned_after_retention(app: AppContext) -> None:
+    old, recent, running = (enqueue(app, "echo") for _ in range(3))
+    with app.database.session() as session:
+        bind_platform(session)
+        for job_id, age_days, status in ((old, 40, "succeeded"), (recent, 5, "failed"), (running, 90, "running")):
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.status, job.finished_at = status, utcnow() - timedelta(days=age_days)
+    assert prune_job_records(app, lambda _session, tenants: dict.fromkeys(tenants)) == 1  # platform default: 30
+    with app.database.session() as session:
+        bind_platform(session)
+        assert {j.id for j in session.query(Job).all()} == {recent, running}
+    assert prune_job_records(app, lambda _session, tenants: dict.fromkeys(tenants, 3)) == 1  # the tenant's 3 days

@@ -9,7 +9,9 @@ The setting is re-applied at the start of every transaction, so a commit never d
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,6 +125,13 @@ def platform_query(fn: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenat
     return wrapper
 
 
+def notify(session: Session, channel: str, payload: str = "") -> None:
+    """PostgreSQL `NOTIFY`, sent when the session's transaction commits (and never if it rolls back); elsewhere a
+    no-op (one SQLite process wakes its own threads directly)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+
+
 def _on_begin(session: Session, _transaction: Any, connection: Any) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(_SET_ACCESS, {"access": current_access(session) or ""})
@@ -156,6 +165,40 @@ def build_engine(settings: Settings, *, admin: bool = False) -> Engine:
     )
 
 
+class DatabaseInUse(RuntimeError):
+    """Another process serves this SQLite file: two would each think they own its running jobs."""
+
+
+_HELD_FILE_LOCKS: dict[str, int] = {}
+
+
+def claim_sqlite_file(settings: Settings) -> None:
+    """Takes an exclusive lock on the SQLite database (a `.lock` file beside it) for the life of this process, or
+    raises `DatabaseInUse` if another process holds it. SQLite is the one-process embedded default: a second
+    server on the same file would treat the first one's running jobs as orphans. No-op on other databases, and
+    when this process already holds the lock."""
+    path = settings.sqlite_path
+    if path is None:
+        return
+    lock_path = str(path) + ".lock"
+    if lock_path in _HELD_FILE_LOCKS:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DatabaseInUse(
+            f"another Vigil process is already serving the SQLite database {path} (it holds {lock_path}). "
+            "SQLite is for one process: stop the other one, use another data directory, or move to PostgreSQL "
+            "(VIGIL_DATABASE_URL) to run several API processes."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD_FILE_LOCKS[lock_path] = fd
+
+
 class Database:
     """The engine and its session factory; one per app."""
 
@@ -178,6 +221,42 @@ class Database:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+
+    @contextmanager
+    def serialized(self, name: str) -> Iterator[None]:
+        """PostgreSQL: the block runs in one process at a time across the deployment (a blocking advisory lock),
+        e.g. start-up's migrations and bootstrap when many servers start at once. Elsewhere a no-op."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            key = {"name": f"vigil.serialized:{name}"}
+            conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), key)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+                conn.commit()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """PostgreSQL: yields whether this process got the cluster-wide lock `name` (a session advisory lock held
+        for the block), so a chore that every API process schedules runs in one of them at a time. Elsewhere
+        (one SQLite process) always True."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        with self.engine.connect() as conn:
+            key = {"name": f"vigil.exclusive:{name}"}
+            got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:name))"), key))
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+                    conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -145,6 +145,27 @@ class ServiceUnavailable(VigilError):
         self.headers["Retry-After"] = str(retry_after_s)
 
 
+class JobTimeLimit(VigilError):
+    """A job ran past its kind's time limit (soft: interrupted; hard: its process was killed)."""
+
+    slug = "job-time-limit"
+    title = "The job ran past its time limit"
+
+
+class JobOutOfMemory(VigilError):
+    """A job needed more memory than a worker process may take (`VIGIL_WORKER_MAX_MEMORY_MB`)."""
+
+    slug = "job-out-of-memory"
+    title = "The job ran out of memory"
+
+
+class JobInterrupted(VigilError):
+    """A job's worker was lost on every attempt (killed, crashed, or silent past its lease): it was given up."""
+
+    slug = "job-interrupted"
+    title = "The job was interrupted on every attempt"
+
+
 PROBLEM_TYPES: dict[str, str] = {
     "internal": "An unexpected error; the request id in the body finds it in the server's logs.",
     "invalid-input": "The request's content is wrong; `errors` names each field and why.",
@@ -163,5 +184,9 @@ PROBLEM_TYPES: dict[str, str] = {
     "malformed-body": "The body could not be parsed: not JSON, not UTF-8, or nested too deeply.",
     "rate-limited": "Too many requests; retry after `Retry-After` seconds (`RateLimit-*` headers say the policy).",
     "locked-out": "Logins are paused after repeated failures; retry after `Retry-After` seconds.",
-    "service-unavailable": "A dependency (database, blob store) is down; retry after `Retry-After` seconds.",
+    "service-unavailable": "A dependency (database, object store, broker) is down; `dependency` names it; retry "
+    "after `Retry-After` seconds.",
+    "job-time-limit": "A job ran past its kind's time limit (`limit_s`) and was stopped; nothing it made was kept.",
+    "job-out-of-memory": "A job needed more memory than a worker process may take (`limit_mb`); nothing was kept.",
+    "job-interrupted": "A job's worker was lost on each of its attempts (`attempts`); `last_error` says how.",
 }

@@ -1,8 +1,26 @@
-"""Prometheus metrics: requests, latencies, jobs and streams, on a registry per app so tests don't share counters."""
+"""Prometheus metrics: requests, latencies, jobs and streams, on a registry per app so tests don't share counters.
+
+Figures that belong to the whole deployment rather than to one process (queue depth per kind, running jobs per
+tenant, executor heartbeats) are read from the database at scrape time by a collector the app registers
+(`add_collector`), so every API process reports the same numbers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class _Collect(Collector):
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterable[Metric]:
+        return self._collect()
 
 
 class Metrics:
@@ -22,8 +40,21 @@ class Metrics:
             registry=self.registry,
         )
         self.jobs = Counter("vigil_jobs_total", "Jobs finished", ["kind", "status"], registry=self.registry)
-        self.job_duration = Histogram("vigil_job_duration_seconds", "Job run time", ["kind"], registry=self.registry)
-        self.jobs_running = Gauge("vigil_jobs_running", "Jobs running now", registry=self.registry)
+        self.job_duration = Histogram(
+            "vigil_job_duration_seconds",
+            "A job's own run time (its handler), by kind",
+            ["kind"],
+            buckets=JOB_BUCKETS,
+            registry=self.registry,
+        )
+        self.job_wait = Histogram(
+            "vigil_job_wait_seconds",
+            "Time a job waited in the queue before it started, by kind",
+            ["kind"],
+            buckets=JOB_BUCKETS,
+            registry=self.registry,
+        )
+        self.jobs_running = Gauge("vigil_jobs_running", "Jobs running in this process now", registry=self.registry)
         self.stream_events = Counter(
             "vigil_stream_events_total",
             "Stream events answered: new (scored and learnt), duplicate or late",
@@ -39,6 +70,10 @@ class Metrics:
             registry=self.registry,
         )
         self.stream_sockets = Gauge("vigil_stream_websockets", "Stream WebSockets open", registry=self.registry)
+
+    def add_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        """Metrics computed at scrape time (e.g. from the database)."""
+        self.registry.register(_Collect(collect))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -305,8 +305,12 @@ def _kind(dtype: pa.DataType) -> ColumnKind:
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
+# Row groups of this many rows: the unit batch work fans out by (a scoring job's partitions are runs of them).
+ROW_GROUP_ROWS = 131_072
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd")
+    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
 
 
 def to_records(table: pa.Table) -> list[dict[str, Any]]:

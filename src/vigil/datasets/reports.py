@@ -121,7 +121,7 @@ class ReportService:
         self.jobs = JobService(session=session, scope=scope, app=app)
 
     def frame_of(self, dataset: Dataset) -> pl.LazyFrame:
-        return pl.scan_parquet(self.app.blobs.path(dataset.blob_key))
+        return pl.scan_parquet(self.app.blobs.local_path(dataset.blob_key))
 
     # -- making reports --------------------------------------------------------------------------------------
     def create(

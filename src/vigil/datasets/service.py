@@ -7,7 +7,6 @@ the blob store, and only then recorded; any failure removes what was written, so
 from __future__ import annotations
 
 import builtins
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
@@ -130,7 +130,7 @@ class DatasetService:
         except BaseException:
             self.session.rollback()
             staging.unlink(missing_ok=True)
-            self.app.blobs.delete(key)
+            self.app.blobs.delete(key, best_effort=True)
             raise
         return to_public(dataset)
 
@@ -145,7 +145,7 @@ class DatasetService:
 
     def rows(self, *, dataset_id: str, offset: int, limit: int) -> RowsPublic:
         dataset = self._get(dataset_id)
-        frame = pl.scan_parquet(self.app.blobs.path(dataset.blob_key)).slice(offset, limit).collect()
+        frame = pl.scan_parquet(self.app.blobs.local_path(dataset.blob_key)).slice(offset, limit).collect()
         return RowsPublic(
             columns=[c["name"] for c in dataset.columns_schema],
             rows=formats.to_records(frame.to_arrow()),
@@ -157,8 +157,21 @@ class DatasetService:
     def schema_of(self, *, dataset_id: str) -> builtins.list[dict[str, Any]]:
         return list(self._get(dataset_id).columns_schema)
 
-    def load_frame(self, *, dataset_id: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
-        """The dataset's rows as a polars frame (only `columns`, when given), for the engines."""
+    def row_groups(self, *, dataset_id: str) -> builtins.list[int]:
+        """The rows of each row group of the stored Parquet file, in order: how batch work can be partitioned."""
+        metadata = pq.ParquetFile(self.app.blobs.local_path(self._get(dataset_id).blob_key)).metadata
+        return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+    def load_frame(
+        self,
+        *,
+        dataset_id: str,
+        columns: Sequence[str] | None = None,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> pl.DataFrame:
+        """The dataset's rows as a polars frame (only `columns`, when given; rows [offset, offset + length) when
+        given — only the row groups that hold them are read), for the engines."""
         dataset = self._get(dataset_id)
         known = {c["name"] for c in dataset.columns_schema}
         missing = [c for c in columns or () if c not in known]
@@ -167,9 +180,11 @@ class DatasetService:
                 f"Dataset {dataset_id!r} has no column(s) {', '.join(map(repr, missing[:10]))}.",
                 errors=[{"loc": ["features", c], "msg": "no such column in the dataset"} for c in missing[:50]],
             )
-        scan = pl.scan_parquet(self.app.blobs.path(dataset.blob_key))
+        scan = pl.scan_parquet(self.app.blobs.local_path(dataset.blob_key))
         if columns is not None:
             scan = scan.select(list(columns))
+        if offset or length is not None:
+            scan = scan.slice(offset, length)
         return scan.collect()
 
     # -- change ----------------------------------------------------------------------------------------------
@@ -188,15 +203,14 @@ class DatasetService:
         self.datasets.delete(dataset)
         self.session.commit()
         # The row is gone first: a crash now leaves an orphan file, never a row pointing at nothing.
-        with contextlib.suppress(OSError):
-            self.app.blobs.delete(key)
+        self.app.blobs.delete(key, best_effort=True)
 
     def export(self, *, dataset_id: str, fmt: formats.FileFormat) -> tuple[Path, str]:
         """The dataset written in `fmt` to a staging file (the caller removes it), and a file name to offer."""
         dataset = self._get(dataset_id)
         target = self.app.blobs.staging_path(self.scope)
         try:
-            exports.write_export(self.app.blobs.path(dataset.blob_key), fmt, target)
+            exports.write_export(self.app.blobs.local_path(dataset.blob_key), fmt, target)
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -204,7 +218,7 @@ class DatasetService:
 
     def stored_file(self, *, dataset_id: str) -> Path:
         """Where the dataset's Parquet file is stored (to read, never to change: datasets are immutable)."""
-        return self.app.blobs.path(self._get(dataset_id).blob_key)
+        return self.app.blobs.local_path(self._get(dataset_id).blob_key)
 
     def usage(self) -> DatasetUsage:
         """What the tenant's datasets take of its quotas."""

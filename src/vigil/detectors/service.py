@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,8 +185,7 @@ class DetectorService:
         self.session.commit()
         model_cache.forget(keys)
         for key in keys:
-            with contextlib.suppress(OSError):
-                self.app.blobs.delete(key)
+            self.app.blobs.delete(key, best_effort=True)
 
     def versions(
         self, *, detector_id: str, limit: int, cursor: str | None

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from vigil import ml
@@ -21,7 +23,7 @@ from vigil.detectors.service import (
     ml_problem,
 )
 from vigil.jobs.models import Job
-from vigil.jobs.registry import JobContext, JobOutcome, JobRegistry
+from vigil.jobs.registry import JobContext, JobOutcome, JobRegistry, Partitioning
 
 SCORING_CHUNK_ROWS = 50_000
 # Explaining costs far more than scoring; smaller chunks keep progress moving and memory bounded.
@@ -41,7 +43,11 @@ def explanation_columns(explained: list[list[tuple[str, float]]], top_k: int) ->
 
 def register(registry: JobRegistry) -> None:
     registry.register(TRAIN_JOB, train, on_unsuccessful=_training_unsuccessful)
-    registry.register(DETECT_JOB, detect_dataset)
+    registry.register(
+        DETECT_JOB,
+        detect_dataset,
+        partitioning=Partitioning(split=split_detection, run_part=score_part, merge=merge_detection),
+    )
 
 
 def train(ctx: JobContext) -> JobOutcome:
@@ -111,7 +117,8 @@ def train(ctx: JobContext) -> JobOutcome:
             promote=bool(payload.get("promote", True)),
         )
 
-    return JobOutcome(result=result, apply=record)
+    # Cancelled (or taken over) meanwhile: the artifact written above belongs to no version.
+    return JobOutcome(result=result, apply=record, discard=lambda: ctx.app.blobs.delete(key, best_effort=True))
 
 
 def _apply_threshold_rule(ctx: JobContext, payload: dict[str, Any], model: ml.FittedDetector) -> ml.FittedDetector:
@@ -146,13 +153,43 @@ def _training_unsuccessful(session: Session, job: Job, status: str, error: dict[
 
 
 def detect_dataset(ctx: JobContext) -> JobOutcome:
+    """Scores a whole dataset in this process: the same split → parts → merge as across workers."""
+    parts = split_detection(ctx)
+    share = 90.0 / max(1, len(parts))
+    summaries = [score_part(ctx.scaled(5 + i * share, 5 + (i + 1) * share), i, spec) for i, spec in enumerate(parts)]
+    return merge_detection(ctx.scaled(95, 100), summaries)
+
+
+def split_detection(ctx: JobContext) -> list[dict[str, Any]]:
+    """Runs of whole row groups of about `job_partition_rows` rows each (at least one part, even for no rows)."""
+    with ctx.app.database.session() as session:
+        groups = DatasetService(session=session, scope=ctx.scope, app=ctx.app).row_groups(
+            dataset_id=ctx.payload["dataset_id"]
+        )
+    target = ctx.app.settings.job_partition_rows
+    parts: list[dict[str, Any]] = []
+    offset = rows = 0
+    for size in groups:
+        rows += size
+        if rows >= target:
+            parts.append({"offset": offset, "rows": rows})
+            offset, rows = offset + rows, 0
+    if rows or not parts:
+        parts.append({"offset": offset, "rows": rows})
+    return parts
+
+
+def score_part(ctx: JobContext, index: int, spec: dict[str, Any]) -> dict[str, Any]:
+    """Scores rows [offset, offset + rows) and stores them, with `score` and `is_anomaly`, as a scratch file."""
     payload = ctx.payload
     top_k = payload.get("explain_top_k")
     with ctx.app.database.session() as session:
         detectors = DetectorService(session=session, scope=ctx.scope, app=ctx.app)
         _, _, model = detectors.load_model(detector_id=payload["detector_id"], version=payload["version"])
-        frame = detectors.datasets.load_frame(dataset_id=payload["dataset_id"])
-    ctx.progress(10)
+        frame = detectors.datasets.load_frame(
+            dataset_id=payload["dataset_id"], offset=spec["offset"], length=spec["rows"]
+        )
+    ctx.progress(20)
     chunk_rows = EXPLAIN_CHUNK_ROWS if top_k else SCORING_CHUNK_ROWS
     chunks, explained = [], []
     for start in range(0, max(frame.height, 1), chunk_rows):
@@ -163,27 +200,49 @@ def detect_dataset(ctx: JobContext) -> JobOutcome:
                 explained.extend(explain_frame(model, part).top(top_k))
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
-        ctx.progress(10 + 80 * min(1.0, (start + chunk_rows) / max(frame.height, 1)))
+        ctx.progress(20 + 70 * min(1.0, (start + chunk_rows) / max(frame.height, 1)))
     scores = np.concatenate(chunks) if chunks else np.empty(0)
     flags = scores > model.threshold
     scored = frame.with_columns(pl.Series("score", scores), pl.Series("is_anomaly", flags))
     if top_k:
         scored = scored.with_columns(explanation_columns(explained, top_k))
-    anomalies = int(flags.sum())
+    key = ctx.scratch_key(f"scores-{index:05d}.parquet")
+    staging = ctx.app.blobs.staging_path(ctx.scope)
+    try:
+        scored.write_parquet(staging)
+        ctx.app.blobs.put_file(key, staging)
+    finally:
+        staging.unlink(missing_ok=True)
+    ctx.progress(100)
+    return {"key": key, "rows": int(frame.height), "anomalies": int(flags.sum())}
+
+
+def merge_detection(ctx: JobContext, parts: list[dict[str, Any]]) -> JobOutcome:
+    """The parts, in order, as one result dataset; the totals of their summaries."""
+    payload = ctx.payload
+    with ctx.app.database.session() as session:
+        _, _, model = DetectorService(session=session, scope=ctx.scope, app=ctx.app).load_model(
+            detector_id=payload["detector_id"], version=payload["version"]
+        )
+    tables = [pq.read_table(ctx.app.blobs.local_path(part["key"])) for part in parts]
+    scored = pa.concat_tables(tables) if tables else pa.table({})
+    total = sum(int(part["rows"]) for part in parts)
+    anomalies = sum(int(part["anomalies"]) for part in parts)
     result: dict[str, Any] = {
         "detector_id": payload["detector_id"],
         "dataset_id": payload["dataset_id"],
         "model_version": payload["version"],
         "threshold": float(model.threshold),
-        "total": int(frame.height),
+        "total": total,
         "anomalies": anomalies,
-        "anomaly_rate": anomalies / frame.height if frame.height else 0.0,
+        "anomaly_rate": anomalies / total if total else 0.0,
+        "partitions": len(parts),
     }
 
     def store(session: Session) -> None:
         datasets = DatasetService(session=session, scope=ctx.scope, app=ctx.app)
         stored = datasets.create_from_table(
-            table=scored.to_arrow(),
+            table=scored,
             name=f"detections-{payload['detector_id']}-v{payload['version']}",
             description=f"Scores of dataset {payload['dataset_id']} by detector {payload['detector_id']}.",
             source_format="parquet",

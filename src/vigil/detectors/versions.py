@@ -3,7 +3,6 @@ between tenants or installations as a signed export (`vigil.ml.exchange`)."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,8 +76,7 @@ class VersionService:
         detector.previous_versions = [v for v in (detector.previous_versions or []) if v != version]
         self.session.commit()
         model_cache.forget([key])
-        with contextlib.suppress(OSError):
-            self.app.blobs.delete(key)
+        self.app.blobs.delete(key, best_effort=True)
 
     # -- comparison --------------------------------------------------------------------------------------------
     def compare(self, *, detector_id: str, a: int, b: int, dataset_id: str) -> VersionComparison:

@@ -94,6 +94,13 @@ def concurrent_job_caps(session: Session, tenant_ids: list[str], settings: Setti
     }
 
 
+def retention_days_of(session: Session, tenant_ids: list[str], settings: Settings) -> dict[str, int | None]:
+    """Each tenant's `retention_days` (None: kept), for pruning its finished job records."""
+    return {
+        tenant_id: policy.retention_days for tenant_id, policy in policies_of(session, tenant_ids, settings).items()
+    }
+
+
 def policies_with_retention(session: Session, settings: Settings) -> list[TenantPolicy]:
     """Every tenant whose datasets expire (its own `retention_days`, or the platform default)."""
     policies = [TenantPolicy.of(t, settings) for t in PlatformRepository(session=session).all_tenants()]

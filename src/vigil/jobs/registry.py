@@ -1,9 +1,10 @@
-"""Job kinds: domains register a handler per kind, so the job machinery knows no domain."""
+"""Job kinds: domains register a handler per kind — with its failure hook, time limits, attempts and, for big
+batch work, how it splits into partitions — so the job machinery knows no domain."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,15 +15,17 @@ from vigil.jobs.models import Job
 
 
 class JobCancelled(Exception):
-    """Raised inside a handler when its job was cancelled; the runner records the cancellation."""
+    """Raised inside a handler when its job was cancelled (or ended elsewhere); the executor stops the work."""
 
 
 @dataclass
 class JobOutcome:
-    """What a handler returns: the job's result, and the writes that must commit together with its success."""
+    """What a handler returns: the job's result, the writes that must commit together with its success, and what
+    to undo if the success cannot be recorded (the job was cancelled meanwhile): e.g. delete a written artifact."""
 
     result: dict[str, Any]
     apply: Callable[[Session], None] | None = None
+    discard: Callable[[], None] | None = None
 
 
 class JobContext:
@@ -36,16 +39,33 @@ class JobContext:
         payload: dict[str, Any],
         app: AppContext,
         report: Callable[[float], None],
+        attempt: int = 1,
     ) -> None:
         self.job_id = job_id
         self.scope = scope
         self.payload = payload
         self.app = app
+        self.attempt = attempt
         self._report = report
 
     def progress(self, percent: float) -> None:
         """Reports progress (0–100); raises `JobCancelled` if the job was cancelled meanwhile."""
         self._report(max(0.0, min(100.0, percent)))
+
+    def scratch_key(self, name: str) -> str:
+        """A blob key for this attempt's intermediate files (partitions' outputs), removed when the job ends."""
+        return self.app.blobs.key(self.scope, "jobs", self.job_id, f"a{self.attempt}", name)
+
+    def scaled(self, low: float, high: float) -> JobContext:
+        """The same job, whose 0–100 progress maps onto [low, high] of the job's (a part of a bigger whole)."""
+        return JobContext(
+            job_id=self.job_id,
+            scope=self.scope,
+            payload=self.payload,
+            app=self.app,
+            report=lambda p: self._report(low + (high - low) * max(0.0, min(100.0, p)) / 100.0),
+            attempt=self.attempt,
+        )
 
 
 Handler = Callable[[JobContext], JobOutcome]
@@ -53,21 +73,91 @@ Handler = Callable[[JobContext], JobOutcome]
 FailureHook = Callable[[Session, Job, str, dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class JobLimits:
+    """How long one attempt may run and how often a job is tried.
+
+    `soft_time_limit_s` ends the job as failed with a clear problem (the handler is interrupted where it can be);
+    `time_limit_s` is the hard limit: the process running it is killed (Celery) or the job is abandoned (threads).
+    `max_attempts` counts attempts that were *interrupted* (a lost worker, an expired lease): a handler that
+    raises fails at once, since running it again would raise again."""
+
+    soft_time_limit_s: float | None = None
+    time_limit_s: float | None = None
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        soft, hard = self.soft_time_limit_s, self.time_limit_s
+        if soft is not None and hard is not None and soft > hard:
+            raise ValueError("the soft time limit must not exceed the hard one")
+        if self.max_attempts < 1:
+            raise ValueError("a job needs at least one attempt")
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """Big batch work that fans out: `split` returns one spec per part (JSON), `run_part` does one part and
+    returns a small JSON summary (its data goes to the blob store), `merge` joins the summaries into the job's
+    outcome. One part, or an executor without a broker, runs the same three steps in one process — so the result
+    cannot depend on how it was spread."""
+
+    split: Callable[[JobContext], list[dict[str, Any]]]
+    run_part: Callable[[JobContext, int, dict[str, Any]], dict[str, Any]]
+    merge: Callable[[JobContext, list[dict[str, Any]]], JobOutcome]
+    part_limits: JobLimits = field(default_factory=JobLimits)
+
+
 @dataclass
 class JobKind:
     name: str
     run: Handler
     on_unsuccessful: FailureHook | None = None
+    limits: JobLimits = field(default_factory=JobLimits)
+    partitioning: Partitioning | None = None
 
 
 @dataclass
 class JobRegistry:
     kinds: dict[str, JobKind] = field(default_factory=dict)
 
-    def register(self, name: str, run: Handler, *, on_unsuccessful: FailureHook | None = None) -> None:
+    def register(
+        self,
+        name: str,
+        run: Handler,
+        *,
+        on_unsuccessful: FailureHook | None = None,
+        limits: JobLimits | None = None,
+        partitioning: Partitioning | None = None,
+    ) -> None:
         if name in self.kinds:
             raise ValueError(f"job kind {name!r} is already registered")
-        self.kinds[name] = JobKind(name=name, run=run, on_unsuccessful=on_unsuccessful)
+        self.kinds[name] = JobKind(
+            name=name,
+            run=run,
+            on_unsuccessful=on_unsuccessful,
+            limits=limits or JobLimits(),
+            partitioning=partitioning,
+        )
 
     def get(self, name: str) -> JobKind | None:
         return self.kinds.get(name)
+
+    def with_limits(self, overrides: Mapping[str, tuple[float, float]]) -> JobRegistry:
+        """A copy whose kinds take the operator's time limits (`VIGIL_JOB_TIME_LIMITS`: kind → [soft, hard])."""
+        unknown = sorted(set(overrides) - set(self.kinds))
+        if unknown:
+            raise ValueError(f"time limits for unknown job kind(s): {', '.join(unknown)}")
+        kinds = {}
+        for name, kind in self.kinds.items():
+            if name in overrides:
+                soft, hard = overrides[name]
+                kinds[name] = replace(kind, limits=replace(kind.limits, soft_time_limit_s=soft, time_limit_s=hard))
+            else:
+                kinds[name] = kind
+        return JobRegistry(kinds=kinds)
+
+    def on_unsuccessful(self, session: Session, job: Job, status: str, error: dict[str, Any]) -> None:
+        """Runs the kind's failure hook (in the caller's transaction): every unsuccessful end goes through here."""
+        kind = self.kinds.get(job.kind)
+        if kind is not None and kind.on_unsuccessful is not None:
+            kind.on_unsuccessful(session, job, status, error)

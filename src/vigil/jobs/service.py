@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
-from vigil.core.database import TenantScope, utcnow
+from vigil.core.database import TenantScope
 from vigil.core.errors import InvalidState, NotFound
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
+from vigil.jobs.broker import Broker
+from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.models import Job
-from vigil.jobs.repository import JobRepository
+from vigil.jobs.registry import JobRegistry
+from vigil.jobs.repository import TERMINAL, JobRepository
 from vigil.jobs.schemas import JobPublic
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+log = logging.getLogger("vigil.jobs")
 
 
 class JobService:
@@ -25,8 +29,14 @@ class JobService:
         self.scope = scope
         self.app = app
 
+    @property
+    def registry(self) -> JobRegistry:
+        return self.app.find(JobRegistry) or JobRegistry()
+
     def enqueue(self, *, kind: str, payload: dict[str, Any], subject_id: str | None, created_by: str | None) -> Job:
-        """Adds a queued job to the caller's transaction; it runs once that transaction commits."""
+        """Adds a queued job to the caller's transaction: it exists, and will be published to the broker (the
+        outbox) and run, exactly when that transaction commits."""
+        registered = self.registry.get(kind)
         job = Job(
             id=new_id("job"),
             tenant_id=self.scope.tenant_id,
@@ -36,10 +46,12 @@ class JobService:
             subject_id=subject_id,
             payload=payload,
             created_by=created_by,
+            max_attempts=registered.limits.max_attempts if registered is not None else 3,
         )
         return self.jobs.add(job)
 
     def wake_workers(self) -> None:
+        """After the enqueuing commit: this process's executor threads (or its dispatcher) look at once."""
         self.app.job_wakeup.set()
 
     def count_running(self) -> int:
@@ -56,16 +68,28 @@ class JobService:
         return [JobPublic.model_validate(j) for j in items], next_cursor
 
     def cancel(self, *, job_id: str) -> JobPublic:
+        """Cancels a queued or running job at once: it is recorded `cancelled` and its kind's failure hook runs in
+        the same transaction (so e.g. a detector never stays `training`); then the running work is stopped — a
+        Celery worker's process is terminated, an in-process thread stops at its next progress report — and
+        whatever it would still record is refused (its owner no longer holds a running job)."""
         job = self._get(job_id)
-        if job.status in TERMINAL:
+        if job.status in TERMINAL or not self.jobs.lock_active(job_id):
+            self.session.rollback()
+            job = self._get(job_id)
             raise InvalidState(f"The job is already {job.status}.", status_now=job.status)
-        if job.status == "queued":
-            job.status = "cancelled"
-            job.finished_at = utcnow()
-            job.error = {"title": "Cancelled", "detail": "Cancelled before it started."}
-        # A running job stops at its next progress report; the runner records it as cancelled.
-        job.cancel_requested = True
+        job = self._get(job_id)  # read again under the lock: its state now is the one we change
+        was_running, task_id = job.status == "running", job.task_id
+        detail = "Cancelled while running." if was_running else "Cancelled before it started."
+        JobLifecycle(app=self.app, registry=self.registry).close(
+            self.session, job, "cancelled", error={"title": "Cancelled", "detail": detail}
+        )
         self.session.commit()
+        broker = self.app.find(Broker)
+        if was_running and broker is not None and task_id is not None:
+            try:
+                broker.terminate(task_id)
+            except Exception:  # the job is cancelled; the worker's supervisor stops the process when it sees it
+                log.warning("could not ask the workers to stop job %s's process", job_id, exc_info=True)
         return JobPublic.model_validate(job)
 
     def _get(self, job_id: str) -> Job:

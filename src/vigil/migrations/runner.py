@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 HERE = Path(__file__).parent
 
@@ -22,6 +22,9 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Servers starting at once migrate one after the other (the next finds the schema at head).
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('vigil.migrations'))"))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

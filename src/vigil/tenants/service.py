@@ -113,7 +113,7 @@ class TenantService:
     def delete(self, *, tenant_id: str) -> None:
         self.directory.delete(tenant_id=tenant_id, principal=self.principal, client=self.client)
         # The rows are gone first: a crash now leaves orphan files, never rows pointing at nothing.
-        self.app.blobs.delete_prefix(self.app.blobs.key(TenantScope(tenant_id)))
+        self.app.blobs.delete_prefix(self.app.blobs.key(TenantScope(tenant_id)), best_effort=True)
 
 
 class TenantSettingsService:

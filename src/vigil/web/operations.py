@@ -22,12 +22,12 @@ def health() -> dict[str, str]:
 
 @router.get(
     "/ready",
-    summary="Readiness: the database and the blob store answer",
+    summary="Readiness: the database, the blob store and (when configured) the broker answer",
     responses={503: {"description": "A dependency is down (problem+json, with Retry-After)"}},
 )
 async def ready(context: ContextDep) -> dict[str, Any]:
     checks: dict[str, str] = {}
-    for name, probe in (("database", context.database.ping), ("blob_store", context.blobs.ping)):
+    for name, probe in context.probes.items():
         try:
             with anyio.fail_after(5):
                 await anyio.to_thread.run_sync(probe)

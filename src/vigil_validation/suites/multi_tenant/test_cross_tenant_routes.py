@@ -19,16 +19,33 @@ PARAM = re.compile(r"\{([^}]+)\}")
 CSV = b"a,b\n1,2\n3,4\n5,6\n7,8\n9,1\n2,3\n"
 
 
-def _bodies(b_dataset: str) -> list[tuple[re.Pattern[str], str, Any]]:
-    """Valid bodies, so that a refusal is about the id, never about the body (validation runs first)."""
+def _bodies(b_dataset: str) -> list[tuple[re.Pattern[str], str, dict[str, Any]]]:
+    """Valid requests (body, query, content), so that a refusal is about the id, never about the request
+    (validation runs first)."""
     return [
-        (re.compile(r"/detectors/[^/]+/train$"), "POST", {"dataset_id": b_dataset}),
-        (re.compile(r"/detectors/[^/]+/detect$"), "POST", {"records": [{"a": 1, "b": 2}]}),
-        (re.compile(r"/streams/[^/]+/events$"), "POST", {"events": [{"seq": 1000, "values": {"a": 1.0, "b": 2.0}}]}),
-        (re.compile(r"/users/[^/]+$"), "PATCH", {"role": "viewer"}),
-        (re.compile(r"/tenants/[^/]+$"), "PATCH", {"name": "stolen-name"}),
-        (re.compile(r".*"), "PATCH", {"name": "stolen"}),
-        (re.compile(r".*"), "POST", {}),
+        (re.compile(r"/detectors/[^/]+/train$"), "POST", {"json": {"dataset_id": b_dataset}}),
+        (re.compile(r"/detectors/[^/]+/detect$"), "POST", {"json": {"records": [{"a": 1, "b": 2}]}}),
+        (re.compile(r"/versions/compare$"), "POST", {"json": {"a": 1, "b": 1, "dataset_id": b_dataset}}),
+        (
+            re.compile(r"/versions/import$"),
+            "POST",
+            {"content": b"not a model", "headers": {"Content-Type": "application/octet-stream"}},
+        ),
+        (
+            re.compile(r"/feedback$"),
+            "POST",
+            {"json": {"dataset_id": b_dataset, "labels": [{"index": 0, "label": "anomaly"}]}},
+        ),
+        (re.compile(r"/feedback$"), "DELETE", {"params": {"dataset_id": b_dataset}}),
+        (
+            re.compile(r"/streams/[^/]+/events$"),
+            "POST",
+            {"json": {"events": [{"seq": 1000, "values": {"a": 1.0, "b": 2.0}}]}},
+        ),
+        (re.compile(r"/users/[^/]+$"), "PATCH", {"json": {"role": "viewer"}}),
+        (re.compile(r"/tenants/[^/]+$"), "PATCH", {"json": {"name": "stolen-name"}}),
+        (re.compile(r".*"), "PATCH", {"json": {"name": "stolen"}}),
+        (re.compile(r".*"), "POST", {"json": {}}),
     ]
 
 
@@ -39,6 +56,8 @@ def _owner_ids(a: ProvisionedTenant) -> dict[str, str]:
     users = {u["email"]: u["id"] for u in a.admin.list_users()["items"]}
     key = a.admin.call("POST", "/api/v1/api-keys", json={"name": "a-key", "scopes": ["datasets:read"]})
     sessions = a.admin.call("GET", "/api/v1/auth/sessions")["items"]
+    a.analyst.detectors.feedback(detector["id"], dataset_id=dataset["id"], labels={0: "anomaly"})
+    labels = a.analyst.detectors.list_feedback(detector["id"])["items"]
     stream = a.analyst.streams.create(name="a-secret", features=["a", "b"], parameters={"seed": 1})
     a.analyst.streams.send(stream["id"], [{"seq": 1, "values": {"a": 1.0, "b": 2.0}}])
     return {
@@ -48,6 +67,8 @@ def _owner_ids(a: ProvisionedTenant) -> dict[str, str]:
         "user_id": users[a.emails["analyst"]],
         "key_id": key["id"],
         "session_id": sessions[0]["id"],
+        "label_id": labels[0]["id"],
+        "version": "1",  # the version A's training makes: B must not reach it either way
         "stream_id": stream["id"],
         "tenant_id": a.id,
         "_key_secret": key["key"],
@@ -93,14 +114,14 @@ def test_every_route_with_an_id_refuses_another_tenants_ids(
         for method in sorted(operations):
             if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
                 continue
-            body = next((body for rx, m, body in bodies if m == method.upper() and rx.search(path)), None)
+            request = next((req for rx, m, req in bodies if m == method.upper() and rx.search(path)), {})
             for client in (b.admin, b.analyst):
                 attempts += 1
-                got = client.send(method.upper(), real, json=body)
+                got = client.send(method.upper(), real, **request)
                 if got.status_code == 404:
                     assert_problem(got, 404)
                     continue
-                control = client.send(method.upper(), made_up, json=body)
+                control = client.send(method.upper(), made_up, **request)
                 if got.status_code == 403 and control.status_code == 403:
                     continue  # the role may not call the route at all: the same answer whatever the id
                 failures.append(f"{method.upper()} {path}: {got.status_code} (made-up id: {control.status_code})")

@@ -14,7 +14,7 @@ from vigil_validation.plugin import ProvisionedTenant
 
 def _app_conninfo() -> str:
     target = handover.target_from_env()
-    if target.kind != "managed":
+    if target.kind not in ("managed", "cluster"):
         pytest.skip("row-level security is checked on a managed PostgreSQL target (a remote database is not ours)")
     if not target.database_app_url:
         pytest.skip("row-level security exists on PostgreSQL only; this target runs on SQLite")
