@@ -1,5 +1,5 @@
 """Stream tables: the stream and its counters, the write-ahead log of applied batches, state snapshots, flagged
-events and drift events. Every row carries `tenant_id` (row-level security on PostgreSQL, migration 0006)."""
+events and drift events. Every row carries `tenant_id` (row-level security on PostgreSQL, migration 0007)."""
 
 from __future__ import annotations
 

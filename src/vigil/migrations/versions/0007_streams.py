@@ -1,7 +1,7 @@
 """streams: streams, their write-ahead log of batches, state snapshots, flagged events and drift events
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-29 01:00:00
 
 The new tables are tenant-owned, so on PostgreSQL they get the same row-level-security policy as migration 0004's.
@@ -14,8 +14,8 @@ from alembic import op
 
 import vigil.core.database
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
