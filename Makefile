@@ -82,6 +82,7 @@ bench: install ## Benchmarks, each printing its ratio against a baseline measure
 	$(BIN)/python benchmarks/bench_mlflow.py
 	$(BIN)/python benchmarks/bench_adbench.py
 	$(BIN)/python benchmarks/bench_workers.py
+	$(BIN)/python benchmarks/bench_stream.py
 
 lock: ## Re-resolve dependencies after editing pyproject.toml
 	$(BIN)/uv lock

@@ -41,6 +41,9 @@ from vigil.jobs.registry import JobRegistry
 from vigil.jobs.router import router as jobs_router
 from vigil.jobs.runner import InProcessRunner
 from vigil.migrations.runner import upgrade_database
+from vigil.streams.router import router as streams_router
+from vigil.streams.router import ws_router as streams_ws_router
+from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
 from vigil.web.body_limits import BodySizeLimitMiddleware
 from vigil.web.idempotency import IdempotencyMiddleware
@@ -51,7 +54,7 @@ from vigil.web.request_context import RequestContextMiddleware
 from vigil.web.security_headers import SecurityHeadersMiddleware
 
 API_PREFIX = "/api/v1"
-API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router)
+API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router, streams_router)
 JOB_RECORDS_SWEEP_S = 3600.0
 log = logging.getLogger("vigil")
 
@@ -221,11 +224,13 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.state.runner = background.runner
     app.state.jobs = background
     app.state.scorers = scorer_for  # read by the datasets router (see build_registry)
+    app.state.streams = StreamRuntime(capacity=settings.stream_hot_models)  # hot stream models of this process
 
     install_problem_handlers(app)
     app.include_router(operations_router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])
+    app.include_router(streams_ws_router, prefix=API_PREFIX)  # authenticates and limits in its first frame
 
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     app.add_middleware(IdempotencyMiddleware, database=database, resolve_principal=identity.principal_key)

@@ -56,6 +56,11 @@ def serve(
         "timeout_graceful_shutdown": 10,
         # Which X-Forwarded-For to believe is VIGIL_TRUSTED_PROXIES' decision alone, not uvicorn's default.
         "proxy_headers": False,
+        # Stream WebSockets: protocol pings find dead peers; frames above the limit are refused by the app with a
+        # problem frame, and anything far beyond it by the server before it is buffered.
+        "ws_ping_interval": settings.stream_ws_ping_interval_s,
+        "ws_ping_timeout": settings.stream_ws_ping_interval_s,
+        "ws_max_size": 4 * settings.stream_max_frame_bytes,
     }
     if workers > 1:
         if settings.is_sqlite:

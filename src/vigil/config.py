@@ -129,7 +129,10 @@ class Settings(BaseSettings):
     quota_rows_per_dataset: int = Field(default=50_000_000, ge=0)
     quota_api_calls_per_hour: int = Field(default=100_000, ge=0)
     quota_concurrent_jobs: int = Field(default=4, ge=1)
-    quota_streams: int = Field(default=50, ge=0, description="Enforced once streams exist.")
+    quota_streams: int = Field(default=50, ge=0, description="Streams of one tenant.")
+    quota_stream_events_per_second: int = Field(
+        default=20_000, ge=0, description="Events a tenant may send to its streams per second (all together)."
+    )
     quota_feedback_labels: int = Field(default=1_000_000, ge=0, description="Labelled rows kept per tenant.")
     # Per-tenant configuration defaults (a tenant admin may change them for their tenant: PATCH /tenant/settings).
     tenant_default_contamination: float = Field(default=0.1, gt=0, le=0.5)
@@ -168,6 +171,19 @@ class Settings(BaseSettings):
     warm_imports: bool = Field(
         default=True, description="Import the detector libraries in the background after start (PyOD takes seconds)."
     )
+
+    # Streams: batch and frame limits, durability (snapshot every N events or T seconds), the WebSocket.
+    stream_max_batch_events: int = Field(default=1000, ge=1, le=100_000, description="Events per batch (413 beyond).")
+    stream_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024, description="A WebSocket frame's size limit.")
+    stream_snapshot_every_events: int = Field(default=10_000, ge=1, description="Snapshot after this many events…")
+    stream_snapshot_every_s: float = Field(default=60.0, gt=0, description="…or when the last is this old.")
+    stream_hot_models: int = Field(default=256, ge=1, description="Stream models kept in memory per process.")
+    stream_ws_auth_timeout_s: float = Field(default=10.0, gt=0, description="The first frame must come this soon.")
+    stream_ws_max_in_flight: int = Field(default=8, ge=1, le=1000, description="Batches read but not answered.")
+    stream_ws_send_timeout_s: float = Field(
+        default=10.0, gt=0, description="A client that does not read its answers this long is disconnected."
+    )
+    stream_ws_ping_interval_s: float = Field(default=20.0, gt=0, description="WebSocket protocol pings (uvicorn).")
 
     broker_url: str | None = Field(
         default=None,

@@ -130,6 +130,21 @@ class TestDataConfig(Section):
     algorithms: Annotated[list[str], Field(min_length=1)]
 
 
+class StreamingConfig(Section):
+    """The streaming workflow: a synthetic stream with planted point anomalies and a concept drift half way."""
+
+    events: Annotated[int, Field(ge=1000, le=1_000_000)]
+    features: Annotated[int, Field(ge=2, le=64)]
+    anomaly_rate: Annotated[float, Field(gt=0, lt=0.2)]
+    drift_shift: Annotated[float, Field(gt=0)]
+    batch_size: Annotated[int, Field(ge=1, le=1000)]
+    warmup: Annotated[int, Field(ge=0)]
+    quantile: Annotated[float, Field(gt=0.5, lt=1)]
+    min_recall: Annotated[float, Field(ge=0, le=1)]
+    max_false_positive_rate: Annotated[float, Field(ge=0, le=1)]
+    max_drift_delay_events: PositiveInt
+
+
 class ClusterConfig(Section):
     api_processes: Annotated[int, Field(ge=1, le=16)]
     workers: Annotated[int, Field(ge=1, le=16)]
@@ -198,6 +213,7 @@ class ValidationConfig(Section):
     disaster_recovery: DisasterRecoveryConfig
     contracts: ContractsConfig
     test_data: TestDataConfig
+    streaming: StreamingConfig
     cluster: ClusterConfig
     environment: EnvironmentConfig
 

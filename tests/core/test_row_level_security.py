@@ -33,6 +33,11 @@ TENANT_TABLES = (
     "model_versions",
     "jobs",
     "feedback_labels",
+    "streams",
+    "stream_batches",
+    "stream_snapshots",
+    "stream_anomalies",
+    "stream_drifts",
 )
 
 

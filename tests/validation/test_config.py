@@ -19,6 +19,7 @@ SECTIONS = (
     "disaster_recovery",
     "contracts",
     "test_data",
+    "streaming",
     "environment",
 )
 

@@ -11,5 +11,15 @@ against any deployment, and the validation suite uses it as a black-box client.
 
 from vigil.client.client import VigilClient
 from vigil.client.errors import JobTimeout, VigilAPIError, VigilConnectionError, VigilError
+from vigil.client.streams import AsyncStreamConnection, StreamClosed, StreamConnection
 
-__all__ = ["JobTimeout", "VigilAPIError", "VigilClient", "VigilConnectionError", "VigilError"]
+__all__ = [
+    "AsyncStreamConnection",
+    "JobTimeout",
+    "StreamClosed",
+    "StreamConnection",
+    "VigilAPIError",
+    "VigilClient",
+    "VigilConnectionError",
+    "VigilError",
+]

@@ -10,6 +10,7 @@ import httpx
 
 from vigil.client.errors import VigilAPIError, VigilConnectionError
 from vigil.client.resources import Datasets, Detectors, Jobs
+from vigil.client.streams import Streams
 from vigil.client.types import JSON, Params
 
 API = "/api/v1"
@@ -43,6 +44,7 @@ class VigilClient:
         self.datasets = Datasets(self)
         self.detectors = Detectors(self)
         self.jobs = Jobs(self)
+        self.streams = Streams(self)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def __enter__(self) -> Self:

@@ -1,5 +1,5 @@
-"""Prometheus metrics: requests, latencies and jobs, and the process itself (CPU seconds, resident memory, open
-files, threads, garbage collections), on a registry per app so tests don't share counters.
+"""Prometheus metrics: requests, latencies, jobs and streams, and the process itself (CPU seconds, resident memory,
+open files, threads, garbage collections), on a registry per app so tests don't share counters.
 
 Figures that belong to the whole deployment rather than to one process (queue depth per kind, running jobs per
 tenant, executor heartbeats) are read from the database at scrape time by a collector the app registers
@@ -66,6 +66,21 @@ class Metrics:
             registry=self.registry,
         )
         self.jobs_running = Gauge("vigil_jobs_running", "Jobs running in this process now", registry=self.registry)
+        self.stream_events = Counter(
+            "vigil_stream_events_total",
+            "Stream events answered: new (scored and learnt), duplicate or late",
+            ["status"],
+            registry=self.registry,
+        )
+        self.stream_anomalies = Counter("vigil_stream_anomalies_total", "Stream events flagged", registry=self.registry)
+        self.stream_state_loads = Counter(
+            "vigil_stream_state_loads_total",
+            "Stream models brought to the stored version: from a snapshot (load) or the log of another process "
+            "(catch_up)",
+            ["how"],
+            registry=self.registry,
+        )
+        self.stream_sockets = Gauge("vigil_stream_websockets", "Stream WebSockets open", registry=self.registry)
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds… (read from /proc on Linux)
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)  # python_gc_collections_total, objects collected, uncollectable

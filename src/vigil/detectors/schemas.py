@@ -292,7 +292,8 @@ class AlgorithmPublic(BaseModel):
     description: str
     params: list[AlgorithmParam]
     explanation_method: str = Field(
-        description="tail_probabilities, histogram_density, isolation_path or shapley_sampling (docs/architecture.md)"
+        description="tail_probabilities, histogram_density, isolation_path or shapley_sampling (docs/architecture.md); "
+        "none for the online detectors of streams"
     )
     learns_from_labels: bool = False
 

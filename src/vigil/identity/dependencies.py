@@ -143,6 +143,23 @@ async def limit_by_ip(request: Request, identity: IdentityDep, client: ClientDep
     enforce(request, decision, "per client address")
 
 
+def authenticate_presented(*, session: Session, identity: IdentityRuntime, credential: str) -> Principal:
+    """The principal of a credential presented outside the usual headers (a WebSocket's first frame or
+    subprotocol): an access token or an API key, checked exactly as `get_principal` checks them, with the caller's
+    rate limit counted; the session is bound to the caller's tenant."""
+    principal = identity.resolve(session, credential)
+    bind_tenant(session, principal.scope)
+    limiter = identity.limiter
+    item = limiter.per_api_key if principal.is_api_key else limiter.per_user
+    decision = limiter.hit(item, principal.rate_limit_subject)
+    if decision is not None and not decision.allowed:
+        raise RateLimited(
+            f"Rate limit of {decision.limit} requests per {decision.window_s}s per caller reached.",
+            retry_after_s=decision.reset_s,
+        )
+    return principal
+
+
 async def get_principal(
     request: Request,
     session: SessionDep,

@@ -26,6 +26,7 @@ QUOTAS = (
     "api_calls_per_hour",
     "concurrent_jobs",
     "streams",
+    "stream_events_per_second",
     "feedback_labels",
 )
 

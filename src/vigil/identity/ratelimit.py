@@ -84,20 +84,21 @@ class RateLimiter:
         """Counting does no I/O (no Redis configured): safe to call on the event loop."""
         return self._shared is None
 
-    def hit(self, item: RateLimitItem, *identifiers: str) -> Decision | None:
-        """Counts one request against `item` for the identifiers; None when rate limiting is off."""
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> Decision | None:
+        """Counts `cost` (one request, or a batch's events) against `item` for the identifiers; None when rate
+        limiting is off. A refused hit counts nothing."""
         if not self.enabled:
             return None
         limiter = self._limiter()
         try:
-            allowed = limiter.hit(item, self.prefix, *identifiers)
+            allowed = limiter.hit(item, self.prefix, *identifiers, cost=cost)
             stats = limiter.get_window_stats(item, self.prefix, *identifiers)
         except Exception as exc:  # any storage failure: fail open to local counting, never to an error
             if limiter is self._local:
                 raise
             self._mark_down(exc)
             limiter = self._local
-            allowed = limiter.hit(item, self.prefix, *identifiers)
+            allowed = limiter.hit(item, self.prefix, *identifiers, cost=cost)
             stats = limiter.get_window_stats(item, self.prefix, *identifiers)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return Decision(

@@ -11,6 +11,7 @@ from vigil.datasets import models as _datasets  # noqa: F401
 from vigil.detectors import models as _detectors  # noqa: F401
 from vigil.identity import models as _identity  # noqa: F401
 from vigil.jobs import models as _jobs  # noqa: F401
+from vigil.streams import models as _streams  # noqa: F401
 
 target_metadata = Base.metadata
 

@@ -1,4 +1,5 @@
-"""Vigil's detection engine, pure: a catalog of PyOD and scikit-learn detectors, fit, score, threshold, artifacts.
+"""Vigil's detection engine, pure: a catalog of PyOD and scikit-learn detectors (fit, score, threshold, artifacts)
+and of River's online detectors (score and learn event by event, signed state snapshots).
 
 Frames in, arrays out; no web framework, database or domain code (an import-linter contract checks it).
 
@@ -31,6 +32,17 @@ from vigil.ml.errors import (
 from vigil.ml.exchange import key_id, open_export, public_key, seal_export, signing_seed
 from vigil.ml.explain import Explanation, explain
 from vigil.ml.metrics import HOLDOUT_FRACTION, agreement, fpr_threshold, holdout_mask, quality
+from vigil.ml.online import (
+    OnlineModel,
+    Step,
+    ThresholdSpec,
+    check_online_features,
+    dump_state,
+    get_online_entry,
+    is_online,
+    load_state,
+    validate_online_parameters,
+)
 from vigil.ml.params import Param
 from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing
 from vigil.ml.thresholds import with_threshold
@@ -50,28 +62,37 @@ __all__ = [
     "InvalidFeatures",
     "InvalidParameters",
     "MLError",
+    "OnlineModel",
     "Param",
     "Preprocessing",
     "ScoreConvention",
+    "Step",
+    "ThresholdSpec",
     "TrainingFailed",
     "UnknownAlgorithm",
     "UntrustedSigner",
     "agreement",
+    "check_online_features",
     "describe_catalog",
     "dump_artifact",
+    "dump_state",
     "explain",
     "fit_detector",
     "fpr_threshold",
     "get_entry",
+    "get_online_entry",
     "holdout_mask",
+    "is_online",
     "key_id",
     "load_artifact",
+    "load_state",
     "open_export",
     "public_key",
     "quality",
     "quantile_threshold",
     "seal_export",
     "signing_seed",
+    "validate_online_parameters",
     "validate_parameters",
     "warm_up",
     "with_threshold",

@@ -8,6 +8,7 @@ from typing import Any
 from vigil.ml.auto_entry import AUTO_ENTRIES
 from vigil.ml.entry import CatalogEntry
 from vigil.ml.errors import UnknownAlgorithm
+from vigil.ml.online import ONLINE_CATALOG, describe_online, is_online
 from vigil.ml.params import check_parameters
 from vigil.ml.pyod_detectors import PYOD_ENTRIES
 from vigil.ml.sklearn_detectors import SKLEARN_ENTRIES
@@ -26,6 +27,8 @@ def _index(*groups: tuple[CatalogEntry, ...]) -> dict[str, CatalogEntry]:
 
 
 CATALOG: Mapping[str, CatalogEntry] = _index(AUTO_ENTRIES, PYOD_ENTRIES, SKLEARN_ENTRIES)
+if set(CATALOG) & set(ONLINE_CATALOG):  # one name, one algorithm, whichever family
+    raise RuntimeError(f"batch and online entries share names: {sorted(set(CATALOG) & set(ONLINE_CATALOG))}")
 
 
 def get_entry(algorithm: str) -> CatalogEntry:
@@ -39,11 +42,16 @@ def get_entry(algorithm: str) -> CatalogEntry:
     try:
         return CATALOG[algorithm]
     except KeyError:
+        if is_online(algorithm):
+            raise UnknownAlgorithm(
+                algorithm, sorted(CATALOG), hint="it is an online algorithm: use it in a stream (POST /streams)"
+            ) from None
         raise UnknownAlgorithm(algorithm, sorted(CATALOG)) from None
 
 
 def describe_catalog() -> list[dict[str, Any]]:
-    """Every entry with its parameter schema, in catalog order, as plain data for the API.
+    """Every entry with its parameter schema, in catalog order (batch detectors, then the online ones), as plain
+    data for the API.
 
     Examples
     --------
@@ -51,7 +59,7 @@ def describe_catalog() -> list[dict[str, Any]]:
     >>> [(p["name"], p["type"], p["default"]) for p in knn["params"]][0]
     ('n_neighbors', 'int', 5)
     """
-    return [entry.describe() for entry in CATALOG.values()]
+    return [entry.describe() for entry in CATALOG.values()] + describe_online()
 
 
 def validate_parameters(algorithm: str, parameters: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,9 +23,10 @@ class MLError(Exception):
 class UnknownAlgorithm(MLError):
     """The algorithm name is not in the catalog."""
 
-    def __init__(self, algorithm: str, known: list[str]) -> None:
+    def __init__(self, algorithm: str, known: list[str], *, hint: str | None = None) -> None:
         self.algorithm = algorithm
-        super().__init__(f"Unknown algorithm {algorithm!r}; choose one of: {', '.join(known)}.")
+        reason = f" ({hint})" if hint else ""
+        super().__init__(f"Unknown algorithm {algorithm!r}{reason}; choose one of: {', '.join(known)}.")
 
 
 class InvalidParameters(MLError):

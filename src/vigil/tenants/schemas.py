@@ -40,7 +40,10 @@ class TenantQuotas(Strict):
     rows_per_dataset: Count | None = None
     api_calls_per_hour: Count | None = None
     concurrent_jobs: Annotated[int, Field(ge=1, le=1000)] | None = None
-    streams: Count | None = Field(default=None, description="Enforced once streams exist.")
+    streams: Count | None = None
+    stream_events_per_second: Count | None = Field(
+        default=None, description="Events per second sent to the tenant's streams, all together (429 beyond)."
+    )
     feedback_labels: Count | None = None
 
 

@@ -23,6 +23,7 @@ from vigil.identity.quotas import QUOTAS
 from vigil.identity.ratelimit import RateLimiter
 from vigil.identity.tenant_service import OwnTenant, TenantDirectory, TenantView, api_calls_this_hour, security_maxima
 from vigil.jobs.service import JobService
+from vigil.streams.service import StreamService
 from vigil.tenants.export import build_export, stream_then_delete
 from vigil.tenants.schemas import (
     QuotaUse,
@@ -167,6 +168,7 @@ class UsageService:
         policy = TenantDirectory(session=self.session, settings=self.app.settings).policy(tenant_id=tenant_id)
         scope = TenantScope(tenant_id)
         stored = DatasetService(session=self.session, scope=scope, app=self.app).usage()
+        streams = StreamService(session=self.session, scope=scope, app=self.app, limiter=self.limiter)
         used = {
             "datasets": stored.datasets,
             "storage_bytes": stored.storage_bytes,
@@ -177,7 +179,8 @@ class UsageService:
                 self.limiter, tenant_id=tenant_id, limit=policy.quotas["api_calls_per_hour"]
             ),
             "feedback_labels": FeedbackService(session=self.session, scope=scope, app=self.app).count(),
-            "streams": 0,  # streams arrive in a later issue; the quota is enforced then
+            "streams": streams.count(),
+            "stream_events_per_second": streams.events_this_second(limit=policy.quotas["stream_events_per_second"]),
         }
         return TenantUsagePublic(
             tenant_id=tenant_id,

@@ -37,6 +37,11 @@ def _bodies(b_dataset: str) -> list[tuple[re.Pattern[str], str, dict[str, Any]]]
             {"json": {"dataset_id": b_dataset, "labels": [{"index": 0, "label": "anomaly"}]}},
         ),
         (re.compile(r"/feedback$"), "DELETE", {"params": {"dataset_id": b_dataset}}),
+        (
+            re.compile(r"/streams/[^/]+/events$"),
+            "POST",
+            {"json": {"events": [{"seq": 1000, "values": {"a": 1.0, "b": 2.0}}]}},
+        ),
         (re.compile(r"/users/[^/]+$"), "PATCH", {"json": {"role": "viewer"}}),
         (re.compile(r"/tenants/[^/]+$"), "PATCH", {"json": {"name": "stolen-name"}}),
         (re.compile(r".*"), "PATCH", {"json": {"name": "stolen"}}),
@@ -53,6 +58,8 @@ def _owner_ids(a: ProvisionedTenant) -> dict[str, str]:
     sessions = a.admin.call("GET", "/api/v1/auth/sessions")["items"]
     a.analyst.detectors.feedback(detector["id"], dataset_id=dataset["id"], labels={0: "anomaly"})
     labels = a.analyst.detectors.list_feedback(detector["id"])["items"]
+    stream = a.analyst.streams.create(name="a-secret", features=["a", "b"], parameters={"seed": 1})
+    a.analyst.streams.send(stream["id"], [{"seq": 1, "values": {"a": 1.0, "b": 2.0}}])
     return {
         "dataset_id": dataset["id"],
         "detector_id": detector["id"],
@@ -62,6 +69,7 @@ def _owner_ids(a: ProvisionedTenant) -> dict[str, str]:
         "session_id": sessions[0]["id"],
         "label_id": labels[0]["id"],
         "version": "1",  # the version A's training makes: B must not reach it either way
+        "stream_id": stream["id"],
         "tenant_id": a.id,
         "_key_secret": key["key"],
     }
@@ -71,10 +79,12 @@ def _snapshot(a: ProvisionedTenant, ids: dict[str, str]) -> dict[str, Any]:
     dataset = a.viewer.datasets.get(ids["dataset_id"])
     detector = a.viewer.detectors.get(ids["detector_id"])
     user = a.admin.get_user(ids["user_id"])
+    stream = a.viewer.streams.get(ids["stream_id"])
     return {
         "dataset": (dataset["name"], dataset["rows"]),
         "detector": (detector["name"], detector["algorithm"]),
         "user": (user["role"], user["is_active"]),
+        "stream": (stream["name"], stream["events_seen"], stream["last_seq"]),
         "keys": sorted((k["id"], k.get("revoked_at")) for k in a.admin.call("GET", "/api/v1/api-keys")["items"]),
         "sessions": sorted(s["id"] for s in a.admin.call("GET", "/api/v1/auth/sessions")["items"]),
         "me": a.admin.me()["tenant"]["id"],

@@ -1,0 +1,459 @@
+"""Online detection (River): the catalog's `family: "online"` entries, and the state a stream learns event by event.
+
+An `OnlineModel` scores each event, decides whether it is an anomaly (a quantile of recent scores, a fixed score, or
+a batch model's own threshold; never during warm-up), learns it (unless it was flagged and the detector is
+protected, as River's `QuantileFilter` does), and watches the score stream for drift with ADWIN. Its whole state
+pickles, so a stream can be snapshot and restored exactly; `dump_state` signs the bytes (HMAC-SHA256 under the
+server's key) and `load_state` refuses anything it did not sign before unpickling.
+
+Examples
+--------
+>>> model = OnlineModel.create(
+...     algorithm="hst", parameters={"seed": 7, "window_size": 50}, features=["x", "y"],
+...     threshold=ThresholdSpec(kind="quantile", q=0.95), warmup=50,
+... )
+>>> step = model.process([{"x": 0.1 * (i % 7), "y": 0.2} for i in range(120)])
+>>> len(step.scores), model.seen, any(step.flags[:50])
+(120, 120, False)
+>>> restored = load_state(dump_state(model, key=b"k"), key=b"k")
+>>> restored.process([{"x": 0.3, "y": 0.2}]).scores == model.process([{"x": 0.3, "y": 0.2}]).scores
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import math
+import pickle
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import polars as pl
+
+from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, InvalidFeatures, MLError, UnknownAlgorithm
+from vigil.ml.params import Param, check_parameters, integer, real
+
+if TYPE_CHECKING:
+    from vigil.ml.detector import FittedDetector
+
+__all__ = [
+    "ONLINE_CATALOG",
+    "STATE_MAGIC",
+    "OnlineEntry",
+    "OnlineModel",
+    "Step",
+    "ThresholdSpec",
+    "describe_online",
+    "dump_state",
+    "get_online_entry",
+    "is_online",
+    "load_state",
+    "validate_online_parameters",
+]
+
+Scaling = Literal["auto", "none", "minmax", "standard"]
+SEED = integer(
+    "seed",
+    None,
+    "Seed of the detector's random number generator (null: one is drawn when the stream is created and kept, so "
+    "a restored stream replays exactly).",
+    minimum=0,
+    maximum=2**32 - 1,
+)
+
+
+@dataclass(frozen=True)
+class OnlineEntry:
+    """An online detector of the catalog: River's class, its parameter schema and how it reads an event.
+
+    `univariate` detectors (River's supervised scorers) score one number: the stream's only feature.
+    `scaling` is what `scaling="auto"` means for it (half-space trees expect features in [0, 1]).
+    """
+
+    name: str
+    title: str
+    description: str
+    river_class: str
+    params: tuple[Param, ...]
+    univariate: bool = False
+    scaling: Scaling = "none"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": "online",
+            "title": self.title,
+            "description": self.description,
+            "params": [p.describe() for p in self.params],
+            "explanation_method": "none",  # stream events are scored, not explained
+            "learns_from_labels": False,
+        }
+
+    def build(self, parameters: Mapping[str, Any]) -> Any:
+        module, _, name = self.river_class.rpartition(".")
+        return getattr(importlib.import_module(module), name)(**parameters)
+
+
+ONLINE_ENTRIES: tuple[OnlineEntry, ...] = (
+    OnlineEntry(
+        name="hst",
+        title="Half-Space Trees (River)",
+        description="River's HalfSpaceTrees: random half-space trees whose mass profiles are refreshed every window; "
+        "fast, bounded memory. Features are min-max scaled online (scaling 'auto'). The default online detector.",
+        river_class="river.anomaly.HalfSpaceTrees",
+        params=(
+            integer("n_trees", 10, "Number of trees.", minimum=1, maximum=200),
+            integer("height", 8, "Height of each tree.", minimum=1, maximum=20),
+            integer(
+                "window_size",
+                250,
+                "Events per reference window (scores are 0 during the first).",
+                minimum=2,
+                maximum=1_000_000,
+            ),
+            SEED,
+        ),
+        scaling="minmax",
+    ),
+    OnlineEntry(
+        name="online_svm",
+        title="One-Class SVM (River)",
+        description="River's stochastic one-class SVM (linear, learnt by SGD); features are standardised online.",
+        river_class="river.anomaly.OneClassSVM",
+        params=(
+            real(
+                "nu",
+                0.1,
+                "Upper bound on the share of training errors.",
+                minimum=0.0,
+                maximum=1.0,
+                exclusive_minimum=True,
+            ),
+            real(
+                "intercept_lr",
+                0.01,
+                "Learning rate of the intercept.",
+                minimum=0.0,
+                maximum=10.0,
+                exclusive_minimum=True,
+            ),
+        ),
+        scaling="standard",
+    ),
+    OnlineEntry(
+        name="online_lof",
+        title="Local Outlier Factor (River)",
+        description="River's incremental LOF. It keeps every event it learns, so its cost grows with the stream: "
+        "for short or slow streams. Features are standardised online.",
+        river_class="river.anomaly.LocalOutlierFactor",
+        params=(integer("n_neighbors", 10, "Neighbours each event is compared with.", minimum=1, maximum=1000),),
+        scaling="standard",
+    ),
+    OnlineEntry(
+        name="online_loda",
+        title="LODA (River)",
+        description="Lightweight on-line detector of anomalies: histograms of sparse random projections.",
+        river_class="river.anomaly.LODA",
+        params=(
+            integer("n_bins", 10, "Bins of each projection's histogram.", minimum=2, maximum=1000),
+            integer("n_random_cuts", 100, "Number of random projections.", minimum=1, maximum=1000),
+            SEED,
+        ),
+    ),
+    OnlineEntry(
+        name="gaussian",
+        title="Gaussian scorer (River, univariate)",
+        description="River's GaussianScorer: 2·|CDF(y) − 0.5| of a Gaussian fitted to the stream's one feature "
+        "(optionally over a window). Needs exactly one feature.",
+        river_class="river.anomaly.GaussianScorer",
+        params=(
+            integer(
+                "window_size", None, "Fit over this many recent values (null: all).", minimum=2, maximum=10_000_000
+            ),
+            integer("grace_period", 100, "Events scored 0 while the Gaussian settles.", minimum=0, maximum=1_000_000),
+        ),
+        univariate=True,
+    ),
+    OnlineEntry(
+        name="sad",
+        title="Standard absolute deviation (River, univariate)",
+        description="River's StandardAbsoluteDeviation: |y − mean| / standard deviation of the stream's one "
+        "feature. Needs exactly one feature.",
+        river_class="river.anomaly.StandardAbsoluteDeviation",
+        params=(),
+        univariate=True,
+    ),
+)
+ONLINE_CATALOG: Mapping[str, OnlineEntry] = {entry.name: entry for entry in ONLINE_ENTRIES}
+
+
+def is_online(algorithm: str) -> bool:
+    """Whether `algorithm` is an online (streaming) entry of the catalog.
+
+    >>> is_online("hst"), is_online("iforest")
+    (True, False)
+    """
+    return algorithm in ONLINE_CATALOG
+
+
+def get_online_entry(algorithm: str) -> OnlineEntry:
+    try:
+        return ONLINE_CATALOG[algorithm]
+    except KeyError:
+        raise UnknownAlgorithm(algorithm, sorted(ONLINE_CATALOG)) from None
+
+
+def describe_online() -> list[dict[str, Any]]:
+    return [entry.describe() for entry in ONLINE_ENTRIES]
+
+
+def validate_online_parameters(algorithm: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The full parameters (defaults filled in); a null `seed` becomes a drawn one, so replays are exact.
+
+    >>> params = validate_online_parameters("hst", {"n_trees": 5})
+    >>> params["n_trees"], isinstance(params["seed"], int)
+    (5, True)
+    """
+    entry = get_online_entry(algorithm)
+    params = check_parameters(algorithm, entry.params, parameters)
+    if "seed" in params and params["seed"] is None:
+        params["seed"] = secrets.randbelow(2**32)
+    return params
+
+
+@dataclass(frozen=True)
+class ThresholdSpec:
+    """When an event is an anomaly: `quantile` — its score reaches the running `q` quantile of all scores so far
+    (River's `QuantileFilter`); `fixed` — its score reaches `value` (River's `ThresholdFilter`); `model` — its score
+    is above the batch model's own threshold. `protect`: flagged events are not learned (River's default)."""
+
+    kind: Literal["quantile", "fixed", "model"] = "quantile"
+    q: float = 0.99
+    value: float | None = None
+    protect: bool = True
+
+
+@dataclass
+class Step:
+    """What one batch did: a score and a flag per event, the threshold each flagged event reached (by index), and
+    the events (by index) at which drift was detected."""
+
+    scores: list[float] = field(default_factory=list)
+    flags: list[bool] = field(default_factory=list)
+    thresholds: dict[int, float | None] = field(default_factory=dict)
+    drifts: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+def _scaler(kind: Scaling) -> Any:
+    preprocessing = importlib.import_module("river.preprocessing")
+    return preprocessing.MinMaxScaler() if kind == "minmax" else preprocessing.StandardScaler()
+
+
+class OnlineModel:
+    """A stream's learnt state. Build it with `create`; feed it with `process`; persist it with `dump_state`.
+
+    With a batch `scorer` (a trained model version applied to a stream) events are scored only, never learnt; the
+    scorer itself is not part of the state (it is the stored, signed artifact) and is attached again on load.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: Any,
+        features: Sequence[str],
+        univariate: bool,
+        threshold: ThresholdSpec,
+        warmup: int,
+        drift_delta: float | None,
+        scorer: FittedDetector | None = None,
+    ) -> None:
+        self.detector = detector
+        self.features = list(features)
+        self.univariate = univariate
+        self.threshold = threshold
+        self.warmup = warmup
+        self.seen = 0
+        self.scorer = scorer
+        stats = importlib.import_module("river.stats")
+        self.quantile = stats.Quantile(q=threshold.q) if threshold.kind == "quantile" else None
+        self.drift = importlib.import_module("river.drift").ADWIN(delta=drift_delta) if drift_delta else None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        algorithm: str,
+        parameters: Mapping[str, Any],
+        features: Sequence[str],
+        threshold: ThresholdSpec,
+        warmup: int = 0,
+        scaling: Scaling = "auto",
+        drift_delta: float | None = 0.002,
+    ) -> OnlineModel:
+        """A fresh model of the online catalog entry `algorithm` (parameters as `validate_online_parameters` gives)."""
+        entry = get_online_entry(algorithm)
+        check_online_features(entry, features)
+        if threshold.kind == "model":
+            raise MLError("A 'model' threshold needs a trained batch model; online detectors use quantile or fixed.")
+        detector = entry.build(parameters)
+        chosen = entry.scaling if scaling == "auto" else scaling
+        if chosen != "none" and not entry.univariate:
+            detector = _scaler(chosen) | detector
+        return cls(
+            detector=detector,
+            features=features,
+            univariate=entry.univariate,
+            threshold=threshold,
+            warmup=warmup,
+            drift_delta=drift_delta,
+        )
+
+    @classmethod
+    def for_batch_model(
+        cls, scorer: FittedDetector, *, threshold: ThresholdSpec, warmup: int = 0, drift_delta: float | None = 0.002
+    ) -> OnlineModel:
+        """A trained batch model applied to a stream: it scores events, it never learns them."""
+        return cls(
+            detector=None,
+            features=scorer.features,
+            univariate=False,
+            threshold=threshold,
+            warmup=warmup,
+            drift_delta=drift_delta,
+            scorer=scorer,
+        )
+
+    def process(self, events: Sequence[Mapping[str, float]]) -> Step:
+        """Scores, classifies and learns each event in order (values already checked: every feature, finite)."""
+        step = Step()
+        raw = self._batch_scores(events) if self.scorer is not None else None
+        for index, x in enumerate(events):
+            score = float(raw[index]) if raw is not None else self._score(x)
+            if not math.isfinite(score):
+                score = 0.0  # a detector's first events (no spread yet); JSON cannot carry NaN anyway
+            warm = self.seen >= self.warmup
+            flagged = warm and self._classify(score)
+            if flagged:
+                step.thresholds[index] = self.current_threshold
+            if self.detector is not None and not (self.threshold.protect and flagged):
+                self._learn(x)
+            # Early warm-up scores come from an immature model (half-space trees score 0 for a whole window): the
+            # quantile learns from the second half of the warm-up on, so it is settled when flagging starts; the
+            # drift detector from the end of the warm-up.
+            if self.quantile is not None and self.seen >= self.warmup // 2:
+                self.quantile.update(score)
+            if warm:
+                self._observe(score, index, step)
+            self.seen += 1
+            step.scores.append(score)
+            step.flags.append(flagged)
+        return step
+
+    def _score(self, x: Mapping[str, float]) -> float:
+        if self.univariate:
+            return float(self.detector.score_one(None, x[self.features[0]]))
+        return float(self.detector.score_one(x))
+
+    def _learn(self, x: Mapping[str, float]) -> None:
+        if self.univariate:
+            self.detector.learn_one(None, x[self.features[0]])
+        else:
+            self.detector.learn_one(x)
+
+    def _observe(self, score: float, index: int, step: Step) -> None:
+        if self.drift is not None:
+            self.drift.update(score)
+            if self.drift.drift_detected:
+                step.drifts.append(
+                    (index, {"estimation": float(self.drift.estimation), "width": float(self.drift.width)})
+                )
+
+    def _classify(self, score: float) -> bool:
+        spec = self.threshold
+        if spec.kind == "quantile":
+            assert self.quantile is not None
+            # River's own rule, `or` included: a quantile of 0 (no spread yet, e.g. half-space trees' first window)
+            # flags nothing, like no quantile at all.
+            return bool(score >= (self.quantile.get() or math.inf))
+        if spec.kind == "fixed":
+            assert spec.value is not None
+            return score >= spec.value
+        assert self.scorer is not None
+        return score > self.scorer.threshold
+
+    def _batch_scores(self, events: Sequence[Mapping[str, float]]) -> np.ndarray:
+        assert self.scorer is not None
+        frame = pl.DataFrame([{f: float(x[f]) for f in self.features} for x in events], schema=self.features)
+        return self.scorer.score(frame)
+
+    @property
+    def current_threshold(self) -> float | None:
+        """The score an event must reach now to be flagged (None while the quantile has no data)."""
+        if self.threshold.kind == "quantile":
+            assert self.quantile is not None
+            value = self.quantile.get()
+            return float(value) if value is not None else None
+        if self.threshold.kind == "fixed":
+            return self.threshold.value
+        return float(self.scorer.threshold) if self.scorer is not None else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["scorer"] = None  # the batch model is its own signed artifact; `load_state` is given it back
+        return state
+
+
+def check_online_features(entry: OnlineEntry, features: Sequence[str]) -> None:
+    if not features:
+        raise InvalidFeatures("A stream needs at least one feature.")
+    if entry.univariate and len(features) != 1:
+        raise InvalidFeatures(
+            f"{entry.title} scores one value: give exactly one feature (got {len(features)}).",
+            errors=[
+                {
+                    "loc": ["body", "features"],
+                    "msg": "exactly one feature for a univariate detector",
+                    "type": "univariate",
+                }
+            ],
+        )
+
+
+STATE_MAGIC = b"VIGILSTR"
+_STATE_FORMAT = 1
+_HEADER = len(STATE_MAGIC) + 1 + hashlib.sha256().digest_size
+
+
+def dump_state(model: OnlineModel, *, key: bytes) -> bytes:
+    """The model's whole state as signed bytes (magic, format byte, HMAC-SHA256, pickle)."""
+    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    return STATE_MAGIC + bytes([_STATE_FORMAT]) + hmac.new(key, payload, hashlib.sha256).digest() + payload
+
+
+def load_state(data: bytes, *, key: bytes, scorer: FittedDetector | None = None) -> OnlineModel:
+    """The model in `data`, after checking its signature (never unpickled otherwise); `scorer` re-attached.
+
+    >>> load_state(b"VIGILSTR\\x01" + bytes(40), key=b"k")
+    Traceback (most recent call last):
+    ...
+    vigil.ml.errors.ArtifactTampered: The stream state failed its integrity check.
+    """
+    data = bytes(data)
+    if len(data) <= _HEADER or not data.startswith(STATE_MAGIC) or data[len(STATE_MAGIC)] != _STATE_FORMAT:
+        raise ArtifactTampered("The data is not a Vigil stream state.")
+    signature, payload = data[len(STATE_MAGIC) + 1 : _HEADER], data[_HEADER:]
+    if not hmac.compare_digest(signature, hmac.new(key, payload, hashlib.sha256).digest()):
+        raise ArtifactTampered("The stream state failed its integrity check.")
+    try:
+        model = pickle.loads(payload)  # noqa: S301 - the HMAC above proved the server wrote these bytes
+    except Exception as exc:
+        raise ArtifactIncompatible(f"The stream state is genuine but cannot be loaded here: {exc}") from exc
+    if not isinstance(model, OnlineModel):
+        raise ArtifactIncompatible(f"The stream state holds a {type(model).__name__}, not an online model.")
+    model.scorer = scorer
+    return model

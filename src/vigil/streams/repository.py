@@ -1,0 +1,185 @@
+"""Stream queries, always within one tenant: streams, the write-ahead log, snapshots, anomalies, drift events."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from vigil.core.database import TenantScope, bind_tenant
+from vigil.streams.models import Stream, StreamAnomaly, StreamBatch, StreamDrift, StreamSnapshot
+
+_BATCHES = cast(Table, StreamBatch.__table__)
+
+
+class StreamRepository:
+    def __init__(self, *, session: Session, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+        bind_tenant(session, scope)
+
+    @property
+    def _tenant(self) -> str:
+        return self.scope.tenant_id
+
+    # -- streams ---------------------------------------------------------------------------------------------
+    def get(self, stream_id: str, *, for_update: bool = False) -> Stream | None:
+        query = select(Stream).where(Stream.id == stream_id, Stream.tenant_id == self._tenant)
+        if for_update:
+            # PostgreSQL: one batch of a stream at a time across processes; the version check below still holds.
+            query = query.with_for_update()
+        return self.session.scalar(query.execution_options(populate_existing=True))
+
+    def version_of(self, stream_id: str, *, for_update: bool = False) -> int | None:
+        """The stream's state version (None: no such stream in this tenant)."""
+        query = select(Stream.state_version).where(Stream.id == stream_id, Stream.tenant_id == self._tenant)
+        if for_update:
+            query = query.with_for_update()
+        version = self.session.scalar(query)
+        return int(version) if version is not None else None
+
+    def list(self, *, limit: int, after_id: str | None) -> Sequence[Stream]:
+        query = select(Stream).where(Stream.tenant_id == self._tenant)
+        if after_id is not None:
+            query = query.where(Stream.id < after_id)
+        return self.session.scalars(query.order_by(Stream.id.desc()).limit(limit + 1)).all()
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).where(Stream.tenant_id == self._tenant)) or 0)
+
+    def add(self, stream: Stream) -> None:
+        if stream.tenant_id != self._tenant:
+            raise ValueError("a stream belongs to the scope's tenant")
+        self.session.add(stream)
+        self.session.flush()
+
+    def delete(self, stream: Stream) -> None:
+        self.session.delete(stream)
+
+    def advance(self, *, stream_id: str, from_version: int, values: dict[str, Any]) -> bool:
+        """Moves the stream to `from_version + 1` with `values`, only if it is still at `from_version`."""
+        result = self.session.execute(
+            update(Stream)
+            .where(Stream.id == stream_id, Stream.tenant_id == self._tenant, Stream.state_version == from_version)
+            .values(state_version=from_version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    # -- write-ahead log -------------------------------------------------------------------------------------
+    def add_batch(self, **row: Any) -> None:
+        """One log record, written with a plain INSERT (no unit of work: this is the hot path)."""
+        if row["tenant_id"] != self._tenant:
+            raise ValueError("a log record belongs to the scope's tenant")
+        self.session.execute(insert(_BATCHES), [row])  # the table's, not the ORM's bulk insert
+
+    def batches_after(self, stream_id: str, version: int) -> Sequence[StreamBatch]:
+        return self.session.scalars(
+            select(StreamBatch)
+            .where(
+                StreamBatch.stream_id == stream_id,
+                StreamBatch.tenant_id == self._tenant,
+                StreamBatch.state_version > version,
+            )
+            .order_by(StreamBatch.state_version)
+        ).all()
+
+    def batches_covering(self, stream_id: str, low: int, high: int) -> Sequence[StreamBatch]:
+        """Log records that may hold events with seq in [low, high] (for answering duplicates)."""
+        return self.session.scalars(
+            select(StreamBatch).where(
+                StreamBatch.stream_id == stream_id,
+                StreamBatch.tenant_id == self._tenant,
+                StreamBatch.first_seq <= high,
+                StreamBatch.last_seq >= low,
+            )
+        ).all()
+
+    def events_since(self, stream_id: str, since: datetime) -> tuple[int, int]:
+        """Events and anomalies applied since `since` (from the log, whose recent records are never pruned)."""
+        row = self.session.execute(
+            select(
+                func.coalesce(func.sum(StreamBatch.n_events), 0), func.coalesce(func.sum(StreamBatch.n_anomalies), 0)
+            ).where(
+                StreamBatch.stream_id == stream_id,
+                StreamBatch.tenant_id == self._tenant,
+                StreamBatch.received_at >= since,
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    def count_batches(self, stream_id: str) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count()).where(StreamBatch.stream_id == stream_id, StreamBatch.tenant_id == self._tenant)
+            )
+            or 0
+        )
+
+    # -- snapshots -------------------------------------------------------------------------------------------
+    def add_snapshot(self, snapshot: StreamSnapshot) -> None:
+        self.session.add(snapshot)
+
+    def latest_snapshot(self, stream_id: str, *, at_most: int) -> StreamSnapshot | None:
+        return self.session.scalar(
+            select(StreamSnapshot)
+            .where(
+                StreamSnapshot.stream_id == stream_id,
+                StreamSnapshot.tenant_id == self._tenant,
+                StreamSnapshot.state_version <= at_most,
+            )
+            .order_by(StreamSnapshot.state_version.desc())
+            .limit(1)
+        )
+
+    def snapshot_info(self, stream_id: str, version: int) -> Row[int, int | None, int, datetime] | None:
+        """The snapshot's description, without its (large) state."""
+        return self.session.execute(
+            select(
+                StreamSnapshot.state_version,
+                StreamSnapshot.last_seq,
+                StreamSnapshot.events_seen,
+                StreamSnapshot.created_at,
+            ).where(
+                StreamSnapshot.stream_id == stream_id,
+                StreamSnapshot.tenant_id == self._tenant,
+                StreamSnapshot.state_version == version,
+            )
+        ).one_or_none()
+
+    def prune(self, stream_id: str, *, keep_from_version: int) -> None:
+        """Drops snapshots older than `keep_from_version` and the log records that only they needed."""
+        for table in (StreamSnapshot, StreamBatch):
+            self.session.execute(
+                delete(table).where(
+                    table.stream_id == stream_id,
+                    table.tenant_id == self._tenant,
+                    table.state_version < keep_from_version
+                    if table is StreamSnapshot
+                    else table.state_version <= keep_from_version,
+                )
+            )
+
+    # -- anomalies and drift events --------------------------------------------------------------------------
+    def add_all(self, rows: builtins.list[StreamAnomaly] | builtins.list[StreamDrift]) -> None:
+        self.session.add_all(rows)
+
+    def anomalies(self, stream_id: str, *, limit: int, before_seq: int | None) -> Sequence[StreamAnomaly]:
+        query = select(StreamAnomaly).where(
+            StreamAnomaly.stream_id == stream_id, StreamAnomaly.tenant_id == self._tenant
+        )
+        if before_seq is not None:
+            query = query.where(StreamAnomaly.seq < before_seq)
+        return self.session.scalars(query.order_by(StreamAnomaly.seq.desc()).limit(limit + 1)).all()
+
+    def drifts(self, stream_id: str, *, limit: int, before_seq: int | None) -> Sequence[StreamDrift]:
+        query = select(StreamDrift).where(StreamDrift.stream_id == stream_id, StreamDrift.tenant_id == self._tenant)
+        if before_seq is not None:
+            query = query.where(StreamDrift.seq < before_seq)
+        return self.session.scalars(
+            query.order_by(StreamDrift.seq.desc(), StreamDrift.id.desc()).limit(limit + 1)
+        ).all()

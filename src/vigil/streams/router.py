@@ -1,0 +1,139 @@
+"""Stream routes: create, list, read, rename, delete; send events (HTTP); flagged events, drift events, metrics;
+and the WebSocket (`socket.py` holds its protocol)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Response, WebSocket, status
+from starlette.requests import HTTPConnection
+
+from vigil.core.pagination import Page
+from vigil.identity.dependencies import IdentityDep, require
+from vigil.identity.permissions import Permission
+from vigil.identity.principal import Principal
+from vigil.streams.schemas import (
+    AnomalyPublic,
+    DriftPublic,
+    EventsRequest,
+    EventsResponse,
+    StreamCreate,
+    StreamMetrics,
+    StreamPublic,
+    StreamUpdate,
+)
+from vigil.streams.service import StreamService
+from vigil.streams.socket import StreamSocket
+from vigil.streams.state import StreamRuntime
+from vigil.web.deps import ContextDep, SessionDep
+
+router = APIRouter(tags=["streams"])
+# The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
+ws_router = APIRouter(tags=["streams"])
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+Reader = Annotated[Principal, require(Permission.STREAMS_READ)]
+Writer = Annotated[Principal, require(Permission.STREAMS_WRITE)]
+
+
+def get_runtime(connection: HTTPConnection) -> StreamRuntime:
+    runtime: StreamRuntime = connection.app.state.streams
+    return runtime
+
+
+RuntimeDep = Annotated[StreamRuntime, Depends(get_runtime)]
+
+
+def _service(
+    session: SessionDep, principal: Principal, app: ContextDep, runtime: StreamRuntime, identity: IdentityDep
+) -> StreamService:
+    return StreamService(session=session, scope=principal.scope, app=app, runtime=runtime, limiter=identity.limiter)
+
+
+class Services:
+    """The route's service, built from its named dependencies."""
+
+    def __init__(self, session: SessionDep, app: ContextDep, runtime: RuntimeDep, identity: IdentityDep) -> None:
+        self.session, self.app, self.runtime, self.identity = session, app, runtime, identity
+
+    def of(self, principal: Principal) -> StreamService:
+        return _service(self.session, principal, self.app, self.runtime, self.identity)
+
+
+ServicesDep = Annotated[Services, Depends()]
+
+
+@router.post("/streams", status_code=status.HTTP_201_CREATED, summary="Create a stream")
+def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep) -> StreamPublic:
+    return services.of(principal).create(data=data, created_by=principal.user_id)
+
+
+@router.get("/streams", summary="List streams, newest first")
+def list_streams(
+    principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[StreamPublic]:
+    items, next_cursor = services.of(principal).list(limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/streams/{stream_id}", summary="A stream: configuration, counters, last snapshot, latest drift events")
+def get_stream(stream_id: str, principal: Reader, services: ServicesDep) -> StreamPublic:
+    return services.of(principal).get(stream_id=stream_id)
+
+
+@router.patch("/streams/{stream_id}", summary="Rename or describe a stream")
+def update_stream(stream_id: str, data: StreamUpdate, principal: Writer, services: ServicesDep) -> StreamPublic:
+    return services.of(principal).update(stream_id=stream_id, data=data)
+
+
+@router.delete("/streams/{stream_id}", status_code=204, summary="Delete a stream and everything it kept")
+def delete_stream(stream_id: str, principal: Writer, services: ServicesDep) -> Response:
+    services.of(principal).delete(stream_id=stream_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/streams/{stream_id}/events",
+    summary="Score, then learn, a batch of events in seq order (exactly once; all or nothing)",
+    response_model=EventsResponse,
+    responses={413: {"description": "More events than the server's batch limit"}},
+)
+async def send_events(stream_id: str, data: EventsRequest, principal: Writer, services: ServicesDep) -> Response:
+    svc = services.of(principal)
+    # The model's work is CPU-bound: off the event loop, so other requests and WebSockets keep flowing.
+    batch = await anyio.to_thread.run_sync(lambda: svc.ingest(stream_id=stream_id, events=data.events))
+    # Already JSON-safe (its shape is EventsResponse): serialised directly, without a model per event.
+    return Response(json.dumps(batch.as_dict(), allow_nan=False), media_type="application/json")
+
+
+@router.get("/streams/{stream_id}/anomalies", summary="Flagged events with their values and scores, newest first")
+def list_anomalies(
+    stream_id: str, principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[AnomalyPublic]:
+    items, next_cursor = services.of(principal).anomalies(stream_id=stream_id, limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/streams/{stream_id}/drifts", summary="Drift detected in the stream's scores, newest first")
+def list_drifts(
+    stream_id: str, principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[DriftPublic]:
+    items, next_cursor = services.of(principal).drifts(stream_id=stream_id, limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/streams/{stream_id}/metrics", summary="Events per second, anomaly rates, drift events")
+def stream_metrics(stream_id: str, principal: Reader, services: ServicesDep) -> StreamMetrics:
+    return services.of(principal).metrics(stream_id=stream_id)
+
+
+@ws_router.websocket("/streams/{stream_id}/ws")
+async def stream_socket(
+    websocket: WebSocket, stream_id: str, app: ContextDep, runtime: RuntimeDep, identity: IdentityDep
+) -> None:
+    """Events in, scores out. Authentication: the first frame (`{"type": "auth", "token"|"api_key": …}`) or the
+    subprotocol `vigil.bearer.<credential>` next to `vigil.v1`; never the URL. Frames and close codes:
+    docs/streams.md."""
+    await StreamSocket(websocket=websocket, stream_id=stream_id, app=app, runtime=runtime, identity=identity).run()

@@ -1,0 +1,114 @@
+"""Hot stream state, per process: each stream's model in memory with the version it is at, and a lock per stream.
+
+The database is the truth (the stream's `state_version`, its snapshots and its write-ahead log); this is a cache
+of it. A process uses its cached model only when its version equals the stored one, and otherwise catches up by
+replaying the batches it missed (or reloads from the latest snapshot), so any process may serve any stream. The lock
+orders the batches of one stream inside this process; across processes the stored version orders them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from vigil import ml
+from vigil.streams.models import Stream
+
+
+@dataclass
+class StreamHead:
+    """What applying a batch needs of the stream's row. Only batches change it, so it is kept with the hot model and
+    is exactly the row whenever the model's version is the stored one."""
+
+    id: str
+    features: list[str]
+    last_seq: int | None
+    events_seen: int
+    anomaly_count: int
+    drift_count: int
+    current_threshold: float | None
+    snapshot_version: int
+    snapshot_events: int
+    snapshot_at: datetime | None
+
+    @classmethod
+    def of(cls, stream: Stream) -> StreamHead:
+        return cls(
+            id=stream.id,
+            features=list(stream.features),
+            last_seq=stream.last_seq,
+            events_seen=stream.events_seen,
+            anomaly_count=stream.anomaly_count,
+            drift_count=stream.drift_count,
+            current_threshold=stream.current_threshold,
+            snapshot_version=stream.snapshot_version,
+            snapshot_events=stream.snapshot_events,
+            snapshot_at=stream.snapshot_at,
+        )
+
+
+@dataclass
+class HotState:
+    version: int
+    model: ml.OnlineModel
+    head: StreamHead
+
+
+QUOTA_TTL_S = 5.0
+
+
+class StreamRuntime:
+    """At most `capacity` models are kept (least recently used go first; they reload from the database)."""
+
+    def __init__(self, *, capacity: int) -> None:
+        self._quotas: dict[str, tuple[float, int]] = {}
+        self.capacity = capacity
+        self._hot: OrderedDict[str, HotState] = OrderedDict()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.loads = 0  # models rebuilt from a snapshot (a restart, an eviction, a failed batch)
+        self.catch_ups = 0  # models brought forward by replaying batches another process applied
+
+    def lock(self, stream_id: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(stream_id)
+            if lock is None:
+                lock = self._locks[stream_id] = threading.Lock()
+            return lock
+
+    def take(self, stream_id: str) -> HotState | None:
+        """The cached state, removed from the cache: the caller owns it until it `keep`s it again (a batch that
+        fails half-way must not leave a model that learnt part of it)."""
+        with self._guard:
+            return self._hot.pop(stream_id, None)
+
+    def keep(self, stream_id: str, state: HotState) -> None:
+        with self._guard:
+            self._hot[stream_id] = state
+            self._hot.move_to_end(stream_id)
+            while len(self._hot) > self.capacity:
+                self._hot.popitem(last=False)
+
+    def forget(self, stream_id: str) -> None:
+        with self._guard:
+            self._hot.pop(stream_id, None)
+            self._locks.pop(stream_id, None)
+
+    def quota(self, tenant_id: str, load: Callable[[], int]) -> int:
+        """A tenant's events-per-second quota, read at most every `QUOTA_TTL_S` (a change applies within it): one
+        query less on every batch."""
+        now = time.monotonic()
+        cached = self._quotas.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        value = load()
+        with self._guard:
+            self._quotas[tenant_id] = (now + QUOTA_TTL_S, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._hot)
