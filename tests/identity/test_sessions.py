@@ -70,6 +70,21 @@ def test_idle_timeout_set_by_the_tenant_ends_sessions(tmp_path: Path) -> None:
         assert client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
 
 
+def test_a_session_in_use_outlives_the_idle_timeout_with_the_credential_cache_on(tmp_path: Path) -> None:
+    """Requests answered from the credential cache are use too: a session used every 0.4 s for twice its idle
+    timeout stays alive, while an unused one ends."""
+    with app_client(tmp_path, auth_cache_ttl_s=5) as client:
+        email, _ = new_user(client, role="admin")
+        admin = bearer(tokens(client, email, PASSWORD)["access_token"])
+        assert client.patch("/api/v1/tenant/security", json={"session_idle_timeout_s": 2}, headers=admin).is_success
+        busy, idle = tokens(client, email, PASSWORD), tokens(client, email, PASSWORD)
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            assert client.get("/api/v1/me", headers=bearer(busy["access_token"])).status_code == 200
+            time.sleep(0.4)
+        assert client.get("/api/v1/me", headers=bearer(idle["access_token"])).status_code == 401
+
+
 def test_absolute_lifetime_ends_sessions_even_in_use(tmp_path: Path) -> None:
     with app_client(tmp_path, session_lifetime_s=1, session_touch_interval_s=1) as client:
         email, _ = new_user(client)

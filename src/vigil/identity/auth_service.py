@@ -237,10 +237,12 @@ class AuthService:
         if tenant.status != "active":
             raise Unauthorized("The tenant is suspended.")
         # Record use now and then, not on every request: often enough for the idle timeout, cheap enough to ignore.
-        touch_every = min(self.settings.session_touch_interval_s, auth_session.idle_timeout_s / 2)
-        if (now - auth_session.last_used_at).total_seconds() >= touch_every:
+        touch_every = timedelta(seconds=min(self.settings.session_touch_interval_s, auth_session.idle_timeout_s / 2))
+        used_at = auth_session.last_used_at
+        if now - used_at >= touch_every:
             self.platform.touch_session(auth_session.id, now=now)
             self.session.commit()
+            used_at = now
         return Principal(
             user_id=user.id,
             email=user.email,
@@ -248,7 +250,9 @@ class AuthService:
             role=Role(user.role),
             session_id=auth_session.id,
             tenant_calls_per_hour=TenantPolicy.of(tenant, self.settings).quotas["api_calls_per_hour"],
-            credential_expires_at=min(claims.expires_at, auth_session.expires_at, _idle_deadline(auth_session)),
+            # Believed no longer than until its use is next due to be recorded: requests answered from the
+            # credential cache record nothing, and unrecorded use would let a busy session idle out.
+            credential_expires_at=min(claims.expires_at, auth_session.expires_at, used_at + touch_every),
         )
 
     def authenticate_api_key(self, key: str) -> Principal:

@@ -26,8 +26,8 @@ class Principal:
     scopes: frozenset[Permission] | None = None
     key_rate_limit: tuple[int, int] | None = None  # (requests, window in seconds) set on the key
     tenant_calls_per_hour: int | None = None  # the tenant's `api_calls_per_hour` quota
-    # When the credential stops being valid by itself (token or session expiry, key expiry): a cache keeps no
-    # principal past it.
+    # When the credential stops being valid by itself (token or session expiry, key expiry), or a session's use is
+    # next due to be recorded: a cache keeps no principal past it.
     credential_expires_at: datetime | None = None
 
     @property
