@@ -6,12 +6,13 @@ and clipped (one member's extreme value must not outvote the others). The member
 see different kinds of anomaly: isolation (IForest), per-feature tails (ECOD, COPOD, HBOS) and neighbour distance
 (kNN); the unsupervised score is the mean of the family means, so three tail detectors do not outvote the others.
 PCA's reconstruction error is a member for the classifier below but not in the unsupervised vote: alone it trails
-the others on ADBench, and in the vote it lowered the mean ROC-AUC (measured on a split of the training parts). With labels (1 = anomaly, 0 = normal,
--1 = unlabelled), a small gradient-boosting classifier learns from the features *and* the members' standardised
-scores (the idea of XGBOD: detector scores as learned representations), trained on the labelled anomalies against
-the rows least likely to be anomalies; its log-odds, standardised on the training rows, are blended with the
-standardised unsupervised score. A few labels so lift ROC-AUC far above any unsupervised detector
-(`benchmarks/bench_adbench.py`).
+the others on ADBench, and in the vote it lowered the mean ROC-AUC (measured on a split of the training parts).
+
+With labels (1 = anomaly, 0 = normal, -1 = unlabelled), a small gradient-boosting classifier learns from the features
+*and* the members' standardised scores (the idea of XGBOD: detector scores as learned representations), trained on
+the labelled anomalies against the rows least likely to be anomalies; its log-odds, standardised on the training
+rows, are blended with the standardised unsupervised score. A few labels so lift ROC-AUC far above any unsupervised
+detector (`benchmarks/bench_adbench.py`).
 """
 
 from __future__ import annotations
