@@ -14,9 +14,10 @@ AUTO_ENTRIES: tuple[CatalogEntry, ...] = (
         name=AUTO,
         family="ensemble",
         title="Auto: an ensemble of fast detectors, semi-supervised once labels exist",
-        description="Isolation Forest, ECOD, COPOD, HBOS, kNN and PCA, their standardised scores averaged; with "
-        "feedback labels, a gradient-boosting model over the features and those scores is blended in "
-        "(XGBOD-style). The default when no algorithm is named. Explained by Shapley sampling.",
+        description="Isolation Forest, ECOD, COPOD, HBOS and kNN, their robustly standardised scores averaged with "
+        "one vote per family (isolation, tails, neighbours); with feedback labels, a gradient-boosting model over "
+        "the features and those scores (and PCA's) is blended in (XGBOD-style). The default when no algorithm is "
+        "named. Explained by Shapley sampling.",
         factory=from_library("vigil.ml.auto", "AutoDetector"),
         convention=PYOD,
         params=(
