@@ -72,3 +72,15 @@ def test_auto_on_tiny_data_adapts_its_neighbours() -> None:
     X = np.vstack([np.random.default_rng(0).normal(size=(4, 2)), [[9.0, 9.0]]])
     scores = AutoDetector(contamination=0.2, random_state=0).fit(X).decision_scores_
     assert scores.argmax() == 4
+
+
+def test_unsupervised_vote_is_one_per_family_and_leaves_pca_to_the_classifier() -> None:
+    # Three tail detectors must not outvote isolation and neighbours, and PCA (weak alone) only feeds the classifier.
+    X = np.vstack([np.random.default_rng(0).normal(size=(300, 3)), np.full((3, 3), 6.0)])
+    model = AutoDetector(contamination=0.05, random_state=0).fit(X)
+    Z = model.member_scores(X)
+    names = [name for name, _, _ in model.members_]
+    column = {name: Z[:, names.index(name)] for name in names}
+    expected = (column["iforest"] + (column["ecod"] + column["copod"] + column["hbos"]) / 3 + column["knn"]) / 3
+    np.testing.assert_allclose(model.decision_function(X), expected, rtol=1e-12)
+    assert "pca" in names
