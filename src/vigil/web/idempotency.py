@@ -42,6 +42,7 @@ class PendingKey:
 
     key: str
     fingerprint: str
+    path: str
     store: IdempotencyStore
     lease_s: float
     admitted: bool = False
@@ -90,7 +91,13 @@ async def replay_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IdempotentReplay)
     record = exc.record
     headers = {**(record.headers or {}), "Idempotent-Replayed": "true"}
-    return Response(content=record.body or b"", status_code=record.status_code or 200, headers=headers)
+    body = record.body or b""
+    if headers.get("content-type", "").startswith(PROBLEM_MEDIA_TYPE):
+        # The same problem, under this request's id (the one its `X-Request-Id` and the logs carry).
+        document = json.loads(body)
+        document["request_id"] = current_request_id()
+        body = json.dumps(document).encode()
+    return Response(content=body, status_code=record.status_code or 200, headers=headers)
 
 
 def install(app: FastAPI, *, database: Database, lease_s: float) -> None:
@@ -130,7 +137,9 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(
             b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
-        pending = PendingKey(key=key, fingerprint=fingerprint, store=self.store, lease_s=self.lease_s)
+        pending = PendingKey(
+            key=key, fingerprint=fingerprint, path=scope["path"], store=self.store, lease_s=self.lease_s
+        )
         scope[SCOPE_KEY] = pending
         failure: Exception | None = None
         async with anyio.create_task_group() as tasks:
@@ -204,7 +213,7 @@ class IdempotencyMiddleware:
         assert pending.principal is not None
         kept = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k.lower() in _REPLAYED_HEADERS}
         if pending.withheld is not None and status < 400:
-            status, kept, body = _withheld(pending.withheld)
+            status, kept, body = _withheld(pending.withheld, instance=pending.path)
         owner, principal = pending.owner, pending.principal
         pending.done = True
         with anyio.CancelScope(shield=True):
@@ -215,14 +224,14 @@ class IdempotencyMiddleware:
             )
 
 
-def _withheld(problem: SecretNotReplayed) -> tuple[int, dict[str, str], bytes]:
+def _withheld(problem: SecretNotReplayed, *, instance: str) -> tuple[int, dict[str, str], bytes]:
     """What is kept in place of an answer that carried a secret."""
     document = {
         "type": problem_type_uri(problem.slug),
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "instance": None,
+        "instance": instance,
         "request_id": current_request_id(),
         **problem.extra,
     }
