@@ -9,10 +9,10 @@ from httpx import Response
 from sqlalchemy import select, update
 
 from tests.conftest import Tenant
+from vigil.app import migrate
 from vigil.config import Settings
 from vigil.core.database import Database, utcnow
 from vigil.core.idempotency import RETENTION, Claim, IdempotencyRecord, IdempotencyStore
-from vigil.migrations.runner import upgrade_database
 
 
 def create(client: TestClient, headers: dict[str, str], key: str, name: str = "d") -> tuple[int, dict[str, object]]:
@@ -173,7 +173,7 @@ def test_a_claim_left_by_a_crashed_process_expires(client: TestClient, tenant: T
 def test_old_records_are_pruned_by_housekeeping_not_by_requests(settings: Settings) -> None:
     database = Database(settings)
     try:
-        upgrade_database(database.engine)
+        migrate(settings, database)  # as the schema's owner on PostgreSQL
         store = IdempotencyStore(database)
         assert isinstance(store.claim(principal="user:a", key="old", fingerprint="f", lease_s=60), Claim)
         with database.session() as session:
