@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -45,7 +46,7 @@ from vigil.streams.router import router as streams_router
 from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
-from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web.body_limits import BodyLimitRule, BodySizeLimitMiddleware
 from vigil.web.idempotency import IdempotencyMiddleware
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
@@ -235,13 +236,25 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     app.add_middleware(IdempotencyMiddleware, database=database, resolve_principal=identity.principal_key)
     app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_body_bytes
+        BodySizeLimitMiddleware, default_max_bytes=settings.max_json_body_bytes, rules=body_limit_rules(settings)
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
+    """Which routes may receive more than a JSON body: the uploads (streamed to disk) — and which far less: the
+    credential routes, which anyone can call before authenticating."""
+    return [
+        BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
+        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST"),
+        BodyLimitRule(
+            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"), settings.max_upload_bytes, method="POST"
+        ),
+    ]
 
 
 def create_app_from_environment() -> FastAPI:
