@@ -387,7 +387,7 @@ async def detect(
     def work() -> Response:
         if media_type in _TABLE_FORMATS:
             with timer.phase("parse"):
-                table = formats.table_from_bytes(body, _TABLE_FORMATS[media_type], limits=svc.datasets.limits)
+                table = formats.table_from_bytes(body, _TABLE_FORMATS[media_type], limits=svc.datasets.inline_limits())
             result = svc.detect_table(
                 detector_id=detector_id, table=table, version=version, explain_top_k=explain, timer=timer
             )
