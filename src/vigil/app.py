@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -47,7 +48,7 @@ from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
 from vigil.web import idempotency
-from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web.body_limits import BodyLimitRule, BodySizeLimitMiddleware
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
 from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -245,13 +246,25 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     idempotency.install(app, database=database, lease_s=settings.idempotency_lease_s)
     app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_body_bytes
+        BodySizeLimitMiddleware, default_max_bytes=settings.max_json_body_bytes, rules=body_limit_rules(settings)
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
+    """Which routes may receive more than a JSON body: the uploads (streamed to disk) — and which far less: the
+    credential routes, which anyone can call before authenticating."""
+    return [
+        BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
+        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST"),
+        BodyLimitRule(
+            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"), settings.max_upload_bytes, method="POST"
+        ),
+    ]
 
 
 def create_app_from_environment() -> FastAPI:
