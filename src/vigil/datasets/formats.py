@@ -118,7 +118,9 @@ def _read(source: str | pa.BufferReader, fmt: FileFormat, *, limits: TableLimits
             table = pq.read_table(source)
         else:
             table = _read_arrow(source)
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        # Arrow decodes column names only when asked: a header that is not UTF-8 fails here, not above.
+        table.column_names  # noqa: B018
+    except (pa.ArrowException, OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedFile(f"This is not a readable {fmt.value.upper()} file: {_short(exc)}") from exc
     return _normalised(table, limits=limits)
 
