@@ -15,6 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from vigil.web.deprecation import DeprecationHeadersMiddleware
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
 API_PREFIX = "/api/v1/"
@@ -92,9 +94,10 @@ def problem_statuses(method: str, path: str, operation: Document) -> set[int]:
 
 
 def _problem_response(status: int, existing: Document | None) -> Document:
-    description = (existing or {}).get("description") or PROBLEM_STATUSES[status]
+    fallback = PROBLEM_STATUSES.get(status, "A problem")
+    description = (existing or {}).get("description") or fallback
     if description in ("Validation Error", "Successful Response"):
-        description = PROBLEM_STATUSES[status]
+        description = fallback
     response: Document = {
         "description": description,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
@@ -110,7 +113,9 @@ def add_problems(document: Document) -> None:
     schemas["Problem"] = copy.deepcopy(PROBLEM_SCHEMA)
     for path, method, operation in operations(document):
         responses = operation.setdefault("responses", {})
-        for status in sorted(problem_statuses(method, path, operation)):
+        # …and the errors a route declared itself are problems too.
+        declared = {int(s) for s in responses if s.isdigit() and int(s) >= 400}
+        for status in sorted(problem_statuses(method, path, operation) | declared):
             responses[str(status)] = _problem_response(status, responses.get(str(status)))
     # FastAPI's own shape of a validation error is never sent (web/problems.py answers 422 with a problem).
     for unused in ("HTTPValidationError", "ValidationError"):
@@ -240,7 +245,9 @@ def complete(document: Document) -> Document:
 
 
 def install_contract(app: FastAPI) -> None:
-    """`app.openapi()` serves the completed document (built once, like FastAPI's own)."""
+    """`app.openapi()` serves the completed document (built once, like FastAPI's own), and deprecated operations
+    announce it in their answers (added first, so innermost: right around the routes that mark the request)."""
+    app.add_middleware(DeprecationHeadersMiddleware)
     derive: Callable[[], Document] = app.openapi
 
     def openapi() -> Document:
