@@ -126,6 +126,7 @@ def run(options: FuzzOptions) -> FuzzResult:
         text=True,
         timeout=options.timeout_s,
         check=False,
+        cwd=report_dir,  # schemathesis keeps a cache of what it found in the working directory
     )
     (report_dir / "schemathesis-output.txt").write_text(completed.stdout + completed.stderr, encoding="utf-8")
     result = parse_events(events) if events.exists() else FuzzResult(returncode=completed.returncode)
