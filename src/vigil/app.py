@@ -49,6 +49,7 @@ from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
 from vigil.web import idempotency
 from vigil.web.body_limits import BodyLimitRule, BodySizeLimitMiddleware
+from vigil.web.contract import install_contract
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
 from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -238,6 +239,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.state.streams = StreamRuntime(capacity=settings.stream_hot_models)  # hot stream models of this process
 
     install_problem_handlers(app)
+    install_contract(app)
     app.include_router(operations_router)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])

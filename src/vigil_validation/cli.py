@@ -47,6 +47,19 @@ ProfileOpt = Annotated[
     typer.Option("--profile", help="The performance suite's load: short (minutes; the default, and CI's) or full."),
 ]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude-suite", help="Leave this suite out (repeatable).")]
+FuzzExamplesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--fuzz-examples", min=1, help="Schemathesis examples per operation in the contracts suite (default 10)."
+    ),
+]
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        help="An older OpenAPI document: the contracts suite fails on changes that break it, reports additive ones.",
+    ),
+]
 DEFAULT_REPORTS = Path("validation-reports")
 
 
@@ -62,8 +75,12 @@ def _run(
     profile: str | None = None,
     exclude: list[str] | None = None,
     cluster: bool = False,
+    fuzz_examples: int | None = None,
+    baseline: Path | None = None,
 ) -> None:
     options = RunOptions(
+        fuzz_examples=fuzz_examples,
+        baseline_spec=str(baseline) if baseline is not None else None,
         profile=profile,
         exclude_suites=tuple(exclude or ()),
         config_path=config,
@@ -92,9 +109,23 @@ def _fixed_selection(name: str, selection: Selection, summary: str) -> None:
         profile: ProfileOpt = None,
         exclude: ExcludeOpt = None,
         cluster: ClusterOpt = False,
+        fuzz_examples: FuzzExamplesOpt = None,
+        baseline: BaselineOpt = None,
     ) -> None:
         _run(
-            selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, exclude, cluster
+            selection,
+            config,
+            target,
+            parallel,
+            report_dir,
+            database_url,
+            redis_url,
+            keyword,
+            profile,
+            exclude,
+            cluster,
+            fuzz_examples,
+            baseline,
         )
 
     app.command(name, help=summary)(command)
@@ -119,10 +150,26 @@ def suite(
     keyword: KeywordOpt = None,
     profile: ProfileOpt = None,
     cluster: ClusterOpt = False,
+    fuzz_examples: FuzzExamplesOpt = None,
+    baseline: BaselineOpt = None,
 ) -> None:
     """One suite by name."""
     selection = Selection(name, suites=(name,))
-    _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, None, cluster)
+    _run(
+        selection,
+        config,
+        target,
+        parallel,
+        report_dir,
+        database_url,
+        redis_url,
+        keyword,
+        profile,
+        None,
+        cluster,
+        fuzz_examples,
+        baseline,
+    )
 
 
 def main() -> None:

@@ -65,6 +65,8 @@ class RunOptions:
     extra_pytest_args: tuple[str, ...] = ()
     profile: str | None = None  # the performance suite's profile: short or full (CI=true: short)
     exclude_suites: tuple[str, ...] = ()
+    fuzz_examples: int | None = None  # the contracts suite's Schemathesis examples per operation (--fuzz-examples)
+    baseline_spec: str | None = None  # an older OpenAPI document the served one must not break (--baseline)
 
 
 def available_suites() -> list[str]:
@@ -185,6 +187,7 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
                 redis_url=options.redis_url,
             )
             .with_profile(options.profile or ("short" if os.environ.get("CI") == "true" else None))
+            .with_contracts(fuzz_examples=options.fuzz_examples, baseline_spec=options.baseline_spec)
         )
         planned = phases(selection, config, options.exclude_suites)  # an unknown suite fails before anything starts
     except (ConfigError, UsageError) as exc:
