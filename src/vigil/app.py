@@ -46,6 +46,7 @@ from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
 from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web.deadline import RequestDeadlineMiddleware
 from vigil.web.idempotency import IdempotencyMiddleware
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
@@ -238,6 +239,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_body_bytes
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
+    app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)

@@ -162,6 +162,8 @@ def build_engine(settings: Settings, *, admin: bool = False) -> Engine:
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout_s,
         pool_pre_ping=True,
+        # A server that is gone or silent fails a connect in seconds (libpq would wait for TCP's own minutes).
+        connect_args={"connect_timeout": settings.database_connect_timeout_s},
     )
 
 
