@@ -15,7 +15,7 @@ from vigil_validation.targets import TargetUnreachable, free_port, log_tail, sto
 class VigilProcess:
     """`command` is `serve` (on a port of its own, kept across restarts) or `worker`. `restarts` counts them."""
 
-    def __init__(self, command: str, env: dict[str, str], log_path: Path, *, ready_timeout: float = 60.0) -> None:
+    def __init__(self, command: str, env: dict[str, str], log_path: Path, *, ready_timeout: float = 180.0) -> None:
         self.command = command
         self.env = env
         self.log_path = log_path
