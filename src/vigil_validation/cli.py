@@ -46,6 +46,11 @@ ProfileOpt = Annotated[
     str | None,
     typer.Option("--profile", help="The performance suite's load: short (minutes; the default, and CI's) or full."),
 ]
+FaultsOpt = Annotated[
+    int | None,
+    typer.Option("--faults", min=1, help="disaster_recovery: faults in the consistency checker's seeded schedule."),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="disaster_recovery: the fault schedule's seed.")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude-suite", help="Leave this suite out (repeatable).")]
 DEFAULT_REPORTS = Path("validation-reports")
 
@@ -62,8 +67,12 @@ def _run(
     profile: str | None = None,
     exclude: list[str] | None = None,
     cluster: bool = False,
+    faults: int | None = None,
+    seed: int | None = None,
 ) -> None:
     options = RunOptions(
+        dr_faults=faults,
+        dr_seed=seed,
         profile=profile,
         exclude_suites=tuple(exclude or ()),
         config_path=config,
@@ -119,10 +128,15 @@ def suite(
     keyword: KeywordOpt = None,
     profile: ProfileOpt = None,
     cluster: ClusterOpt = False,
+    faults: FaultsOpt = None,
+    seed: SeedOpt = None,
 ) -> None:
     """One suite by name."""
     selection = Selection(name, suites=(name,))
-    _run(selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, None, cluster)
+    _run(
+        selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, None, cluster,
+        faults=faults, seed=seed,
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -234,6 +234,17 @@ class ValidationConfig(Section):
             raise ConfigError(f"--profile must be short or full, not {profile!r}")
         return self.model_copy(update={"load_testing": self.load_testing.model_copy(update={"profile": profile})})
 
+    def with_fault_schedule(self, *, faults: int | None, seed: int | None) -> ValidationConfig:
+        """A copy with the disaster-recovery schedule chosen on the command line (`--faults N --seed S`)."""
+        given = {k: v for k, v in {"faults": faults, "seed": seed}.items() if v is not None}
+        if not given:
+            return self
+        try:
+            section = DisasterRecoveryConfig.model_validate({**self.disaster_recovery.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "command line", prefix="disaster_recovery")) from exc
+        return self.model_copy(update={"disaster_recovery": section})
+
     def with_environment(self, **changes: Any) -> ValidationConfig:
         """A copy with command-line options applied over the file's environment section."""
         given = {k: v for k, v in changes.items() if v is not None}

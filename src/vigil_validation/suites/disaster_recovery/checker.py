@@ -131,8 +131,8 @@ class Workload:
             write.t_s = self.clock()
             with self._lock:
                 self.history.append(write)
-            # Back off a little after a failure, as a real client would (and so a down server is not spun on).
-            self._stop.wait(self.pause_s if write.outcome == "ack" else 0.3)
+            # Back off after a failure, as a real client would (and so a down server is not spun on).
+            self._stop.wait(self.pause_s if write.outcome == "ack" else 1.0)
 
     def start(self) -> None:
         for n in range(self.writers):
@@ -151,16 +151,34 @@ def _names(client: VigilClient, kind: Kind) -> list[tuple[str, dict[str, Any]]]:
     return [(item["name"], item) for item in collection.iter_all(page_size=100)]
 
 
-def check(history: list[Write], clients: dict[str, VigilClient], *, retry: bool = True) -> Verdict:
+def _retry(client: VigilClient, write: Write, *, for_s: float) -> httpx.Response:
+    """The write again with its key, as a client would retry it: while the answer says "not yet" (409: the key is
+    still claimed by a request that was cut off; 503; 429) it waits `Retry-After` and tries again, for `for_s`."""
+    deadline = time.monotonic() + for_s
+    while True:
+        response = send_write(client, write)
+        if response.status_code not in (409, 429, 503) or time.monotonic() >= deadline:
+            return response
+        try:
+            wait = float(response.headers.get("retry-after", "1"))
+        except ValueError:
+            wait = 1.0
+        time.sleep(min(max(wait, 0.2), 5.0, max(0.0, deadline - time.monotonic())))
+
+
+def check(
+    history: list[Write], clients: dict[str, VigilClient], *, retry: bool = True, retry_for_s: float = 30.0
+) -> Verdict:
     """Reads everything back and judges the history (retrying each unknown write with its key if `retry`)."""
     verdict = Verdict(requests=len(history))
     listed: dict[tuple[str, Kind], list[tuple[str, dict[str, Any]]]] = {
         (tenant, kind): _names(client, kind) for tenant, client in clients.items() for kind in ("dataset", "detector")
     }
+    owner = {w.name: w.tenant for w in history}
     for (tenant, _), items in listed.items():
         for name, _item in items:
-            if name.startswith("dr-") and not any(w.name == name and w.tenant == tenant for w in history):
-                verdict.leaked.append(f"{name} in tenant {tenant}")
+            if owner.get(name, tenant) != tenant:
+                verdict.leaked.append(f"{name} of tenant {owner[name]} in tenant {tenant}")
     for write in history:
         found = [item for name, item in listed[(write.tenant, write.kind)] if name == write.name]
         label = f"{write.kind} {write.name} ({write.outcome}, {write.status})"
@@ -186,7 +204,7 @@ def check(history: list[Write], clients: dict[str, VigilClient], *, retry: bool 
             continue
         if not retry:
             continue
-        response = send_write(clients[write.tenant], write)
+        response = _retry(clients[write.tenant], write, for_s=retry_for_s)
         if not 200 <= response.status_code < 300:
             verdict.unfinishable.append(f"{label}: the retry answered {response.status_code}")
             continue
