@@ -19,6 +19,7 @@ from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
 from vigil.core.context import AppContext
 from vigil.core.database import Database, build_engine, claim_sqlite_file
+from vigil.core.idempotency import IdempotencyStore
 from vigil.core.logging import configure_logging
 from vigil.core.metrics import Metrics
 from vigil.core.secrets import resolve_secret_key
@@ -45,9 +46,9 @@ from vigil.streams.router import router as streams_router
 from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
+from vigil.web import idempotency
 from vigil.web.body_limits import BodySizeLimitMiddleware
 from vigil.web.deadline import RequestDeadlineMiddleware
-from vigil.web.idempotency import IdempotencyMiddleware
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
 from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -57,6 +58,7 @@ from vigil.web.security_headers import SecurityHeadersMiddleware
 API_PREFIX = "/api/v1"
 API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router, streams_router)
 JOB_RECORDS_SWEEP_S = 3600.0
+IDEMPOTENCY_SWEEP_S = 600.0
 log = logging.getLogger("vigil")
 
 
@@ -123,6 +125,8 @@ class JobBackground:
             JOB_RECORDS_SWEEP_S,
             lambda: prune_job_records(context, lambda s, t: retention_days_of(s, t, settings)),
         )
+        # Out of the request path: requests only claim and finish their own keys.
+        self._chore("idempotency-records", IDEMPOTENCY_SWEEP_S, IdempotencyStore(context.database).prune)
 
     def _chore(self, name: str, every_s: float, chore: Callable[[], object]) -> None:
         database = self.context.database
@@ -234,7 +238,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.include_router(streams_ws_router, prefix=API_PREFIX)  # authenticates and limits in its first frame
 
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
-    app.add_middleware(IdempotencyMiddleware, database=database, resolve_principal=identity.principal_key)
+    idempotency.install(app, database=database, lease_s=settings.idempotency_lease_s)
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_body_bytes
     )

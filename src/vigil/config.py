@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(
         default=60.0, gt=0, description="A running job whose owner is silent this long is requeued."
     )
+    idempotency_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A claimed Idempotency-Key whose request stops renewing it this long (a crashed process) is "
+        "free for a retry to complete the write; a running request renews it every third of this.",
+    )
     job_time_limits: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description='Per job kind [soft, hard] seconds, e.g. {"detector.train": [3500, 3600]}.'
     )
