@@ -50,6 +50,7 @@ from vigil.tenants.router import router as tenants_router
 from vigil.web import idempotency
 from vigil.web.body_limits import BodyLimitRule, BodySizeLimitMiddleware
 from vigil.web.contract import install_contract
+from vigil.web.deadline import RequestDeadlineMiddleware
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
 from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -245,16 +246,21 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])
     app.include_router(streams_ws_router, prefix=API_PREFIX)  # authenticates and limits in its first frame
 
+    install_middleware(app, settings, context, database)
+    return app
+
+
+def install_middleware(app: FastAPI, settings: Settings, context: AppContext, database: Database) -> None:
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     idempotency.install(app, database=database, lease_s=settings.idempotency_lease_s)
     app.add_middleware(
         BodySizeLimitMiddleware, default_max_bytes=settings.max_json_body_bytes, rules=body_limit_rules(settings)
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
+    app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    return app
 
 
 def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
