@@ -46,6 +46,7 @@ from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
 from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web.docs import OPENAPI_TAGS, install_docs
 from vigil.web.idempotency import IdempotencyMiddleware
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
@@ -218,6 +219,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         version=__version__,
         description="Multi-tenant anomaly detection: upload data, train detectors, score anomalies.",
         lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
+        docs_url=None,  # served from packaged assets by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.state.identity = identity
@@ -228,6 +232,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
 
     install_problem_handlers(app)
     app.include_router(operations_router)
+    install_docs(app)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])
     app.include_router(streams_ws_router, prefix=API_PREFIX)  # authenticates and limits in its first frame
