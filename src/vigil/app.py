@@ -198,7 +198,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if generated:
             # Shown once, on the console only: it is not kept anywhere in clear.
             print(
-                f"\n  Vigil superadmin created: {generated[0]} / {generated[1]}\n  (shown once; keep it)\n",
+                f"\n  Vigil superadmin created: {generated[0]} / {generated[1]}\n"
+                "  (shown once; keep it — lost, it is reset with `vigil admin reset-password`)\n",
                 flush=True,
             )
         if run_workers:
