@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Depends, FastAPI
 
-from vigil import __version__, ml
+from vigil import __version__, analysis, ml
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
@@ -164,6 +164,12 @@ def migrate(settings: Settings, database: Database) -> None:
         upgrade_database(database.engine)
 
 
+def _warm_imports() -> None:
+    """After start, in the background: the libraries that start-up leaves to their first use (seconds each)."""
+    ml.warm_up()
+    analysis.warm_up()
+
+
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
@@ -205,7 +211,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if run_workers:
             background.start()
         if settings.warm_imports:
-            threading.Thread(target=ml.warm_up, name="vigil-warm-imports", daemon=True).start()
+            threading.Thread(target=_warm_imports, name="vigil-warm-imports", daemon=True).start()
         try:
             yield
         finally:
