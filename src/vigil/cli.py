@@ -1,4 +1,5 @@
-"""The `vigil` command: `serve` the platform, `db` migrations, and `validate` a deployment."""
+"""The `vigil` command: `serve` the platform, `db` migrations, `admin` tasks, `validate` a deployment — and, through
+the SDK (`vigil.client.commands`), the data commands: `login`, `datasets`, `detectors`, `jobs`."""
 
 from __future__ import annotations
 
@@ -12,14 +13,34 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from vigil import __version__
+from vigil.client import commands
 from vigil.config import Settings
 
-app = typer.Typer(help="Vigil: multi-tenant anomaly detection.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Vigil: multi-tenant anomaly detection.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
+)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 admin_app = typer.Typer(help="Operator tasks on this server's database.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 console = Console(stderr=True)
+commands.register(app)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"vigil {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Vigil: multi-tenant anomaly detection — the server, its operator tasks, the data commands, the validation."""
 
 
 def _settings(data_dir: Path | None) -> Settings:
