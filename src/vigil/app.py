@@ -51,6 +51,7 @@ from vigil.web import idempotency
 from vigil.web.body_limits import BodyLimitRule, BodySizeLimitMiddleware
 from vigil.web.contract import install_contract
 from vigil.web.deadline import RequestDeadlineMiddleware
+from vigil.web.docs import OPENAPI_TAGS, install_docs
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
 from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -210,7 +211,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if generated:
             # Shown once, on the console only: it is not kept anywhere in clear.
             print(
-                f"\n  Vigil superadmin created: {generated[0]} / {generated[1]}\n  (shown once; keep it)\n",
+                f"\n  Vigil superadmin created: {generated[0]} / {generated[1]}\n"
+                "  (shown once; keep it — lost, it is reset with `vigil admin reset-password`)\n",
                 flush=True,
             )
         if run_workers:
@@ -231,6 +233,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         version=__version__,
         description="Multi-tenant anomaly detection: upload data, train detectors, score anomalies.",
         lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
+        docs_url=None,  # served from packaged assets by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.state.identity = identity
@@ -242,6 +247,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     install_problem_handlers(app)
     install_contract(app)
     app.include_router(operations_router)
+    install_docs(app)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])
     app.include_router(streams_ws_router, prefix=API_PREFIX)  # authenticates and limits in its first frame
