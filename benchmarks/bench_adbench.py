@@ -10,7 +10,9 @@ Nothing is tuned on the test part. To finish in minutes the test part is capped 
 
 Prints per-dataset and mean ROC-AUC and the time per dataset of `auto` relative to IForest (the baseline measured
 in the same run). Targets: unsupervised `auto` >= 0.769 (IForest's mean in the issue), labelled >= 0.86.
-Skips with a message when the datasets are absent.
+Skips with a message when the datasets are absent. On a loaded machine run it with `OMP_NUM_THREADS=1`: the
+gradient-boosting classifier's OpenMP threads otherwise spin against the other processes and its time, not its
+result, goes up tenfold and more.
 """
 
 from __future__ import annotations
