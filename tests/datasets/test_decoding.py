@@ -150,3 +150,13 @@ def test_plain_text_pages_past_the_budget_are_refused_from_the_footer(tmp_path: 
     data[4:footer_start] = b"\x00" * (footer_start - 4)
     with pytest.raises(DecodeBudgetExceeded):
         formats.table_from_bytes(bytes(data), FileFormat.PARQUET, limits=TableLimits(max_decoded_bytes=8 * MIB))
+
+
+def test_json_that_would_parse_into_too_many_objects_is_refused_before_parsing() -> None:
+    records = b"[" + b",".join([b'{"a":0}'] * 500_000) + b"]"  # 4 MB of text, ~100 MB of Python objects
+    with pytest.raises(DecodeBudgetExceeded):
+        formats.table_from_bytes(records, FileFormat.JSON, limits=TableLimits(max_decoded_bytes=64 * MIB))
+    # Refused on the estimate alone: the same text cut short (so unparseable) is refused the same way.
+    with pytest.raises(DecodeBudgetExceeded):
+        formats.table_from_bytes(records[:-10], FileFormat.JSON, limits=TableLimits(max_decoded_bytes=64 * MIB))
+    assert formats.table_from_bytes(records, FileFormat.JSON, limits=TableLimits(max_decoded_bytes=256 * MIB))

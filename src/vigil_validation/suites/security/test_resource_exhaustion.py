@@ -73,6 +73,11 @@ def gzip_bomb(decoded_bytes: int = 512 * MIB) -> bytes:
     return b"".join([*parts, compressor.flush()])
 
 
+def json_records_bomb(text_bytes: int = 60 * MIB) -> bytes:
+    """JSON records: every 8 bytes of text a Python dict once parsed (~1.5 GB for 60 MB), within the upload limit."""
+    return b"[" + b",".join([b'{"a":0}'] * (text_bytes // 8)) + b"]"
+
+
 def chunks(total: int, size: int = MIB) -> Iterator[bytes]:
     for start in range(0, total, size):
         yield b"x" * min(size, total - start)
@@ -141,9 +146,11 @@ def test_compressed_and_bomb_uploads_are_refused_and_store_nothing(tenant: Provi
         "parquet-200m-rows": (parquet_rows_bomb(), {"Content-Type": PARQUET}, (403, 413, 422)),
         "parquet-text": (parquet_text_bomb(), {"Content-Type": PARQUET}, (403, 413, 422)),
         "arrow-zstd": (arrow_bomb(60_000_000, ["x"]), {"Content-Type": ARROW}, (403, 413, 422)),
+        "json-records": (json_records_bomb(), {"Content-Type": "application/json"}, (403, 413, 422)),
     }
     for name, (body, headers, allowed) in attacks.items():
-        assert len(body) < 2 * MIB, (name, len(body))  # small on the wire: the danger is in the decoding
+        if name != "json-records":
+            assert len(body) < 2 * MIB, (name, len(body))  # small on the wire: the danger is in the decoding
         response = tenant.analyst.send("POST", f"{API}/datasets", content=body, params={"name": name}, headers=headers)
         _refused(response, allowed, name)
         record_attack(record, "decompression-bomb", name, response)
@@ -235,6 +242,7 @@ def test_server_memory_stays_within_its_bound_across_hostile_input(
         "rows": parquet_rows_bomb(),
         "text": parquet_text_bomb(),
         "arrow": arrow_bomb(60_000_000, ["x"]),
+        "json": json_records_bomb(),
         "inline-parquet": parquet_rows_bomb(INLINE_BOMB_ROWS, width=len(labelled_data.features)),
         "inline-arrow": arrow_bomb(INLINE_BOMB_ROWS, labelled_data.features),
     }
@@ -262,6 +270,12 @@ def test_server_memory_stays_within_its_bound_across_hostile_input(
         (
             "arrow-zstd",
             lambda: analyst.send("POST", f"{API}/datasets", content=built["arrow"], headers={"Content-Type": ARROW}),
+        ),
+        (
+            "json-records",
+            lambda: analyst.send(
+                "POST", f"{API}/datasets", content=built["json"], headers={"Content-Type": "application/json"}
+            ),
         ),
         (
             "inline-parquet",
