@@ -62,6 +62,10 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
+# A table every server accepts, as a starting point for clients (and for the contract fuzzer's chains of calls).
+_UPLOAD_BODY["requestBody"]["content"]["text/csv"]["example"] = "x,y,label\n1.5,2,a\n0.5,4,b\n2.5,1,a\n"
+
+
 def service(session: SessionDep, principal: Principal, app: ContextDep) -> DatasetService:
     return DatasetService(session=session, scope=principal.scope, app=app)
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,6 +85,25 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def is_database_outage(exc: BaseException) -> bool:
+    """The database is down, unreachable or saturated (no pooled connection in time): a 503, not our bug."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError))
+
+
+def database_unavailable(path: str | None) -> JSONResponse:
+    return problem_response(
+        status=503,
+        slug="service-unavailable",
+        title="Service unavailable",
+        detail="The database is unavailable; nothing was changed. Retry shortly.",
+        instance=path,
+        headers={"Retry-After": "5"},
+        dependency="database",
+    )
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
@@ -150,17 +170,15 @@ def install_problem_handlers(app: FastAPI) -> None:
                 instance=request.url.path,
                 errors=[],
             )
-        if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+        if not is_database_outage(exc):
             raise exc
         log.error("database unavailable: %s", type(exc.orig).__name__)
-        return problem_response(
-            status=503,
-            slug="service-unavailable",
-            title="Service unavailable",
-            detail="The database is unavailable; nothing was changed. Retry shortly.",
-            instance=request.url.path,
-            headers={"Retry-After": "5"},
-        )
+        return database_unavailable(request.url.path)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        log.error("database pool exhausted: no connection within the pool timeout")
+        return database_unavailable(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -200,7 +218,12 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
+            if is_database_outage(exc) and not started:
+                # Raised outside the routes (e.g. the idempotency claim): still an outage, not a bug.
+                log.error("database unavailable: %s", type(exc).__name__)
+                await database_unavailable(scope.get("path"))(scope, receive, send)
+                return
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
