@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from vigil.analysis.columns import clean
+from vigil.core.bounds import json_cost
 from vigil.core.errors import InvalidInput, MalformedFile, UnsupportedMediaType
 from vigil.datasets.decoding import (
     DecodeBudget,
@@ -212,7 +213,7 @@ def table_from_json(data: bytes, *, limits: TableLimits) -> pa.Table:
     """JSON records: an array of flat objects, e.g. `[{"a": 1, "b": "x"}, …]`."""
     # Parsed JSON is Python objects, some twenty-five times the text (10 MB of `{"a":0},` is ~290 MB): what they
     # will take is estimated from the text's punctuation and charged before parsing.
-    limits.budget().charge(nbytes=_json_cost(data))
+    limits.budget().charge(nbytes=json_cost(data))
     try:
         records = json.loads(data, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -220,12 +221,6 @@ def table_from_json(data: bytes, *, limits: TableLimits) -> pa.Table:
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise MalformedFile('JSON data must be an array of records (objects), e.g. [{"a": 1}, {"a": 2}].')
     return table_from_records(records, limits=limits)
-
-
-def _json_cost(data: bytes) -> int:
-    """An upper estimate of the memory `json.loads(data)` takes: a dict per object, a slot and a value per member,
-    a pointer per array item, and the text's own size for strings."""
-    return len(data) + 210 * data.count(b"{") + 64 * data.count(b":") + 8 * data.count(b",")
 
 
 def _refuse_constant(name: str) -> float:

@@ -243,6 +243,8 @@ def test_server_memory_stays_within_its_bound_across_hostile_input(
         "text": parquet_text_bomb(),
         "arrow": arrow_bomb(60_000_000, ["x"]),
         "json": json_records_bomb(),
+        # Under the JSON route's byte limit, but ~290 MB of Python objects if parsed.
+        "inline-json": b'{"records": ' + json_records_bomb(9 * MIB) + b"}",
         "inline-parquet": parquet_rows_bomb(INLINE_BOMB_ROWS, width=len(labelled_data.features)),
         "inline-arrow": arrow_bomb(INLINE_BOMB_ROWS, labelled_data.features),
     }
@@ -275,6 +277,12 @@ def test_server_memory_stays_within_its_bound_across_hostile_input(
             "json-records",
             lambda: analyst.send(
                 "POST", f"{API}/datasets", content=built["json"], headers={"Content-Type": "application/json"}
+            ),
+        ),
+        (
+            "inline-json",
+            lambda: analyst.send(
+                "POST", url, content=built["inline-json"], headers={"Content-Type": "application/json"}
             ),
         ),
         (
