@@ -15,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from vigil.core.bounds import MAX_VERSION
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 DetectorStatus = Literal["created", "training", "trained", "failed"]
@@ -244,8 +246,8 @@ class FeedbackDeleted(BaseModel):
 
 
 class CompareRequest(Strict):
-    a: Annotated[int, Field(ge=1)]
-    b: Annotated[int, Field(ge=1)]
+    a: Annotated[int, Field(ge=1, le=MAX_VERSION)]
+    b: Annotated[int, Field(ge=1, le=MAX_VERSION)]
     dataset_id: DatasetId
 
 
