@@ -94,3 +94,14 @@ def test_every_version_named_in_a_body_is_bounded(document: Document, schema: st
     integers = _integers(document["components"]["schemas"][schema]["properties"][field])
     assert integers
     assert all("maximum" in integer for integer in integers)
+
+
+def test_query_strings_fit_in_a_request_head(document: Document) -> None:
+    """The HTTP server refuses a request head past 80 KB with a bare 400 before the app sees it: no query parameter
+    may be long enough to get there (4-byte characters, percent-encoded: 12 bytes each)."""
+    for path, method, operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "query":
+                continue
+            lengths = [b.get("maxLength", 0) for b in parameter["schema"].get("anyOf", [parameter["schema"]])]
+            assert max(lengths) * 12 <= 32 * 1024, f"{method.upper()} {path} {parameter['name']}: {lengths}"
