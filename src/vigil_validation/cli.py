@@ -46,6 +46,11 @@ ProfileOpt = Annotated[
     str | None,
     typer.Option("--profile", help="The performance suite's load: short (minutes; the default, and CI's) or full."),
 ]
+FaultsOpt = Annotated[
+    int | None,
+    typer.Option("--faults", min=1, help="disaster_recovery: faults in the consistency checker's seeded schedule."),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="disaster_recovery: the fault schedule's seed.")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude-suite", help="Leave this suite out (repeatable).")]
 FuzzExamplesOpt = Annotated[
     int | None,
@@ -77,10 +82,14 @@ def _run(
     cluster: bool = False,
     fuzz_examples: int | None = None,
     baseline: Path | None = None,
+    faults: int | None = None,
+    seed: int | None = None,
 ) -> None:
     options = RunOptions(
         fuzz_examples=fuzz_examples,
         baseline_spec=str(baseline) if baseline is not None else None,
+        dr_faults=faults,
+        dr_seed=seed,
         profile=profile,
         exclude_suites=tuple(exclude or ()),
         config_path=config,
@@ -152,24 +161,15 @@ def suite(
     cluster: ClusterOpt = False,
     fuzz_examples: FuzzExamplesOpt = None,
     baseline: BaselineOpt = None,
+    faults: FaultsOpt = None,
+    seed: SeedOpt = None,
 ) -> None:
     """One suite by name."""
     selection = Selection(name, suites=(name,))
     _run(
-        selection,
-        config,
-        target,
-        parallel,
-        report_dir,
-        database_url,
-        redis_url,
-        keyword,
-        profile,
-        None,
-        cluster,
-        fuzz_examples,
-        baseline,
-    )
+        selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, None, cluster,
+        fuzz_examples=fuzz_examples, baseline=baseline, faults=faults, seed=seed,
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -110,7 +110,16 @@ class MultiTenantConfig(Section):
 
 
 class DisasterRecoveryConfig(Section):
-    recovery_time_objective_s: PositiveFloat
+    """The disaster-recovery suite: its own deployment, faults injected on a seeded schedule."""
+
+    recovery_time_objective_s: PositiveFloat  # from a fault's end to the first fully successful read and write
+    server_request_timeout_s: PositiveFloat  # the deployment's VIGIL_REQUEST_TIMEOUT_S
+    answer_within_s: PositiveFloat  # every request during a fault is answered (any status) within this
+    fault_duration_s: PositiveFloat
+    faults: Annotated[int, Field(ge=1, le=10_000)]  # the consistency checker's schedule length (`--faults N`)
+    seed: int  # its seed (`--seed S`)
+    crash_kills: Annotated[int, Field(ge=1, le=1000)]  # SIGKILLs of the API in the crash-consistency scenario
+    writers: Annotated[int, Field(ge=1, le=32)]
 
 
 class ContractsConfig(Section):
@@ -248,6 +257,17 @@ class ValidationConfig(Section):
         except ValidationError as exc:
             raise ConfigError(_describe(exc, "command line", prefix="contracts")) from exc
         return self.model_copy(update={"contracts": contracts})
+
+    def with_fault_schedule(self, *, faults: int | None, seed: int | None) -> ValidationConfig:
+        """A copy with the disaster-recovery schedule chosen on the command line (`--faults N --seed S`)."""
+        given = {k: v for k, v in {"faults": faults, "seed": seed}.items() if v is not None}
+        if not given:
+            return self
+        try:
+            section = DisasterRecoveryConfig.model_validate({**self.disaster_recovery.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "command line", prefix="disaster_recovery")) from exc
+        return self.model_copy(update={"disaster_recovery": section})
 
     def with_environment(self, **changes: Any) -> ValidationConfig:
         """A copy with command-line options applied over the file's environment section."""

@@ -1,10 +1,11 @@
-"""Bounds of the integers a client names: a model or report version, a row offset. Nothing past them can exist, and
-refusing them where they are parsed (a 422 that names the field) keeps them away from SQLite's 64-bit integers and
-polars' slices, which overflowed into 500s (found by the contract fuzzing's checks)."""
+"""The largest integers the API takes, so that no number a client sends overflows a 64-bit column (SQLite raises
+OverflowError past 2**63 - 1) or a library's index arithmetic (polars' slice): a request past them is a 422.
+
+Versions are counters that never come near 2**31; row positions are bounded by the JSON-safe integers, far above
+any dataset a quota allows."""
 
 from __future__ import annotations
 
-# A PostgreSQL `integer`: the widest version column either database holds.
 MAX_VERSION = 2**31 - 1
-# Rows of one dataset are far fewer; past this an offset is only an attempt to overflow a slice.
-MAX_OFFSET = 2**31 - 1
+MAX_ROW = 2**53 - 1
+MAX_DURATION_S = 10 * 366 * 24 * 3600

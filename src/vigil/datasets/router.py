@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.requests import HTTPConnection
 
-from vigil.core.bounds import MAX_OFFSET, MAX_VERSION
+from vigil.core.bounds import MAX_ROW, MAX_VERSION
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
 from vigil.datasets import exports, formats
@@ -163,7 +163,7 @@ def dataset_rows(
     principal: Annotated[Principal, require(Permission.DATASETS_READ)],
     session: SessionDep,
     app: ContextDep,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RowsPublic:
     return service(session, principal, app).rows(dataset_id=dataset_id, offset=offset, limit=limit)

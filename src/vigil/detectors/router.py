@@ -390,7 +390,7 @@ async def detect(
     def work() -> Response:
         if media_type in _TABLE_FORMATS:
             with timer.phase("parse"):
-                table = formats.table_from_bytes(body, _TABLE_FORMATS[media_type], limits=svc.datasets.limits)
+                table = formats.table_from_bytes(body, _TABLE_FORMATS[media_type], limits=svc.datasets.inline_limits())
             result = svc.detect_table(
                 detector_id=detector_id, table=table, version=version, explain_top_k=explain, timer=timer
             )
@@ -431,7 +431,7 @@ def _detect_request(body: bytes) -> DetectRequest:
             type(records) is list
             and 1 <= len(records) <= MAX_INLINE_RECORDS
             and all(type(r) is dict for r in records)
-            and (version is None or (type(version) is int and version >= 1))
+            and (version is None or (type(version) is int and 1 <= version <= MAX_VERSION))
         ):
             return DetectRequest.model_construct(records=records, version=version, dataset_id=None, explain=None)
     try:
