@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
 from vigil.core.context import AppContext
 from vigil.core.database import Database, build_engine, claim_sqlite_file
+from vigil.core.idempotency import IdempotencyStore
 from vigil.core.logging import configure_logging
 from vigil.core.metrics import Metrics
 from vigil.core.secrets import resolve_secret_key
@@ -45,9 +47,11 @@ from vigil.streams.router import router as streams_router
 from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
-from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web import idempotency
+from vigil.web.body_limits import BodyLimitRule, BodySizeLimitMiddleware
+from vigil.web.contract import install_contract
+from vigil.web.deadline import RequestDeadlineMiddleware
 from vigil.web.docs import OPENAPI_TAGS, install_docs
-from vigil.web.idempotency import IdempotencyMiddleware
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
 from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -57,6 +61,7 @@ from vigil.web.security_headers import SecurityHeadersMiddleware
 API_PREFIX = "/api/v1"
 API_ROUTERS = (identity_router, tenants_router, datasets_router, detectors_router, jobs_router, streams_router)
 JOB_RECORDS_SWEEP_S = 3600.0
+IDEMPOTENCY_SWEEP_S = 600.0
 log = logging.getLogger("vigil")
 
 
@@ -123,6 +128,8 @@ class JobBackground:
             JOB_RECORDS_SWEEP_S,
             lambda: prune_job_records(context, lambda s, t: retention_days_of(s, t, settings)),
         )
+        # Out of the request path: requests only claim and finish their own keys.
+        self._chore("idempotency-records", IDEMPOTENCY_SWEEP_S, IdempotencyStore(context.database).prune)
 
     def _chore(self, name: str, every_s: float, chore: Callable[[], object]) -> None:
         database = self.context.database
@@ -238,22 +245,40 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.state.streams = StreamRuntime(capacity=settings.stream_hot_models)  # hot stream models of this process
 
     install_problem_handlers(app)
+    install_contract(app)
     app.include_router(operations_router)
     install_docs(app)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])
     app.include_router(streams_ws_router, prefix=API_PREFIX)  # authenticates and limits in its first frame
 
+    install_middleware(app, settings, context, database)
+    return app
+
+
+def install_middleware(app: FastAPI, settings: Settings, context: AppContext, database: Database) -> None:
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
-    app.add_middleware(IdempotencyMiddleware, database=database, resolve_principal=identity.principal_key)
+    idempotency.install(app, database=database, lease_s=settings.idempotency_lease_s)
     app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_body_bytes
+        BodySizeLimitMiddleware, default_max_bytes=settings.max_json_body_bytes, rules=body_limit_rules(settings)
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
+    app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    return app
+
+
+def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
+    """Which routes may receive more than a JSON body: the uploads (streamed to disk) — and which far less: the
+    credential routes, which anyone can call before authenticating."""
+    return [
+        BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
+        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST"),
+        BodyLimitRule(
+            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"), settings.max_upload_bytes, method="POST"
+        ),
+    ]
 
 
 def create_app_from_environment() -> FastAPI:

@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from vigil_validation.config import ValidationConfig
+from vigil_validation.report import ATTACK_PREFIX
 from vigil_validation.targets import Target
 
 OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow", "xfailed": "yellow"}
@@ -40,7 +41,14 @@ def print_summary(console: Console, summary: dict[str, Any] | None, report_dir: 
     totals = summary.get("totals", {})
     table.add_row("[bold]total[/]", *(f"[bold]{totals.get(o, 0)}[/]" for o in outcomes))
     console.print(table)
-    figures = [(t["nodeid"], f) for t in summary.get("tests", []) for f in t.get("figures", [])]
+    print_attack_families(console, summary.get("attack_families") or {})
+    # Attacks are summed up per family above, not listed one line each.
+    figures = [
+        (t["nodeid"], f)
+        for t in summary.get("tests", [])
+        for f in t.get("figures", [])
+        if not str(f.get("name", "")).startswith(ATTACK_PREFIX)
+    ]
     if figures:
         measured = Table(title="Measured figures")
         for column in ("test", "figure", "value"):
@@ -56,3 +64,43 @@ def print_summary(console: Console, summary: dict[str, Any] | None, report_dir: 
         f"{totals.get('total', 0)} tests in {summary.get('duration_s', 0):.1f}s — reports in {report_dir} "
         "(summary.json, junit.xml)"
     )
+
+
+def print_attack_families(console: Console, families: dict[str, dict[str, Any]]) -> None:
+    """One line per attack family: attempts and how the target answered them."""
+    if not families:
+        return
+    table = Table(title="Attacks by family")
+    table.add_column("family", no_wrap=True)
+    # refused (4xx), accepted (2xx/3xx), server errors (5xx), attempts made by tests that failed
+    for column in ("attempts", "4xx", "2xx/3xx", "5xx", "failed"):
+        table.add_column(column, justify="right")
+    table.add_column("statuses")
+    totals = dict.fromkeys(("attempts", "refused", "accepted", "server_error", "in_failed_tests"), 0)
+    for family, entry in families.items():
+        for key in totals:
+            totals[key] += int(entry.get(key, 0))
+        statuses = ", ".join(f"{code}×{n}" for code, n in sorted(entry.get("statuses", {}).items()))
+        table.add_row(
+            family,
+            str(entry["attempts"]),
+            str(entry["refused"]),
+            _flag(entry["accepted"], "yellow"),
+            _flag(entry["server_error"], "red"),
+            _flag(entry["in_failed_tests"], "red"),
+            statuses,
+        )
+    table.add_row(
+        "[bold]total[/]",
+        f"[bold]{totals['attempts']}[/]",
+        f"[bold]{totals['refused']}[/]",
+        _flag(totals["accepted"], "yellow"),
+        _flag(totals["server_error"], "red"),
+        _flag(totals["in_failed_tests"], "red"),
+        "",
+    )
+    console.print(table)
+
+
+def _flag(count: int, style: str) -> str:
+    return f"[{style}]{count}[/]" if count else "0"

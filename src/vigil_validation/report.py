@@ -115,13 +115,71 @@ class SummaryCollector:
             "totals": totals,
             "suites": suites,
             "collection_errors": self.collection_errors,
+            "attack_families": attack_families(tests),
             "tests": tests,
         }
+        if dr := disaster_recovery_summary(tests):
+            summary["disaster_recovery"] = dr
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+DR_COUNTS = ("faults injected", "requests", "acknowledged", "lost", "duplicated", "unfinishable", "leaked")
+
+
+def disaster_recovery_summary(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per disaster-recovery scenario and in total: faults injected, requests, acknowledged writes, lost,
+    duplicated, unfinishable (each must be 0), and the recovery times (p50 and max over the scenarios)."""
+    scenarios: dict[str, dict[str, float]] = {}
+    rtos: list[float] = []
+    worst: list[float] = []
+    for test in tests:
+        if test.get("suite") != "disaster_recovery" or not test.get("figures"):
+            continue
+        figures = {f["name"]: float(f["value"]) for f in test["figures"]}
+        scenarios[str(test["nodeid"])] = {**figures, "outcome": test.get("outcome")}  # type: ignore[dict-item]
+        for name in ("RTO", "RTO p50"):
+            if name in figures:
+                rtos.append(figures[name])
+        worst += [figures[n] for n in ("RTO", "RTO max") if n in figures]
+    if not scenarios:
+        return {}
+    total: dict[str, float] = {
+        name: sum(s.get(name, 0.0) for s in scenarios.values() if isinstance(s.get(name, 0.0), float))
+        for name in DR_COUNTS
+    }
+    if rtos:
+        total["RTO p50"] = sorted(rtos)[len(rtos) // 2]
+        total["RTO max"] = max(worst)
+    return {"total": total, "scenarios": scenarios}
+
+
 _MARKERS = {"smoke", "slow", "destructive", "managed_only"}
+ATTACK_PREFIX = "attack:"
+
+
+def attack_families(tests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per attack family (the security suite's `attack:<family>:<name>` figures, each an HTTP status): how many
+    attempts, how they were answered (`refused` 4xx, `accepted` 2xx/3xx, `server_error` 5xx, and by status), and
+    how many were made by tests that failed (an attack whose refusal a test did not see as expected)."""
+    families: dict[str, dict[str, Any]] = {}
+    for test in tests:
+        for figure in test.get("figures", []):
+            name = str(figure.get("name", ""))
+            if not name.startswith(ATTACK_PREFIX):
+                continue
+            family = name[len(ATTACK_PREFIX) :].split(":", 1)[0]
+            entry = families.setdefault(
+                family,
+                {"attempts": 0, "refused": 0, "accepted": 0, "server_error": 0, "in_failed_tests": 0, "statuses": {}},
+            )
+            status = int(figure.get("value", 0))
+            entry["attempts"] += 1
+            entry["statuses"][str(status)] = entry["statuses"].get(str(status), 0) + 1
+            entry["server_error" if status >= 500 else "refused" if status >= 400 else "accepted"] += 1
+            if test.get("outcome") in ("failed", "error"):
+                entry["in_failed_tests"] += 1
+    return dict(sorted(families.items()))
 
 
 def merge_summaries(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -144,6 +202,7 @@ def merge_summaries(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None
         "collection_errors": [e for p in present for e in p.get("collection_errors", [])],
         "tests": sorted((t for p in present for t in p.get("tests", [])), key=lambda t: str(t.get("nodeid"))),
     }
+    merged["attack_families"] = attack_families(merged["tests"])
     for part in present:
         for key, value in part.get("totals", {}).items():
             merged["totals"][key] = merged["totals"].get(key, 0) + int(value)
@@ -151,6 +210,8 @@ def merge_summaries(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None
             into = merged["suites"].setdefault(suite, {})
             for outcome, n in counts.items():
                 into[outcome] = into.get(outcome, 0) + int(n)
+    if dr := disaster_recovery_summary(merged["tests"]):
+        merged["disaster_recovery"] = dr
     return merged
 
 

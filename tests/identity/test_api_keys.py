@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.conftest import Tenant
+from tests.conftest import PASSWORD, Tenant, bearer, login
 from vigil.config import Settings
 from vigil.core.database import Database, bind_platform
 from vigil.identity.models import ApiKey
@@ -135,3 +135,51 @@ def test_idempotency_is_per_key(client: TestClient, tenant: Tenant) -> None:
     assert again.json()["id"] == first.json()["id"]
     assert again.headers.get("idempotent-replayed") == "true"
     assert other.json()["id"] != first.json()["id"]  # another key's Idempotency-Key space
+
+
+# --- finding 5: a key's authority is at most its creator's current role -----------------------------------------
+
+
+def _second_admin(client: TestClient, tenant: Tenant) -> tuple[str, dict[str, str]]:
+    email = f"admin2-{tenant.id}@vigil.test"
+    created = client.post(
+        "/api/v1/users", json={"email": email, "password": PASSWORD, "role": "admin"}, headers=tenant.admin
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["id"], bearer(login(client, email, PASSWORD))
+
+
+def test_a_key_stops_when_its_creator_is_disabled(client: TestClient, tenant: Tenant) -> None:
+    creator_id, creator = _second_admin(client, tenant)
+    key = {"X-API-Key": _create(client, creator, scopes=["datasets:read"])["key"]}
+    assert client.get("/api/v1/datasets", headers=key).status_code == 200
+    assert (
+        client.patch(f"/api/v1/users/{creator_id}", json={"is_active": False}, headers=tenant.admin).status_code == 200
+    )
+    assert client.get("/api/v1/datasets", headers=key).status_code == 401
+    # Authority follows the creator's current state: enabled again, the key works again.
+    assert (
+        client.patch(f"/api/v1/users/{creator_id}", json={"is_active": True}, headers=tenant.admin).status_code == 200
+    )
+    assert client.get("/api/v1/datasets", headers=key).status_code == 200
+
+
+def test_a_key_is_revoked_when_its_creator_is_deleted(client: TestClient, tenant: Tenant) -> None:
+    creator_id, creator = _second_admin(client, tenant)
+    created = _create(client, creator, scopes=["datasets:read"])
+    key = {"X-API-Key": created["key"]}
+    assert client.delete(f"/api/v1/users/{creator_id}", headers=tenant.admin).status_code == 204
+    assert client.get("/api/v1/datasets", headers=key).status_code == 401
+    listed = {k["id"]: k for k in client.get("/api/v1/api-keys", headers=tenant.admin).json()["items"]}
+    assert listed[created["id"]]["revoked_at"] is not None
+
+
+def test_a_key_never_outranks_its_creators_current_role(client: TestClient, tenant: Tenant) -> None:
+    creator_id, creator = _second_admin(client, tenant)
+    key = {"X-API-Key": _create(client, creator, scopes=["detectors:write", "datasets:read"])["key"]}
+    body = {"name": "by-key", "algorithm": "iforest"}
+    assert client.post("/api/v1/detectors", json=body, headers=key).status_code == 201
+    assert client.patch(f"/api/v1/users/{creator_id}", json={"role": "viewer"}, headers=tenant.admin).status_code == 200
+    # A viewer cannot write detectors, so neither can the keys they made; what a viewer may do still works.
+    assert client.post("/api/v1/detectors", json={**body, "name": "after"}, headers=key).status_code == 403
+    assert client.get("/api/v1/datasets", headers=key).status_code == 200

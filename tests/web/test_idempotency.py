@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import select, update
 
 from tests.conftest import Tenant
+from vigil.app import migrate
+from vigil.config import Settings
+from vigil.core.database import Database, utcnow
+from vigil.core.idempotency import RETENTION, Claim, IdempotencyRecord, IdempotencyStore
 
 
 def create(client: TestClient, headers: dict[str, str], key: str, name: str = "d") -> tuple[int, dict[str, object]]:
@@ -52,3 +60,129 @@ def test_a_client_error_is_the_answer_and_replays(client: TestClient, tenant: Te
     )
     assert again.status_code == 422
     assert again.headers.get("idempotent-replayed") == "true"
+
+
+# --- finding 4: a replay is answered only to a caller who may still make the request --------------------------------
+
+
+def _replay(client: TestClient, headers: dict[str, str], key: str) -> Response:
+    return client.post(
+        "/api/v1/detectors", json={"name": "d", "algorithm": "ecod"}, headers={**headers, "Idempotency-Key": key}
+    )
+
+
+def _user_id(client: TestClient, headers: dict[str, str]) -> str:
+    user_id: str = client.get("/api/v1/me", headers=headers).json()["user"]["id"]
+    return user_id
+
+
+def test_a_logged_out_token_gets_no_replay(client: TestClient, tenant: Tenant) -> None:
+    assert _replay(client, tenant.analyst, "out-1").status_code == 201
+    assert client.post("/api/v1/auth/logout", headers=tenant.analyst).status_code == 204
+    again = _replay(client, tenant.analyst, "out-1")
+    assert again.status_code == 401
+    assert "idempotent-replayed" not in again.headers
+
+
+def test_a_disabled_user_gets_no_replay(client: TestClient, tenant: Tenant) -> None:
+    assert _replay(client, tenant.analyst, "off-1").status_code == 201
+    user_id = _user_id(client, tenant.analyst)
+    assert client.patch(f"/api/v1/users/{user_id}", json={"is_active": False}, headers=tenant.admin).status_code == 200
+    assert _replay(client, tenant.analyst, "off-1").status_code == 401
+
+
+def test_a_demoted_user_gets_no_replay(client: TestClient, tenant: Tenant) -> None:
+    assert _replay(client, tenant.analyst, "down-1").status_code == 201
+    user_id = _user_id(client, tenant.analyst)
+    assert client.patch(f"/api/v1/users/{user_id}", json={"role": "viewer"}, headers=tenant.admin).status_code == 200
+    assert _replay(client, tenant.analyst, "down-1").status_code == 403
+
+
+def test_a_revoked_api_key_gets_no_replay(client: TestClient, tenant: Tenant) -> None:
+    created = client.post(
+        "/api/v1/api-keys", json={"name": "ci", "scopes": ["detectors:write"]}, headers=tenant.admin
+    ).json()
+    key = {"X-API-Key": created["key"]}
+    assert _replay(client, key, "rev-1").status_code == 201
+    assert client.delete(f"/api/v1/api-keys/{created['id']}", headers=tenant.admin).status_code == 204
+    assert _replay(client, key, "rev-1").status_code == 401
+
+
+def _records(settings: Settings) -> list[IdempotencyRecord]:
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            return list(session.scalars(select(IdempotencyRecord)))
+    finally:
+        database.dispose()
+
+
+def test_a_secret_is_never_kept_and_its_replay_says_so(client: TestClient, tenant: Tenant, settings: Settings) -> None:
+    headers = {**tenant.admin, "Idempotency-Key": "secret-1"}
+    body = {"name": "ci", "scopes": ["datasets:read"]}
+    first = client.post("/api/v1/api-keys", json=body, headers=headers)
+    assert first.status_code == 201
+    secret = first.json()["key"]
+    stored = [record for record in _records(settings) if record.key == "secret-1"]
+    assert len(stored) == 1
+    assert secret.encode() not in (stored[0].body or b"")
+    assert secret not in str(stored[0].headers)
+    again = client.post("/api/v1/api-keys", json=body, headers=headers)
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["type"].endswith("/secret-not-replayed")
+    assert again.json()["resource_id"] == first.json()["id"]
+    assert secret not in again.text
+    # Done once: the retry made no second key.
+    assert len(client.get("/api/v1/api-keys", headers=tenant.admin).json()["items"]) == 1
+
+
+def _as_left_by_a_crash(settings: Settings, key: str, *, lease_ends: datetime) -> None:
+    """Turns a finished record back into the claim a process that died mid-request leaves behind."""
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            session.execute(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.key == key)
+                .values(status_code=None, headers=None, body=None, lease_expires_at=lease_ends)
+            )
+    finally:
+        database.dispose()
+
+
+def test_a_claim_left_by_a_crashed_process_expires(client: TestClient, tenant: Tenant, settings: Settings) -> None:
+    first = create(client, tenant.analyst, "crash-1", name="crashed")
+    assert first[0] == 201
+    client.delete(f"/api/v1/detectors/{first[1]['id']}", headers=tenant.analyst)
+    _as_left_by_a_crash(settings, "crash-1", lease_ends=utcnow() + timedelta(minutes=5))
+    assert create(client, tenant.analyst, "crash-1", name="crashed")[0] == 409  # a live claim: still in progress
+    _as_left_by_a_crash(settings, "crash-1", lease_ends=utcnow() - timedelta(seconds=1))
+    status, body = create(client, tenant.analyst, "crash-1", name="crashed")
+    assert status == 201  # the lease ran out: the retry does the write
+    assert body["id"] != first[1]["id"]
+    replay = client.post(
+        "/api/v1/detectors",
+        json={"name": "crashed", "algorithm": "ecod"},
+        headers={**tenant.analyst, "Idempotency-Key": "crash-1"},
+    )
+    assert replay.headers.get("idempotent-replayed") == "true"
+    assert replay.json()["id"] == body["id"]
+
+
+def test_old_records_are_pruned_by_housekeeping_not_by_requests(settings: Settings) -> None:
+    database = Database(settings)
+    try:
+        migrate(settings, database)  # as the schema's owner on PostgreSQL
+        store = IdempotencyStore(database)
+        assert isinstance(store.claim(principal="user:a", key="old", fingerprint="f", lease_s=60), Claim)
+        with database.session() as session:
+            session.execute(update(IdempotencyRecord).values(created_at=utcnow() - RETENTION - timedelta(minutes=1)))
+        # A request does no cleanup (a claim of another key leaves the old record alone)…
+        assert isinstance(store.claim(principal="user:a", key="new", fingerprint="f", lease_s=60), Claim)
+        assert len(_records(settings)) == 2
+        # …housekeeping does.
+        assert store.prune() == 1
+        assert [record.key for record in _records(settings)] == ["new"]
+    finally:
+        database.dispose()

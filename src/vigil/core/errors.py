@@ -75,6 +75,21 @@ class Conflict(VigilError):
     title = "Conflict with the current state"
 
 
+class SecretNotReplayed(Conflict):
+    """A retried request whose first answer carried a secret: the secret is shown once and never kept."""
+
+    slug = "secret-not-replayed"
+    title = "The first answer carried a secret that is not kept"
+
+    def __init__(self, *, resource: str, resource_id: str) -> None:
+        super().__init__(
+            f"This Idempotency-Key already created {resource} {resource_id!r}; its secret was shown once, in that "
+            f"answer, and is not kept. If it was lost, revoke {resource_id!r} and create another.",
+            resource=resource,
+            resource_id=resource_id,
+        )
+
+
 class InvalidState(Conflict):
     slug = "invalid-state"
     title = "Not possible in the resource's current state"
@@ -176,6 +191,8 @@ PROBLEM_TYPES: dict[str, str] = {
     "route-not-found": "No route matches the path.",
     "method-not-allowed": "The route exists but not with this method; `Allow` lists the ones it has.",
     "conflict": "The request conflicts with the current state, e.g. a duplicate name or a reused idempotency key.",
+    "secret-not-replayed": "A retry with an Idempotency-Key whose first answer carried a secret (a new API key): "
+    "`resource_id` names what was created; the secret itself was shown once and is not kept.",
     "invalid-state": "The resource is not in a state that allows this (e.g. detect before training).",
     "artifact-integrity": "A model artifact's signature does not match: it was refused, never loaded. Retrain.",
     "payload-too-large": "The body exceeds the size limit named in `limit_bytes`.",

@@ -1,16 +1,25 @@
 """Idempotency records: what a POST with an `Idempotency-Key` answered, kept so a retry gets the same answer.
 
-A record is claimed (fingerprint of the request, no response yet) before the work and finished with the response
-after it; the web layer's middleware (`vigil.web.idempotency`) drives both. Responses of 5xx are not kept, so a
-retry after a server error does the work.
+A record is *claimed* (fingerprint of the request, no response yet) once the caller has been authenticated and
+authorized, and *finished* with the response once it is fully produced; the web layer drives both
+(`vigil.web.idempotency`). Responses of 5xx are not kept, so a retry after a server error does the work.
+
+A claim is held under a lease that its owner renews while the request runs: a process that dies mid-request stops
+renewing, and once the lease has run out a retry with the same key takes the claim over (a compare-and-set on the
+lease) and does the write, instead of being told "in progress" until the record ages out. Every write names the
+claim's `owner`, so a slow original that comes back after a takeover changes nothing.
+
+Old records are removed by housekeeping (`prune`, over an index on `created_at`), never in a request's path; a
+record older than `RETENTION` that housekeeping has not reached yet counts as absent.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import String, delete
+from sqlalchemy import Index, String, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,11 +28,12 @@ from vigil.core.database import Base, Database, utcnow
 MAX_KEY_LENGTH = 255
 RETENTION = timedelta(hours=24)
 
-Verdict = Literal["claimed", "mismatch", "in-progress"]
+Verdict = Literal["mismatch", "in-progress"]
 
 
 class IdempotencyRecord(Base):
     __tablename__ = "idempotency_records"
+    __table_args__ = (Index("ix_idempotency_records_created_at", "created_at"),)
 
     principal: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
@@ -32,16 +42,27 @@ class IdempotencyRecord(Base):
     headers: Mapped[dict[str, Any] | None]
     body: Mapped[bytes | None]
     created_at: Mapped[datetime]
+    # The claim's holder (a random token per request) and until when it holds it; null once finished.
+    owner: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None]
+
+
+class Claim(str):
+    """The token of a claim this request holds: it must be presented to renew, finish or release it."""
 
 
 class IdempotencyStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def claim(self, *, principal: str, key: str, fingerprint: str) -> IdempotencyRecord | Verdict:
-        """The finished record to replay, or whether this request may run (`claimed`) or must be refused."""
+    def claim(
+        self, *, principal: str, key: str, fingerprint: str, lease_s: float
+    ) -> Claim | IdempotencyRecord | Verdict:
+        """A claim (the request may run), the finished record to replay, or why the request must be refused."""
+        owner = Claim(secrets.token_hex(16))
+        now = utcnow()
+        lease = now + timedelta(seconds=lease_s)
         with self.database.session() as session:
-            session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - RETENTION))
             existing = session.get(IdempotencyRecord, (principal, key))
             if existing is None:
                 session.add(
@@ -52,29 +73,102 @@ class IdempotencyStore:
                         status_code=None,
                         headers=None,
                         body=None,
-                        created_at=utcnow(),
+                        created_at=now,
+                        owner=owner,
+                        lease_expires_at=lease,
                     )
                 )
                 try:
                     session.flush()
-                except IntegrityError:
+                except IntegrityError:  # claimed by a concurrent request a moment ago
                     return "in-progress"
-                return "claimed"
-        if existing.fingerprint != fingerprint:
-            return "mismatch"
-        if existing.status_code is None:
-            return "in-progress"
-        return existing
+                return owner
+            aged_out = existing.created_at < now - RETENTION
+            abandoned = existing.status_code is None and (
+                existing.lease_expires_at is None or existing.lease_expires_at < now
+            )
+            if not aged_out and existing.fingerprint != fingerprint:
+                return "mismatch"
+            if not aged_out and existing.status_code is not None:
+                session.expunge(existing)
+                return existing
+            if not aged_out and not abandoned:
+                return "in-progress"
+            # Take over an aged-out record or a claim whose lease ran out — only if nobody else just did.
+            taken = session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.principal == principal,
+                    IdempotencyRecord.key == key,
+                    IdempotencyRecord.created_at == existing.created_at,
+                    _same(IdempotencyRecord.owner, existing.owner),
+                    _same(IdempotencyRecord.lease_expires_at, existing.lease_expires_at),
+                )
+                .values(
+                    fingerprint=fingerprint,
+                    status_code=None,
+                    headers=None,
+                    body=None,
+                    created_at=existing.created_at if not aged_out else now,
+                    owner=owner,
+                    lease_expires_at=lease,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return owner if _rowcount(taken) == 1 else "in-progress"
 
-    def finish(self, *, principal: str, key: str, status: int, headers: dict[str, str], body: bytes) -> None:
-        """Keeps the response for replay, or forgets the claim after a server error (a retry does the work)."""
+    def renew(self, *, principal: str, key: str, owner: Claim, lease_s: float) -> bool:
+        """Extends a claim's lease while its request runs; False once the claim is no longer this owner's."""
         with self.database.session() as session:
-            record = session.get(IdempotencyRecord, (principal, key))
-            if record is None:
-                return
-            if status >= 500:
-                session.delete(record)
-                return
-            record.status_code = status
-            record.headers = headers
-            record.body = body
+            renewed = session.execute(
+                update(IdempotencyRecord)
+                .where(*_held(principal, key, owner))
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+                .execution_options(synchronize_session=False)
+            )
+            return _rowcount(renewed) == 1
+
+    def finish(
+        self, *, principal: str, key: str, owner: Claim, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
+        """Keeps the response for replay, or forgets the claim after a server error (a retry does the work)."""
+        if status >= 500:
+            self.release(principal=principal, key=key, owner=owner)
+            return
+        with self.database.session() as session:
+            session.execute(
+                update(IdempotencyRecord)
+                .where(*_held(principal, key, owner))
+                .values(status_code=status, headers=headers, body=body, owner=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def release(self, *, principal: str, key: str, owner: Claim) -> None:
+        """Gives a claim up (the request failed before it had an answer): a retry does the work."""
+        with self.database.session() as session:
+            session.execute(delete(IdempotencyRecord).where(*_held(principal, key, owner)))
+
+    def prune(self, *, now: datetime | None = None) -> int:
+        """Housekeeping: removes the records past `RETENTION`; returns how many."""
+        cutoff = (now or utcnow()) - RETENTION
+        with self.database.session() as session:
+            pruned = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+            return _rowcount(pruned)
+
+
+def _held(principal: str, key: str, owner: Claim) -> tuple[Any, ...]:
+    return (
+        IdempotencyRecord.principal == principal,
+        IdempotencyRecord.key == key,
+        IdempotencyRecord.owner == owner,
+        IdempotencyRecord.status_code.is_(None),
+    )
+
+
+def _same(column: Any, value: object) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+def _rowcount(result: Any) -> int:
+    count: int = result.rowcount
+    return count

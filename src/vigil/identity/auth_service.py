@@ -21,7 +21,7 @@ from vigil.identity import audit
 from vigil.identity.credentials import api_key_prefix, hash_secret, new_refresh_token, same_hash
 from vigil.identity.models import AuthSession, RefreshToken, Tenant, User
 from vigil.identity.passwords import Passwords
-from vigil.identity.permissions import Permission, Role
+from vigil.identity.permissions import Permission, Role, permissions_of
 from vigil.identity.principal import Principal
 from vigil.identity.quotas import TenantPolicy
 from vigil.identity.repository import PlatformRepository, SessionRepository
@@ -261,13 +261,16 @@ class AuthService:
         if found is None:
             hash_secret(key)  # the same work as for a known prefix
             raise Unauthorized(BAD_API_KEY)
-        api_key, tenant = found
+        api_key, tenant, creator = found
         now = utcnow()
         if (
             not same_hash(api_key.key_hash, hash_secret(key))
             or api_key.revoked_at is not None
             or (api_key.expires_at is not None and api_key.expires_at <= now)
             or tenant.status != "active"
+            # A key acts for its creator: it stops with them (disabled, deleted) and never outranks them.
+            or creator is None
+            or not creator.is_active
         ):
             raise Unauthorized(BAD_API_KEY)
         last = api_key.last_used_at
@@ -280,7 +283,8 @@ class AuthService:
             tenant_id=api_key.tenant_id,
             role=Role.VIEWER,  # unused: a key's permissions are its scopes
             api_key_id=api_key.id,
-            scopes=frozenset(Permission(s) for s in api_key.scopes),
+            # At most the creator's *current* role: a demotion narrows every key they made at once.
+            scopes=frozenset(Permission(s) for s in api_key.scopes) & permissions_of(Role(creator.role)),
             key_rate_limit=(
                 (int(api_key.rate_limit["requests"]), int(api_key.rate_limit["window_s"]))
                 if api_key.rate_limit

@@ -23,12 +23,13 @@ from vigil.core.database import bind_tenant, utcnow
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
 from vigil.identity.auth_cache import AuthCache, watch
 from vigil.identity.auth_service import AuthService
-from vigil.identity.credentials import hash_secret, looks_like_api_key
+from vigil.identity.credentials import looks_like_api_key
 from vigil.identity.passwords import Passwords
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.identity.ratelimit import Decision, RateLimiter, per_hour, per_seconds
 from vigil.identity.tokens import TokenService
+from vigil.web import idempotency
 from vigil.web.deps import SessionDep, client_info
 from vigil.web.security_headers import RATE_LIMIT_STATE
 
@@ -82,19 +83,6 @@ class IdentityRuntime:
             key, principal, generation=generation, valid_for_s=_seconds_until(principal.credential_expires_at)
         )
         return principal
-
-    def principal_key(self, headers: dict[bytes, bytes]) -> str | None:
-        """Whose request this is, for plumbing such as idempotency (no database: a token's signature is checked,
-        an API key is named by its hash, which nobody without the key can produce)."""
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        scheme, _, credential = auth.partition(" ")
-        if scheme.lower() != "bearer" or not credential:
-            credential = headers.get(b"x-api-key", b"").decode("latin-1")
-            if not credential:
-                return None
-        if looks_like_api_key(credential):
-            return "key:" + hash_secret(credential)[:40]
-        return self.tokens.subject_of(credential)
 
 
 def _seconds_until(moment: datetime | None) -> float | None:
@@ -220,9 +208,11 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 def require(permission: Permission) -> Any:
     """`principal: Annotated[Principal, require(Permission.X)]` — the route's declared permission."""
 
-    async def check(principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
         if not principal.can(permission):
             raise Forbidden(f"This needs the {permission.value!r} permission, which {principal.describe()} lacks.")
+        # Only now — authenticated, rate-limited, authorized — may an Idempotency-Key replay a stored answer.
+        await idempotency.admit(request, principal=principal.rate_limit_subject)
         return principal
 
     check.required_permission = permission  # type: ignore[attr-defined]  # read by the route-permission test

@@ -85,11 +85,15 @@ class PlatformRepository:
         return self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
 
     @platform_query
-    def api_key_with_tenant(self, prefix: str) -> tuple[ApiKey, Tenant] | None:
+    def api_key_with_tenant(self, prefix: str) -> tuple[ApiKey, Tenant, User | None] | None:
+        """The key, its tenant and its creator (None once the creator is deleted), in one query."""
         row = self.session.execute(
-            select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.prefix == prefix)
+            select(ApiKey, Tenant, User)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .outerjoin(User, User.id == ApiKey.created_by)
+            .where(ApiKey.prefix == prefix)
         ).first()
-        return (row[0], row[1]) if row is not None else None
+        return (row[0], row[1], row[2]) if row is not None else None
 
     @platform_query
     def touch_session(self, session_id: str, *, now: datetime) -> None:
@@ -236,6 +240,15 @@ class ApiKeyRepository:
 
     def get(self, key_id: str) -> ApiKey | None:
         return self.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == self.scope.tenant_id))
+
+    def revoke_all_of_creator(self, user_id: str, *, now: datetime) -> int:
+        """Revokes the live keys a user made; returns how many."""
+        revoked = self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.tenant_id == self.scope.tenant_id, ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return int(getattr(revoked, "rowcount", 0) or 0)
 
     def list(self, *, limit: int, after_id: str | None) -> Sequence[ApiKey]:
         query = select(ApiKey).where(ApiKey.tenant_id == self.scope.tenant_id)

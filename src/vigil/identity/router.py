@@ -30,6 +30,7 @@ from vigil.identity.schemas import (
 )
 from vigil.identity.service import ApiKeyService, AuditService, UserService
 from vigil.web.deps import SessionDep
+from vigil.web.idempotency import withhold_secret
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -219,12 +220,16 @@ def delete_user(
     summary="Create an API key (the key is in this answer only)",
 )
 def create_api_key(
+    request: Request,
     data: ApiKeyCreate,
     principal: Annotated[Principal, require(Permission.API_KEYS_MANAGE)],
     session: SessionDep,
     client: ClientDep,
 ) -> ApiKeyCreated:
-    return ApiKeyService(session=session, principal=principal, client=client).create(data=data)
+    created = ApiKeyService(session=session, principal=principal, client=client).create(data=data)
+    # The key is in this answer only: an idempotent retry is told what was made, never given the secret again.
+    withhold_secret(request, resource="API key", resource_id=created.id)
+    return created
 
 
 @router.get("/api-keys", tags=["api keys"], summary="The tenant's API keys (without their secrets), newest first")

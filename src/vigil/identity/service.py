@@ -137,7 +137,11 @@ class UserService:
             raise Conflict("You cannot delete yourself.")
         if user.role == Role.SUPERADMIN:
             raise Forbidden("The superadmin cannot be deleted through the API.")
-        self._audit("user.delete", user)
+        # The keys they made stop with them (authentication refuses a key without a creator anyway); revoking them
+        # here makes the key list say so.
+        keys = ApiKeyRepository(session=self.session, scope=TenantScope(user.tenant_id))
+        revoked = keys.revoke_all_of_creator(user.id, now=utcnow())
+        self._audit("user.delete", user, api_keys_revoked=revoked)
         self.users.delete(user)
         self.session.commit()
 

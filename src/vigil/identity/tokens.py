@@ -79,13 +79,6 @@ class TokenService:
             raise Unauthorized("The access token is invalid.") from exc
         return parsed
 
-    def subject_of(self, token: str) -> str | None:
-        """The user a token names, or None; for plumbing that only needs to know whose request this is."""
-        try:
-            return self.decode(token).user_id
-        except Unauthorized:
-            return None
-
 
 def _text(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 64:

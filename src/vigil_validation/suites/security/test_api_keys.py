@@ -12,8 +12,9 @@ import pytest
 
 from vigil.client import VigilClient
 from vigil_validation.checks import assert_problem
+from vigil_validation.config import ValidationConfig
 from vigil_validation.plugin import ProvisionedTenant
-from vigil_validation.suites.security.attacks import API, Recorder, record_attack
+from vigil_validation.suites.security.attacks import API, Recorder, bearer, login_pair, new_user, record_attack
 
 
 def create_key(owner: VigilClient, **body: Any) -> dict[str, Any]:
@@ -113,3 +114,42 @@ def test_a_key_is_confined_to_its_tenant(tenant_factory: Any, key_client: KeyCli
     revoke = owner.admin.send("DELETE", f"{API}/api-keys/{key['id']}")
     assert_problem(revoke, 404)
     record_attack(record, "api-key", "revoke-another-tenants-key", revoke)
+
+
+def test_a_key_has_at_most_its_creators_current_authority(
+    tenant: ProvisionedTenant,
+    anonymous: VigilClient,
+    key_client: KeyClient,
+    validation_config: ValidationConfig,
+    record: Recorder,
+) -> None:
+    """A key acts for the admin who made it: their demotion narrows it, their disabling or deletion stops it."""
+    password = validation_config.security.password
+    email = new_user(tenant.admin, tenant.id, password, role="admin")
+    creator = bearer(login_pair(anonymous, email, password)["access_token"])
+    creator_id = anonymous.send("GET", f"{API}/me", headers=creator, authenticated=False).json()["user"]["id"]
+    made = anonymous.send(
+        "POST",
+        f"{API}/api-keys",
+        json={"name": "creator-bound", "scopes": ["detectors:write", "datasets:read"]},
+        headers=creator,
+        authenticated=False,
+    )
+    assert made.status_code == 201, made.text
+    machine = key_client(made.json()["key"])
+    assert machine.send("GET", f"{API}/datasets").status_code == 200
+
+    tenant.admin.send("PATCH", f"{API}/users/{creator_id}", json={"role": "viewer"}).raise_for_status()
+    beyond = machine.send("POST", f"{API}/detectors", json={"name": "x", "algorithm": "iforest"})
+    assert_problem(beyond, 403)
+    record_attack(record, "api-key", "beyond-demoted-creator", beyond)
+
+    tenant.admin.send("PATCH", f"{API}/users/{creator_id}", json={"is_active": False}).raise_for_status()
+    disabled = machine.send("GET", f"{API}/datasets")
+    assert_problem(disabled, 401)
+    record_attack(record, "api-key", "creator-disabled", disabled)
+
+    tenant.admin.send("DELETE", f"{API}/users/{creator_id}").raise_for_status()
+    deleted = machine.send("GET", f"{API}/datasets")
+    assert_problem(deleted, 401)
+    record_attack(record, "api-key", "creator-deleted", deleted)

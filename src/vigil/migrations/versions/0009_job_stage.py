@@ -1,7 +1,7 @@
 """jobs: the stage a running job is in (what its progress is progress of)
 
-Revision ID: 0008_newcomer_job_stage
-Revises: 0007_streams
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-29 04:10:00
 
 A short label the handler reports with its progress ("fitting", "scoring") so a waiting user sees what the job is
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_newcomer_job_stage"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
