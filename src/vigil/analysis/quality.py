@@ -181,13 +181,19 @@ def _batch_statistics(
             x.median().alias(f"{c}|median"),
             deviation.median().alias(f"{c}|mad"),
             deviation.mean().alias(f"{c}|mean_ad"),
+            x.min().alias(f"{c}|min"),
+            x.max().alias(f"{c}|max"),
         ]
     exprs += [pl.col(c).n_unique().alias(f"{c}|distinct") for c in text]
     row = scan.select(exprs).collect().row(0, named=True) if exprs else {}
     robust: dict[str, dict[str, float] | None] = {}
     for c in numeric:
         median, mad, mean_ad = row[f"{c}|median"], row[f"{c}|mad"], row[f"{c}|mean_ad"]
-        robust[c] = None if median is None else {"median": median, "mad": mad, "mean_ad": mean_ad}
+        robust[c] = (
+            None
+            if median is None
+            else {"median": median, "mad": mad, "mean_ad": mean_ad, "min": row[f"{c}|min"], "max": row[f"{c}|max"]}
+        )
     checked = [c for c in text if row[f"{c}|distinct"] <= options.max_categories]
     counts = pl.collect_all(
         [scan.select(pl.col(c).drop_nulls().value_counts(sort=True, name="n").struct.unnest()) for c in checked]
@@ -206,7 +212,19 @@ def _outlier_finding(column: str, robust: dict[str, float], z: float) -> _Findin
     x = pl.col(column).cast(pl.Float64)
     low, high = robust["median"] - z * scale, robust["median"] + z * scale
     mask = (x.is_finite() & ((x < low) | (x > high))) if scale > 0 else pl.lit(False)
-    details = {"median": robust["median"], "scale": scale, "lower_fence": low, "upper_fence": high, "z": z}
+    details: dict[str, float | None] = {
+        "median": robust["median"],
+        "scale": scale,
+        "lower_fence": low,
+        "upper_fence": high,
+        "z": z,
+    }
+    # What a cap would really do: a fence beyond the observed range caps nothing on that side (a column of values
+    # 1–10 is not to be "capped to [-7.2, 9.2]", but at 9.2 above only).
+    if robust.get("min") is not None and robust.get("max") is not None:
+        details["observed_min"], details["observed_max"] = robust["min"], robust["max"]
+        details["cap_lower"] = low if low > robust["min"] else None
+        details["cap_upper"] = high if high < robust["max"] else None
     return _Finding(
         "outliers", "outliers", column, f"values beyond {z} robust standard deviations", mask, details=details
     )

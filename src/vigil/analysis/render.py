@@ -194,7 +194,7 @@ def render_analysis(report: Mapping[str, Any], *, title: str = "Statistical anal
         best = column["fits"][0] if column["fits"] else {}
         tests = column["normality"]["tests"]
         rows.append(
-            [column["name"], column["best_fit"], best.get("ks_statistic"), best.get("ks_pvalue"),
+            [column["name"], column["best_fit"] or "none fits", best.get("ks_statistic"), best.get("ks_pvalue"),
              ", ".join(f"{f['family']} ({f['ks_statistic']:.3f})" for f in column["fits"][1:4]),
              (tests.get("shapiro_wilk") or tests.get("dagostino_pearson") or {}).get("pvalue"),
              {True: "yes", False: "no"}.get(column["normality"]["normal"], "—")]
