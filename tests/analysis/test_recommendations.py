@@ -22,3 +22,15 @@ def test_a_cap_stays_inside_the_columns_observed_range() -> None:
     assert numbers, detail
     assert all(1 <= n <= 10 for n in numbers), detail
     assert "runs from 1 to 10" in detail
+
+
+def test_repeats_in_low_cardinality_data_are_not_a_high_severity_issue() -> None:
+    rng = np.random.default_rng(1)
+    scores = pl.DataFrame({f"s{i}": rng.integers(1, 4, 3000) for i in range(3)})  # 27 possible rows
+    issue = next(i for i in assess(scores)["issues"] if i["check"] == "duplicate_rows")
+    assert issue["affected_rows"] == 3000 - 27
+    assert issue["severity"] == "low"
+    assert issue["details"]["expected_by_chance"] > issue["affected_rows"]
+    wide = pl.DataFrame({"x": np.concatenate([rng.normal(size=2700), np.zeros(300)]), "y": np.zeros(3000)})
+    repeated = next(i for i in assess(wide)["issues"] if i["check"] == "duplicate_rows")
+    assert repeated["severity"] == "medium"  # continuous values that repeat: a real finding

@@ -37,6 +37,8 @@ _MAD_TO_SIGMA = 1.4826
 _MEAN_AD_TO_SIGMA = 1.253314
 _HASH_MIX = np.uint64(0x9E3779B97F4A7C15)
 _SPACES = re.compile(r"\s+")
+# Columns with at most this many distinct values each make repeated rows likely by chance.
+LOW_CARDINALITY = 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class _Finding:
     sample: list[int] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     counts: bool = True  # counts towards its dimension's score
+    severity: str | None = None  # when the data says better than the share alone (see `_judge_duplicates`)
 
 
 def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Progress | None = None) -> Report:
@@ -97,6 +100,7 @@ def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Pro
         row_hash = _row_hash(scan, list(schema.names()))
     duplicates = _duplicates(row_hash, options.samples)
     if duplicates.affected:
+        _judge_duplicates(duplicates, scan, list(schema.names()), height)
         findings.append(duplicates)
     kinds = {c: kind_of(schema[c]) for c in columns}
     scores = _scores(findings, height, kinds)
@@ -301,6 +305,31 @@ def _duplicates(row_hash: np.ndarray | None, samples: int) -> _Finding:
     return finding
 
 
+def _judge_duplicates(finding: _Finding, scan: pl.LazyFrame, columns: list[str], height: int) -> None:
+    """Repeated rows mean little in data whose every column takes a handful of values (small integer scores,
+    flags): there, rows repeat by chance. The finding then keeps its count but is at most "low", and says how many
+    repeats chance alone would give if the columns were independent (from each column's value frequencies)."""
+    if not columns or height < 2:
+        return
+    counts = scan.select([pl.col(c).n_unique().alias(c) for c in columns]).collect().row(0, named=True)
+    widest = max(int(v) for v in counts.values())
+    finding.details["max_distinct_per_column"] = widest
+    if widest > LOW_CARDINALITY or height < 10 * widest:  # a few rows have few values in any column
+        return
+    # P(two rows agree on a column) = Σ p_v²; independent columns multiply. Expected repeated rows ≈ n − E[distinct].
+    collision = 1.0
+    for c in columns:
+        shares = scan.select(pl.col(c).value_counts(normalize=True).struct.field("proportion")).collect().to_series()
+        collision *= float((shares.to_numpy() ** 2).sum())
+    pairs = height * (height - 1) / 2 * collision
+    finding.details["expected_by_chance"] = round(min(pairs, height - 1), 1)
+    finding.severity = "low"
+    finding.message = (
+        f"rows that repeat an earlier row — expected in data whose columns take at most {widest} values each "
+        "(check them only if each row should be a unique record)"
+    )
+
+
 def _scores(findings: list[_Finding], height: int, kinds: Mapping[str, str]) -> dict[str, float]:
     """Each dimension: 1 − the share of its cells (rows, for uniqueness) that break a rule; 1 when none apply."""
     cells = {
@@ -328,7 +357,7 @@ def _issues(findings: list[_Finding], height: int) -> list[Report]:
                 "dimension": f.dimension,
                 "check": f.check,
                 "column": f.column,
-                "severity": severity(f.check, share) if f.counts else "info",
+                "severity": f.severity or (severity(f.check, share) if f.counts else "info"),
                 "affected_rows": f.affected,
                 "share": share,
                 "sample_rows": f.sample,

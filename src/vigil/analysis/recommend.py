@@ -58,6 +58,11 @@ def _advice(issue: Report, kind: str) -> tuple[str, str] | None:  # noqa: PLR091
         how = {"numeric": "the median", "datetime": "interpolation in time"}.get(kind, "the most frequent value")
         return "impute", f"Impute the {share:.1%} missing values with {how} (or add a missing-indicator feature)."
     if check == "duplicate_rows":
+        if "expected_by_chance" in details:
+            return "deduplicate", (  # the action the API documents; the detail says when not to
+                f"{issue['affected_rows']} rows repeat an earlier one, which few distinct values per column make "
+                "likely: keep them if they are separate observations; deduplicate only if each row should be unique."
+            )
         return "deduplicate", f"Remove the {issue['affected_rows']} repeated rows, keeping each row's first occurrence."
     if check == "outliers":
         return "cap", (
