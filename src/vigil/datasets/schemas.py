@@ -111,6 +111,11 @@ class AnalysisRequest(BaseModel):
     target: ColumnName | None = Field(
         default=None, description="A label (or score) column: feature relevance by mutual information with it."
     )
+    label_column: ColumnName | None = Field(
+        default=None,
+        description="The dataset's known answer (a label): left out of the distribution fits and correlations, "
+        "and the target of feature relevance unless `target` or `detector_id` says otherwise.",
+    )
     detector_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None,
         description="A trained detector: feature relevance by permutation importance against its scores.",
