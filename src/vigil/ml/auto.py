@@ -125,7 +125,7 @@ class AutoDetector(BaseDetector):  # type: ignore[misc]
         self,
         contamination: float = 0.1,
         use_labels: bool = True,
-        supervised_weight: float = 0.7,
+        supervised_weight: float = 0.85,
         random_state: int | None = None,
     ) -> None:
         super().__init__(contamination=contamination)

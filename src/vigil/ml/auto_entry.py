@@ -24,7 +24,7 @@ AUTO_ENTRIES: tuple[CatalogEntry, ...] = (
             flag("use_labels", True, "Learn from feedback labels when the training dataset has some."),
             real(
                 "supervised_weight",
-                0.7,
+                0.85,
                 "Largest weight of the supervised model in the blend (reached as labelled anomalies accumulate).",
                 minimum=0.0,
                 maximum=1.0,
