@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
-DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+from vigil.core.names import Name
+
+DatasetName = Name
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 
 

@@ -15,7 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+from vigil.core.names import Name
+
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 DetectorStatus = Literal["created", "training", "trained", "failed"]
 MAX_INLINE_RECORDS = 10_000

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from vigil.identity.schemas import Name, Strict
+from vigil.core.names import Name
+from vigil.identity.schemas import Strict
 
 
 class TenantSecurityUpdate(Strict):
