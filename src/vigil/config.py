@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     database_pool_size: int = 5
     database_max_overflow: int = 10
     database_pool_timeout_s: float = 10.0
+    database_connect_timeout_s: int = Field(
+        default=5, ge=1, description="PostgreSQL: how long opening a connection may take before it is a 503."
+    )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request with no answer by then gets a 503 problem (with Retry-After) instead of hanging: a "
+        "database that stopped answering must not hold clients forever. Streaming answers already started are kept.",
+    )
     blob_dir: Path | None = Field(default=None, description="Blob store root; defaults to data_dir/blobs.")
     blob_url: str | None = Field(
         default=None,
@@ -105,6 +114,14 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 100 * 1024 * 1024
     max_json_body_bytes: int = 10 * 1024 * 1024
+    max_auth_body_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Body limit of the credential routes (/auth/*), before any parsing."
+    )
+    max_decoded_bytes: int = Field(
+        default=1024**3,
+        ge=1024**2,
+        description="What one request's data may decode to in memory; checked from file metadata before decoding.",
+    )
     max_dataset_columns: int = 2048
     max_column_name_length: int = 256
     max_inline_records: int = 10_000

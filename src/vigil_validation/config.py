@@ -110,13 +110,28 @@ class MultiTenantConfig(Section):
 
 
 class DisasterRecoveryConfig(Section):
-    recovery_time_objective_s: PositiveFloat
+    """The disaster-recovery suite: its own deployment, faults injected on a seeded schedule."""
+
+    recovery_time_objective_s: PositiveFloat  # from a fault's end to the first fully successful read and write
+    server_request_timeout_s: PositiveFloat  # the deployment's VIGIL_REQUEST_TIMEOUT_S
+    answer_within_s: PositiveFloat  # every request during a fault is answered (any status) within this
+    fault_duration_s: PositiveFloat
+    faults: Annotated[int, Field(ge=1, le=10_000)]  # the consistency checker's schedule length (`--faults N`)
+    seed: int  # its seed (`--seed S`)
+    crash_kills: Annotated[int, Field(ge=1, le=1000)]  # SIGKILLs of the API in the crash-consistency scenario
+    writers: Annotated[int, Field(ge=1, le=32)]
 
 
 class ContractsConfig(Section):
     json_body_limit_bytes: PositiveInt
     max_page_limit: PositiveInt
     pagination_items: Annotated[int, Field(ge=3, le=100)]
+    fuzz_examples: Annotated[int, Field(ge=1, le=100_000)]
+    fuzz_min_requests: Annotated[int, Field(ge=0)]
+    fuzz_admins: Annotated[int, Field(ge=1, le=20)]
+    fuzz_timeout_s: PositiveFloat
+    fuzz_seed: int | None = None
+    baseline_spec: str | None = None
 
 
 class TestDataConfig(Section):
@@ -224,6 +239,35 @@ class ValidationConfig(Section):
         if profile not in ("short", "full"):
             raise ConfigError(f"--profile must be short or full, not {profile!r}")
         return self.model_copy(update={"load_testing": self.load_testing.model_copy(update={"profile": profile})})
+
+    def with_contracts(self, *, fuzz_examples: int | None = None, baseline_spec: str | None = None) -> ValidationConfig:
+        """A copy with the contracts options of the command line (`--fuzz-examples N`, `--baseline OLD_SPEC.json`)."""
+        given: dict[str, Any] = {}
+        if fuzz_examples is not None:
+            given["fuzz_examples"] = fuzz_examples
+        if baseline_spec is not None:
+            path = Path(baseline_spec).expanduser().resolve()
+            if not path.is_file():
+                raise ConfigError(f"--baseline: no such file {baseline_spec!r}")
+            given["baseline_spec"] = str(path)
+        if not given:
+            return self
+        try:
+            contracts = ContractsConfig.model_validate({**self.contracts.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "command line", prefix="contracts")) from exc
+        return self.model_copy(update={"contracts": contracts})
+
+    def with_fault_schedule(self, *, faults: int | None, seed: int | None) -> ValidationConfig:
+        """A copy with the disaster-recovery schedule chosen on the command line (`--faults N --seed S`)."""
+        given = {k: v for k, v in {"faults": faults, "seed": seed}.items() if v is not None}
+        if not given:
+            return self
+        try:
+            section = DisasterRecoveryConfig.model_validate({**self.disaster_recovery.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "command line", prefix="disaster_recovery")) from exc
+        return self.model_copy(update={"disaster_recovery": section})
 
     def with_environment(self, **changes: Any) -> ValidationConfig:
         """A copy with command-line options applied over the file's environment section."""

@@ -118,8 +118,40 @@ class SummaryCollector:
             "attack_families": attack_families(tests),
             "tests": tests,
         }
+        if dr := disaster_recovery_summary(tests):
+            summary["disaster_recovery"] = dr
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+DR_COUNTS = ("faults injected", "requests", "acknowledged", "lost", "duplicated", "unfinishable", "leaked")
+
+
+def disaster_recovery_summary(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per disaster-recovery scenario and in total: faults injected, requests, acknowledged writes, lost,
+    duplicated, unfinishable (each must be 0), and the recovery times (p50 and max over the scenarios)."""
+    scenarios: dict[str, dict[str, float]] = {}
+    rtos: list[float] = []
+    worst: list[float] = []
+    for test in tests:
+        if test.get("suite") != "disaster_recovery" or not test.get("figures"):
+            continue
+        figures = {f["name"]: float(f["value"]) for f in test["figures"]}
+        scenarios[str(test["nodeid"])] = {**figures, "outcome": test.get("outcome")}  # type: ignore[dict-item]
+        for name in ("RTO", "RTO p50"):
+            if name in figures:
+                rtos.append(figures[name])
+        worst += [figures[n] for n in ("RTO", "RTO max") if n in figures]
+    if not scenarios:
+        return {}
+    total: dict[str, float] = {
+        name: sum(s.get(name, 0.0) for s in scenarios.values() if isinstance(s.get(name, 0.0), float))
+        for name in DR_COUNTS
+    }
+    if rtos:
+        total["RTO p50"] = sorted(rtos)[len(rtos) // 2]
+        total["RTO max"] = max(worst)
+    return {"total": total, "scenarios": scenarios}
 
 
 _MARKERS = {"smoke", "slow", "destructive", "managed_only"}
@@ -178,6 +210,8 @@ def merge_summaries(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None
             into = merged["suites"].setdefault(suite, {})
             for outcome, n in counts.items():
                 into[outcome] = into.get(outcome, 0) + int(n)
+    if dr := disaster_recovery_summary(merged["tests"]):
+        merged["disaster_recovery"] = dr
     return merged
 
 

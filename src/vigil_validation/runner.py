@@ -30,7 +30,9 @@ from vigil_validation.targets import Target, TargetUnreachable, managed_target, 
 PACKAGE_DIR = Path(__file__).parent
 SUITES_DIR = PACKAGE_DIR / "suites"
 PYTEST_INI = PACKAGE_DIR / "pytest.ini"
-ALONE = "performance"  # the suite that runs by itself, serially, after the others
+# The suites that each run by themselves, serially, after the others: the performance suite measures the target,
+# and the disaster-recovery suite starts a deployment of its own and kills its processes (one per session).
+ALONE = ("disaster_recovery", "performance")
 
 
 class ExitCode(IntEnum):
@@ -65,6 +67,10 @@ class RunOptions:
     extra_pytest_args: tuple[str, ...] = ()
     profile: str | None = None  # the performance suite's profile: short or full (CI=true: short)
     exclude_suites: tuple[str, ...] = ()
+    fuzz_examples: int | None = None  # the contracts suite's Schemathesis examples per operation (--fuzz-examples)
+    baseline_spec: str | None = None  # an older OpenAPI document the served one must not break (--baseline)
+    dr_faults: int | None = None  # the disaster-recovery schedule's length and seed (`--faults N --seed S`)
+    dr_seed: int | None = None
 
 
 def available_suites() -> list[str]:
@@ -92,13 +98,14 @@ class Phase:
 
 def phases(selection: Selection, config: ValidationConfig, exclude: tuple[str, ...] = ()) -> list[Phase]:
     suites = selected_suites(selection, exclude)
-    together = tuple(s for s in suites if s != ALONE)
+    together = tuple(s for s in suites if s not in ALONE)
     result = []
     if together:
         result.append(Phase("suites", together, config.environment.parallel, "junit.xml", "summary-suites.json"))
-    if ALONE in suites:
-        junit = "junit.xml" if not together else f"junit-{ALONE}.xml"
-        result.append(Phase(ALONE, (ALONE,), 1, junit, f"summary-{ALONE}.json"))
+    alone = [s for s in ALONE if s in suites]
+    for suite in alone:
+        junit = "junit.xml" if not together and len(alone) == 1 else f"junit-{suite}.xml"
+        result.append(Phase(suite, (suite,), 1, junit, f"summary-{suite}.json"))
     return result
 
 
@@ -185,6 +192,8 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
                 redis_url=options.redis_url,
             )
             .with_profile(options.profile or ("short" if os.environ.get("CI") == "true" else None))
+            .with_contracts(fuzz_examples=options.fuzz_examples, baseline_spec=options.baseline_spec)
+            .with_fault_schedule(faults=options.dr_faults, seed=options.dr_seed)
         )
         planned = phases(selection, config, options.exclude_suites)  # an unknown suite fails before anything starts
     except (ConfigError, UsageError) as exc:

@@ -109,13 +109,14 @@ def test_suite_of_nodeids() -> None:
 def test_the_performance_suite_runs_alone_after_the_others() -> None:
     config = load_config().with_environment(parallel=2)
     every = phases(Selection("all"), config)
-    assert [p.name for p in every] == ["suites", "performance"]
+    assert [p.name for p in every] == ["suites", "disaster_recovery", "performance"]
     assert "performance" not in every[0].suites
-    assert (every[0].parallel, every[1].parallel) == (2, 1)
-    assert len({p.junit for p in every}) == len({p.summary for p in every}) == 2
+    assert "disaster_recovery" not in every[0].suites
+    assert [p.parallel for p in every] == [2, 1, 1]
+    assert len({p.junit for p in every}) == len({p.summary for p in every}) == 3
     [alone] = phases(Selection("performance", suites=("performance",)), config)
     assert (alone.suites, alone.parallel, alone.junit) == (("performance",), 1, "junit.xml")
-    [without] = phases(Selection("all"), config, exclude=("performance",))
+    without, _dr = phases(Selection("all"), config, exclude=("performance",))
     assert "performance" not in without.suites
     with pytest.raises(UsageError, match="unknown suite"):
         phases(Selection("all"), config, exclude=("perfromance",))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 from typing_extensions import TypedDict
 
+from vigil.core.bounds import MAX_VERSION
 from vigil.core.names import Name
 
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$")]
@@ -72,7 +73,7 @@ class StreamCreate(Strict):
         default=0.002, description="ADWIN's confidence over the score stream (smaller: fewer, later alarms); null: off."
     )
     detector_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    model_version: Annotated[int, Field(ge=1)] | None = None
+    model_version: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = None
 
     @model_validator(mode="after")
     def _one_model(self) -> StreamCreate:

@@ -16,7 +16,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", summary="Liveness: the process is up")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
@@ -30,7 +30,8 @@ async def ready(context: ContextDep) -> dict[str, Any]:
     for name, probe in context.probes.items():
         try:
             with anyio.fail_after(5):
-                await anyio.to_thread.run_sync(probe)
+                # Abandoned, not awaited, when it hangs: a silent database must not make readiness hang too.
+                await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
             checks[name] = "ok"
         except Exception as exc:  # any failure of a dependency means not ready
             checks[name] = f"unavailable: {type(exc).__name__}"

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +22,30 @@ from vigil.core.logging import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("vigil.errors")
+
+# The last line of defence against leaking internals through a message that quotes a library: file-system paths
+# (absolute, under the usual roots or wherever the server runs from), SQL statements and database driver names
+# are cut from every problem's detail and field messages. (Readers already word their own messages; this catches
+# what a future one forgets.)
+_ROOTS = {"usr", "etc", "var", "tmp", "home", "root", "opt", "proc", "srv", "mnt", "lib", "lib64", "bin", "sbin"}
+_ROOTS |= {"dev", "run", "sys", "private", "Users", "Volumes", "nix", "data", "work", "app", "code", "site-packages"}
+_ROOTS.update(part for part in (Path.cwd().parts[1:2] + Path(tempfile.gettempdir()).parts[1:2]) if part)
+_ROOTS.update(Path(sys.prefix).parts[1:2])
+_FS_PATH = re.compile(
+    r"(?:[A-Za-z]:\\[^\s'\"]+|/(?:" + "|".join(map(re.escape, sorted(_ROOTS))) + r")(?:/[^\s'\",;)]*)?)"
+)
+_SQL = re.compile(r"\[SQL: .*?(?:\]|$)|\[parameters: .*?(?:\]|$)|\(Background on this error at: [^)]*\)", re.S)
+_DRIVER = re.compile(r"\((?:sqlite3|psycopg|psycopg2|sqlalchemy)(?:\.\w+)*\)\s*")
+_TRACEBACK = re.compile(r'Traceback \(most recent call last\):.*|File "[^"]*", line \d+', re.S)
+
+
+def scrubbed(text: str) -> str:
+    """`text` without server paths, SQL or driver names."""
+    text = _TRACEBACK.sub("", text)
+    text = _SQL.sub("", text)
+    text = _DRIVER.sub("", text)
+    return _FS_PATH.sub("<path>", text).strip()
+
 
 _STATUS_SLUGS = {
     400: ("malformed-body", "Malformed request body"),
@@ -39,16 +68,40 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    if isinstance(extra.get("errors"), list):
+        extra["errors"] = [
+            {**e, "msg": scrubbed(e["msg"])} if isinstance(e, dict) and isinstance(e.get("msg"), str) else e
+            for e in extra["errors"]
+        ]
     body: dict[str, Any] = {
         "type": problem_type_uri(slug),
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": scrubbed(detail),
         "instance": instance,
         "request_id": current_request_id(),
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database is down, unreachable or saturated (no pooled connection in time): a 503, not our bug."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError))
+
+
+def database_unavailable(path: str | None) -> JSONResponse:
+    return problem_response(
+        status=503,
+        slug="service-unavailable",
+        title="Service unavailable",
+        detail="The database is unavailable; nothing was changed. Retry shortly.",
+        instance=path,
+        headers={"Retry-After": "5"},
+        dependency="database",
+    )
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -117,17 +170,15 @@ def install_problem_handlers(app: FastAPI) -> None:
                 instance=request.url.path,
                 errors=[],
             )
-        if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+        if not is_database_outage(exc):
             raise exc
         log.error("database unavailable: %s", type(exc.orig).__name__)
-        return problem_response(
-            status=503,
-            slug="service-unavailable",
-            title="Service unavailable",
-            detail="The database is unavailable; nothing was changed. Retry shortly.",
-            instance=request.url.path,
-            headers={"Retry-After": "5"},
-        )
+        return database_unavailable(request.url.path)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        log.error("database pool exhausted: no connection within the pool timeout")
+        return database_unavailable(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -167,7 +218,12 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
+            if is_database_outage(exc) and not started:
+                # Raised outside the routes (e.g. the idempotency claim): still an outage, not a bug.
+                log.error("database unavailable: %s", type(exc).__name__)
+                await database_unavailable(scope.get("path"))(scope, receive, send)
+                return
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise

@@ -1,0 +1,126 @@
+"""The disaster-recovery suite's fixtures: its own deployment (once per session: a start costs seconds), healed
+and running again after every test, and fresh tenants on it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vigil.client import VigilClient
+from vigil_validation import handover
+from vigil_validation.config import DisasterRecoveryConfig, ValidationConfig
+from vigil_validation.plugin import Recorder
+from vigil_validation.suites.disaster_recovery.checker import Verdict
+from vigil_validation.suites.disaster_recovery.deployment import Database, Deployment, deployment
+from vigil_validation.suites.disaster_recovery.timeline import Timeline, percentile
+from vigil_validation.targets import Target
+
+
+@pytest.fixture(scope="session")
+def dr_config(validation_config: ValidationConfig) -> DisasterRecoveryConfig:
+    return validation_config.disaster_recovery
+
+
+@pytest.fixture(scope="session")
+def dr_database(target: Target, validation_config: ValidationConfig) -> Database:
+    """The target's kind of database: PostgreSQL (on a private server the suite may crash) or SQLite."""
+    on_postgres = target.kind == "cluster" or validation_config.environment.database_url is not None
+    return "postgresql" if on_postgres else "sqlite"
+
+
+def _log_dir(database: Database) -> Path:
+    summary = handover.summary_path_from_env()
+    root = Path(summary).parent if summary else Path(tempfile.gettempdir())
+    return root / "disaster_recovery" / f"{database}-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def dr(
+    dr_database: Database, validation_config: ValidationConfig, dr_config: DisasterRecoveryConfig, target: Target
+) -> Iterator[Deployment]:
+    redis_url = validation_config.environment.redis_url
+    if redis_url is None and target.kind == "cluster":
+        redis_url = validation_config.cluster.redis_url
+    with deployment(
+        database=dr_database,
+        log_dir=_log_dir(dr_database),
+        redis_url=redis_url,
+        server_env={"VIGIL_REQUEST_TIMEOUT_S": f"{dr_config.server_request_timeout_s:g}"},
+    ) as made:
+        yield made
+
+
+def restore(dr: Deployment) -> None:
+    """Heals every link and brings back whatever a test broke: the next test starts on a healthy deployment."""
+    dr.proxy.heal_all()
+    if dr.postgres is not None and dr.postgres.process is None:
+        dr.postgres.start()
+    if dr.api.process is None or dr.api.process.poll() is not None:
+        dr.api.restart()
+    dr.api.thaw()
+    dr.api.wait_ready()
+
+
+@pytest.fixture
+def healthy(dr: Deployment) -> Iterator[Deployment]:
+    restore(dr)
+    yield dr
+    restore(dr)
+
+
+@dataclass
+class DRTenant:
+    id: str
+    analyst: VigilClient
+
+
+TenantFactory = Callable[[], DRTenant]
+
+
+@pytest.fixture
+def dr_tenants(healthy: Deployment, validation_config: ValidationConfig) -> Iterator[TenantFactory]:
+    admin = healthy.admin(timeout=30)
+    made: list[DRTenant] = []
+
+    def make() -> DRTenant:
+        suffix = uuid.uuid4().hex[:10]
+        tenant = admin.create_tenant(f"dr-{suffix}")
+        email = f"analyst-{suffix}@dr.example.com"
+        admin.create_user(email, validation_config.security.password, role="analyst", tenant_id=tenant["id"])
+        client = healthy.client(timeout=30)
+        client.login(email, validation_config.security.password)
+        made.append(DRTenant(id=tenant["id"], analyst=client))
+        return made[-1]
+
+    yield make
+    for tenant in made:
+        tenant.analyst.close()
+    admin.close()
+
+
+def wait_recovered(timeline: Timeline, after: float, *, limit_s: float) -> float | None:
+    """Waits (up to `limit_s`) until the prober has seen a successful read and write after `after`."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        rto = timeline.recovery_s(after)
+        if rto is not None:
+            return rto
+        time.sleep(0.2)
+    return timeline.recovery_s(after)
+
+
+def record_verdict(record: Recorder, verdict: Verdict, *, faults: int, rtos: list[float]) -> None:
+    """The figures every scenario reports (summed over scenarios in the summary's `disaster_recovery` totals)."""
+    record("faults injected", faults)
+    for name, value in verdict.counts().items():
+        record(name.replace("_", " "), value)
+    if rtos:
+        record("RTO p50", percentile(rtos, 0.5), "s")
+        record("RTO max", max(rtos), "s")
