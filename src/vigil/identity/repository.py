@@ -84,6 +84,10 @@ class PlatformRepository:
         return self.session.get(User, user_id)
 
     @platform_query
+    def api_key_by_id(self, key_id: str) -> ApiKey | None:
+        return self.session.get(ApiKey, key_id)
+
+    @platform_query
     def session_with_owner(self, session_id: str) -> SessionOwner | None:
         """A session with its user and tenant, in one query: what every request with an access token checks."""
         row = self.session.execute(

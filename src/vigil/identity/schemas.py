@@ -159,8 +159,15 @@ class TenantRef(BaseModel):
     name: str
 
 
+class ApiKeyRef(BaseModel):
+    id: str
+    name: str
+    prefix: str
+
+
 class MePublic(BaseModel):
-    user: UserPublic
+    user: UserPublic = Field(description="The user; for an API key, the user who made it (the key acts for them).")
     tenant: TenantRef
-    role: Role
-    permissions: list[Permission]
+    role: Role = Field(description="The user's role (for an API key, its creator's: the most the key may do).")
+    permissions: list[Permission] = Field(description="What this credential may do (a key: its effective scopes).")
+    api_key: ApiKeyRef | None = Field(default=None, description="Set when the caller is an API key.")
