@@ -261,7 +261,10 @@ def install_middleware(app: FastAPI, settings: Settings, context: AppContext, da
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     idempotency.install(app, database=database, lease_s=settings.idempotency_lease_s)
     app.add_middleware(
-        BodySizeLimitMiddleware, default_max_bytes=settings.max_json_body_bytes, rules=body_limit_rules(settings)
+        BodySizeLimitMiddleware,
+        default_max_bytes=settings.max_json_body_bytes,
+        rules=body_limit_rules(settings),
+        max_parsed_bytes=settings.max_decoded_bytes,
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_s)
@@ -279,9 +282,12 @@ def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
     credential routes, which anyone can call before authenticating."""
     return [
         BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
-        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST"),
+        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST", streamed=True),
         BodyLimitRule(
-            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"), settings.max_upload_bytes, method="POST"
+            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"),
+            settings.max_upload_bytes,
+            method="POST",
+            streamed=True,
         ),
     ]
 

@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         default=16 * 1024, ge=1024, description="Body limit of the credential routes (/auth/*), before any parsing."
     )
     max_decoded_bytes: int = Field(
-        default=1024**3,
+        default=256 * 1024**2,
         ge=1024**2,
         description="What one request's data may decode to in memory; checked from file metadata before decoding.",
     )
