@@ -18,6 +18,7 @@ from vigil import __version__, analysis, ml
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
+from vigil.core.clientinfo import parse_networks
 from vigil.core.context import AppContext
 from vigil.core.database import Database, build_engine, claim_sqlite_file
 from vigil.core.idempotency import IdempotencyStore
@@ -268,7 +269,11 @@ def install_middleware(app: FastAPI, settings: Settings, context: AppContext, da
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        hsts_max_age_s=settings.hsts_max_age_s,
+    )
     app.add_middleware(RequestContextMiddleware)
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from vigil.core.bounds import MAX_VERSION
+from vigil.core.names import Name
 
-DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+DatasetName = Name
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 
 

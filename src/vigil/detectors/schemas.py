@@ -16,8 +16,8 @@ from pydantic import (
 )
 
 from vigil.core.bounds import MAX_ROW, MAX_VERSION
+from vigil.core.names import Name
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 DetectorStatus = Literal["created", "training", "trained", "failed"]
 MAX_INLINE_RECORDS = 10_000

@@ -439,7 +439,9 @@ class DetectorService:
     def _loaded(self, version_id: str, artifact_key: str) -> ml.FittedDetector:
         def load() -> ml.FittedDetector:
             try:
-                return ml.load_artifact(self.app.blobs.get_bytes(artifact_key), key=self.app.secret_key)
+                return ml.load_artifact(
+                    self.app.blobs.get_bytes(artifact_key), key=self.app.artifact_key, also=(self.app.secret_key,)
+                )
             except ml.MLError as exc:
                 raise ml_problem(exc) from exc
             except FileNotFoundError as exc:
