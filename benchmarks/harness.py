@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from vigil import ml
+from vigil.core.secrets import ARTIFACTS, derive_key
 
 EMAIL = "bench@vigil.local"
 PASSWORD = "benchmark passphrase that is long"
@@ -52,7 +53,7 @@ class Server:
     def stored_model(self, job_id: str) -> ml.FittedDetector:
         """The artifact the training job wrote, verified and loaded as the server loads it."""
         artifact = next(Path(self.data_dir, "blobs").rglob(f"{job_id}.vmdl")).read_bytes()
-        return ml.load_artifact(artifact, key=SECRET.encode())
+        return ml.load_artifact(artifact, key=derive_key(SECRET.encode(), ARTIFACTS))
 
 
 @contextlib.contextmanager

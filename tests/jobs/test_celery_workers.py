@@ -197,7 +197,7 @@ def test_scoring_a_big_dataset_fans_out_and_equals_the_single_process_result(clu
     # The same model, scoring the whole frame in this one process:
     version = cluster.client.get(f"/api/v1/detectors/{detector['id']}/versions", headers=tenant.viewer).json()
     model = ml.load_artifact(
-        cluster.app.blobs.get_bytes(_artifact_key(cluster, version["items"][0]["id"])), key=cluster.app.secret_key
+        cluster.app.blobs.get_bytes(_artifact_key(cluster, version["items"][0]["id"])), key=cluster.app.artifact_key
     )
     expected = model.score(frame)
     stored = pl.read_parquet(cluster.app.blobs.local_path(_dataset_key(cluster, job.result["result_dataset_id"])))
