@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -15,6 +16,16 @@ from vigil.client.types import JSON, Params
 
 API = "/api/v1"
 USER_AGENT = "vigil-client/0.1"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_BACKOFF_S = 0.2
+RETRY_BACKOFF_MAX_S = 5.0
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", RETRY_BACKOFF_S)))
+    except ValueError:
+        return RETRY_BACKOFF_S
 
 
 class VigilClient:
@@ -32,8 +43,13 @@ class VigilClient:
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retries: int = 0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # How many times an idempotent request (GET, HEAD, PUT, DELETE, or a write with an Idempotency-Key) is sent
+        # again after no answer or a 503: behind a load balancer (or a round-robin transport) the retry reaches
+        # another process, and the key makes a retried write apply once.
+        self.retries = retries
         self._transport = transport
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
@@ -61,7 +77,9 @@ class VigilClient:
     def with_token(self, token: str | None) -> VigilClient:
         """Another client of the same deployment with other credentials (and its own connection pool, unless a
         transport was given: that one is shared)."""
-        return VigilClient(self.base_url, token=token, timeout=self._timeout_s, transport=self._transport)
+        return VigilClient(
+            self.base_url, token=token, timeout=self._timeout_s, transport=self._transport, retries=self.retries
+        )
 
     @property
     def _timeout_s(self) -> float:
@@ -111,7 +129,7 @@ class VigilClient:
         extra = dict(headers or {})
         if idempotency_key is not None:
             extra["Idempotency-Key"] = idempotency_key
-        response = self.send(
+        response = self._send_retrying(
             method, path, json=json, content=content, params=params, headers=extra, authenticated=authenticated
         )
         if response.status_code == 401 and authenticated and self.refresh_token and not path.startswith(f"{API}/auth/"):
@@ -123,6 +141,24 @@ class VigilClient:
         if response.is_error:
             raise VigilAPIError.from_response(response)
         return response
+
+    def _send_retrying(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers: Mapping[str, str] = kwargs.get("headers") or {}
+        idempotent = method.upper() in IDEMPOTENT_METHODS or "Idempotency-Key" in headers
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self.send(method, path, **kwargs)
+            except VigilConnectionError:
+                if last:
+                    raise
+                time.sleep(min(RETRY_BACKOFF_S * 2**attempt, RETRY_BACKOFF_MAX_S))
+                continue
+            if response.status_code != 503 or last:
+                return response
+            time.sleep(min(_retry_after(response), RETRY_BACKOFF_MAX_S))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises on its last attempt
 
     def call(
         self,
