@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Depends, FastAPI
 
-from vigil import __version__, ml
+from vigil import __version__, analysis, ml
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
@@ -47,8 +48,10 @@ from vigil.streams.router import ws_router as streams_ws_router
 from vigil.streams.state import StreamRuntime
 from vigil.tenants.router import router as tenants_router
 from vigil.web import idempotency
-from vigil.web.body_limits import BodySizeLimitMiddleware
+from vigil.web.body_limits import BodyLimitRule, BodySizeLimitMiddleware
+from vigil.web.contract import install_contract
 from vigil.web.deadline import RequestDeadlineMiddleware
+from vigil.web.docs import OPENAPI_TAGS, install_docs
 from vigil.web.metrics import MetricsMiddleware
 from vigil.web.operations import router as operations_router
 from vigil.web.problems import UnhandledErrorMiddleware, install_problem_handlers
@@ -168,6 +171,12 @@ def migrate(settings: Settings, database: Database) -> None:
         upgrade_database(database.engine)
 
 
+def _warm_imports() -> None:
+    """After start, in the background: the libraries that start-up leaves to their first use (seconds each)."""
+    ml.warm_up()
+    analysis.warm_up()
+
+
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
@@ -202,13 +211,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if generated:
             # Shown once, on the console only: it is not kept anywhere in clear.
             print(
-                f"\n  Vigil superadmin created: {generated[0]} / {generated[1]}\n  (shown once; keep it)\n",
+                f"\n  Vigil superadmin created: {generated[0]} / {generated[1]}\n"
+                "  (shown once; keep it — lost, it is reset with `vigil admin reset-password`)\n",
                 flush=True,
             )
         if run_workers:
             background.start()
         if settings.warm_imports:
-            threading.Thread(target=ml.warm_up, name="vigil-warm-imports", daemon=True).start()
+            threading.Thread(target=_warm_imports, name="vigil-warm-imports", daemon=True).start()
         try:
             yield
         finally:
@@ -223,6 +233,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         version=__version__,
         description="Multi-tenant anomaly detection: upload data, train detectors, score anomalies.",
         lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
+        docs_url=None,  # served from packaged assets by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.context = context
     app.state.identity = identity
@@ -232,22 +245,40 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app.state.streams = StreamRuntime(capacity=settings.stream_hot_models)  # hot stream models of this process
 
     install_problem_handlers(app)
+    install_contract(app)
     app.include_router(operations_router)
+    install_docs(app)
     for router in API_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(limit_by_ip)])
     app.include_router(streams_ws_router, prefix=API_PREFIX)  # authenticates and limits in its first frame
 
+    install_middleware(app, settings, context, database)
+    return app
+
+
+def install_middleware(app: FastAPI, settings: Settings, context: AppContext, database: Database) -> None:
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     idempotency.install(app, database=database, lease_s=settings.idempotency_lease_s)
     app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_body_bytes
+        BodySizeLimitMiddleware, default_max_bytes=settings.max_json_body_bytes, rules=body_limit_rules(settings)
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    return app
+
+
+def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
+    """Which routes may receive more than a JSON body: the uploads (streamed to disk) — and which far less: the
+    credential routes, which anyone can call before authenticating."""
+    return [
+        BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
+        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST"),
+        BodyLimitRule(
+            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"), settings.max_upload_bytes, method="POST"
+        ),
+    ]
 
 
 def create_app_from_environment() -> FastAPI:

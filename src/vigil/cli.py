@@ -1,8 +1,11 @@
-"""The `vigil` command: `serve` the platform, `db` migrations, and `validate` a deployment."""
+"""The `vigil` command: `serve` the platform, `db` migrations, `admin` tasks, `validate` a deployment — and, through
+the SDK (`vigil.client.commands`), the data commands: `login`, `datasets`, `detectors`, `jobs`."""
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +13,34 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from vigil import __version__
+from vigil.client import commands
 from vigil.config import Settings
 
-app = typer.Typer(help="Vigil: multi-tenant anomaly detection.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Vigil: multi-tenant anomaly detection.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
+)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+admin_app = typer.Typer(help="Operator tasks on this server's database.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
 console = Console(stderr=True)
+commands.register(app)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"vigil {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Vigil: multi-tenant anomaly detection — the server, its operator tasks, the data commands, the validation."""
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -69,22 +94,41 @@ def serve(
                 "SQLite is one process's file."
             )
             raise typer.Exit(2)
+        _listen(host, port).close()  # checked now; uvicorn's processes bind it again themselves
         if data_dir is not None:
             os.environ["VIGIL_DATA_DIR"] = str(data_dir)  # each worker process reads its settings afresh
         console.print(f"Vigil on http://{host}:{port} with {workers} processes (database: {_redacted(settings)})")
         uvicorn.run("vigil.app:create_app_from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
 
+    # The port before anything is written (a database migrated, a superadmin password shown) for a server that
+    # could not have started; the server then serves on this very socket.
+    listener = _listen(host, port)
     try:
         claim_sqlite_file(settings)  # before the app's heavy imports: a second process is refused at once
         from vigil.app import create_app
 
         application = create_app(settings)
     except (MissingSecretError, DatabaseInUse) as exc:
+        listener.close()
         console.print(f"[bold red]refusing to start:[/] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"Vigil on http://{host}:{port}  (data: {settings.data_dir}, database: {_redacted(settings)})")
-    uvicorn.run(application, **common)  # type: ignore[arg-type]
+    uvicorn.Server(uvicorn.Config(application, **common)).run(sockets=[listener])  # type: ignore[arg-type]
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or a clear refusal (exit code 2) when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        console.print(f"[bold red]refusing to start:[/] cannot listen on {host}:{port}: {exc.strerror or exc}")
+        raise typer.Exit(2) from exc
+    return listener
 
 
 @app.command()
@@ -184,6 +228,50 @@ def db_create_app_role(
     finally:
         engine.dispose()
     console.print(f"role {name} {'created' if created else 'exists'} and granted on {_redacted(settings)}")
+
+
+@admin_app.command("reset-password")
+def admin_reset_password(
+    email: Annotated[
+        str | None,
+        typer.Argument(help="The account (default: VIGIL_BOOTSTRAP_ADMIN_EMAIL or admin@vigil.local)."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the new password from standard input instead.")
+    ] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default: VIGIL_DATA_DIR).")] = None,
+) -> None:
+    """Set a new password for an account — a lost superadmin's, typically — and print it if it was generated.
+    Ends the account's sessions and lifts its lock-out. Works on the database directly, server running or not."""
+    settings = _settings(data_dir)
+    from vigil.core.database import Database
+    from vigil.core.errors import VigilError
+    from vigil.core.secrets import MissingSecretError, resolve_secret_key
+    from vigil.identity.passwords import Passwords
+    from vigil.identity.service import reset_password
+    from vigil.identity.throttle import LoginThrottle
+
+    new_password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    account = email or settings.bootstrap_admin_email or "admin@vigil.local"
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            key = resolve_secret_key(settings)
+            throttle = LoginThrottle(session=session, settings=settings, key=key)
+            password, generated = reset_password(
+                session=session, passwords=Passwords(settings), throttle=throttle, email=account, password=new_password
+            )
+    except (VigilError, MissingSecretError) as exc:
+        console.print(f"[bold red]not reset:[/] {exc}")
+        for error in getattr(exc, "extra", {}).get("errors", []):
+            console.print(f"  {error['msg']}")
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+    if generated:
+        typer.echo(f"New password for {account}: {password}")
+    else:
+        typer.echo(f"Password of {account} changed.")
 
 
 def _redacted(settings: Settings) -> str:

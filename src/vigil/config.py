@@ -114,6 +114,14 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 100 * 1024 * 1024
     max_json_body_bytes: int = 10 * 1024 * 1024
+    max_auth_body_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Body limit of the credential routes (/auth/*), before any parsing."
+    )
+    max_decoded_bytes: int = Field(
+        default=1024**3,
+        ge=1024**2,
+        description="What one request's data may decode to in memory; checked from file metadata before decoding.",
+    )
     max_dataset_columns: int = 2048
     max_column_name_length: int = 256
     max_inline_records: int = 10_000

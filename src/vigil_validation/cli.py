@@ -52,6 +52,19 @@ FaultsOpt = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="disaster_recovery: the fault schedule's seed.")]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude-suite", help="Leave this suite out (repeatable).")]
+FuzzExamplesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--fuzz-examples", min=1, help="Schemathesis examples per operation in the contracts suite (default 10)."
+    ),
+]
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        help="An older OpenAPI document: the contracts suite fails on changes that break it, reports additive ones.",
+    ),
+]
 DEFAULT_REPORTS = Path("validation-reports")
 
 
@@ -67,10 +80,14 @@ def _run(
     profile: str | None = None,
     exclude: list[str] | None = None,
     cluster: bool = False,
+    fuzz_examples: int | None = None,
+    baseline: Path | None = None,
     faults: int | None = None,
     seed: int | None = None,
 ) -> None:
     options = RunOptions(
+        fuzz_examples=fuzz_examples,
+        baseline_spec=str(baseline) if baseline is not None else None,
         dr_faults=faults,
         dr_seed=seed,
         profile=profile,
@@ -101,9 +118,23 @@ def _fixed_selection(name: str, selection: Selection, summary: str) -> None:
         profile: ProfileOpt = None,
         exclude: ExcludeOpt = None,
         cluster: ClusterOpt = False,
+        fuzz_examples: FuzzExamplesOpt = None,
+        baseline: BaselineOpt = None,
     ) -> None:
         _run(
-            selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, exclude, cluster
+            selection,
+            config,
+            target,
+            parallel,
+            report_dir,
+            database_url,
+            redis_url,
+            keyword,
+            profile,
+            exclude,
+            cluster,
+            fuzz_examples,
+            baseline,
         )
 
     app.command(name, help=summary)(command)
@@ -128,6 +159,8 @@ def suite(
     keyword: KeywordOpt = None,
     profile: ProfileOpt = None,
     cluster: ClusterOpt = False,
+    fuzz_examples: FuzzExamplesOpt = None,
+    baseline: BaselineOpt = None,
     faults: FaultsOpt = None,
     seed: SeedOpt = None,
 ) -> None:
@@ -135,7 +168,7 @@ def suite(
     selection = Selection(name, suites=(name,))
     _run(
         selection, config, target, parallel, report_dir, database_url, redis_url, keyword, profile, None, cluster,
-        faults=faults, seed=seed,
+        fuzz_examples=fuzz_examples, baseline=baseline, faults=faults, seed=seed,
     )  # fmt: skip
 
 

@@ -126,6 +126,12 @@ class ContractsConfig(Section):
     json_body_limit_bytes: PositiveInt
     max_page_limit: PositiveInt
     pagination_items: Annotated[int, Field(ge=3, le=100)]
+    fuzz_examples: Annotated[int, Field(ge=1, le=100_000)]
+    fuzz_min_requests: Annotated[int, Field(ge=0)]
+    fuzz_admins: Annotated[int, Field(ge=1, le=20)]
+    fuzz_timeout_s: PositiveFloat
+    fuzz_seed: int | None = None
+    baseline_spec: str | None = None
 
 
 class TestDataConfig(Section):
@@ -233,6 +239,24 @@ class ValidationConfig(Section):
         if profile not in ("short", "full"):
             raise ConfigError(f"--profile must be short or full, not {profile!r}")
         return self.model_copy(update={"load_testing": self.load_testing.model_copy(update={"profile": profile})})
+
+    def with_contracts(self, *, fuzz_examples: int | None = None, baseline_spec: str | None = None) -> ValidationConfig:
+        """A copy with the contracts options of the command line (`--fuzz-examples N`, `--baseline OLD_SPEC.json`)."""
+        given: dict[str, Any] = {}
+        if fuzz_examples is not None:
+            given["fuzz_examples"] = fuzz_examples
+        if baseline_spec is not None:
+            path = Path(baseline_spec).expanduser().resolve()
+            if not path.is_file():
+                raise ConfigError(f"--baseline: no such file {baseline_spec!r}")
+            given["baseline_spec"] = str(path)
+        if not given:
+            return self
+        try:
+            contracts = ContractsConfig.model_validate({**self.contracts.model_dump(), **given})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "command line", prefix="contracts")) from exc
+        return self.model_copy(update={"contracts": contracts})
 
     def with_fault_schedule(self, *, faults: int | None, seed: int | None) -> ValidationConfig:
         """A copy with the disaster-recovery schedule chosen on the command line (`--faults N --seed S`)."""

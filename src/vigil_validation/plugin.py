@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from vigil.client import VigilAPIError, VigilClient
+from vigil.client.retry import NO_RETRY
 from vigil_validation import handover, testdata
 from vigil_validation.config import ValidationConfig
 from vigil_validation.report import FIGURE_PROPERTY, SERIES_PROPERTY, SummaryCollector
@@ -84,7 +85,10 @@ def client_factory(target: Target, validation_config: ValidationConfig) -> Itera
     transport = RoundRobinTransport(target.api_urls) if len(target.api_urls) > 1 else None
 
     def make() -> VigilClient:
-        client = VigilClient(target.url, timeout=validation_config.api.request_timeout_s, transport=transport)
+        # No retries: the suites judge each answer as the server gave it (a 429 or a refused connection included).
+        client = VigilClient(
+            target.url, timeout=validation_config.api.request_timeout_s, transport=transport, retry=NO_RETRY
+        )
         made.append(client)
         return client
 

@@ -67,6 +67,8 @@ class RunOptions:
     extra_pytest_args: tuple[str, ...] = ()
     profile: str | None = None  # the performance suite's profile: short or full (CI=true: short)
     exclude_suites: tuple[str, ...] = ()
+    fuzz_examples: int | None = None  # the contracts suite's Schemathesis examples per operation (--fuzz-examples)
+    baseline_spec: str | None = None  # an older OpenAPI document the served one must not break (--baseline)
     dr_faults: int | None = None  # the disaster-recovery schedule's length and seed (`--faults N --seed S`)
     dr_seed: int | None = None
 
@@ -190,6 +192,7 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
                 redis_url=options.redis_url,
             )
             .with_profile(options.profile or ("short" if os.environ.get("CI") == "true" else None))
+            .with_contracts(fuzz_examples=options.fuzz_examples, baseline_spec=options.baseline_spec)
             .with_fault_schedule(faults=options.dr_faults, seed=options.dr_seed)
         )
         planned = phases(selection, config, options.exclude_suites)  # an unknown suite fails before anything starts

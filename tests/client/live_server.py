@@ -23,11 +23,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(data_dir: Path) -> Iterator[str]:
-    """Serves a fresh app over real HTTP; yields its base URL; shuts it down (lifespan included) afterwards."""
-    port = free_port()
+def live_server(data_dir: Path, *, port: int | None = None, **overrides: object) -> Iterator[str]:
+    """Serves a fresh app over real HTTP (settings `overrides` on the tests' own); yields its base URL; shuts it
+    down (lifespan included) afterwards."""
+    port = port or free_port()
     config = uvicorn.Config(
-        create_app(make_settings(data_dir)),
+        create_app(make_settings(data_dir, **overrides)),
         host="127.0.0.1",
         port=port,
         log_config=None,

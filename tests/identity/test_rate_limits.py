@@ -18,8 +18,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer, services_required
+from tests.conftest import PASSWORD, bearer, make_settings, services_required
 from tests.identity.conftest import app_client, new_user, tokens
+from vigil.identity.ratelimit import Decision, RateLimiter, per_hour
 
 REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -189,3 +190,29 @@ def test_redis_outage_keeps_the_api_serving(
         assert statuses[:4] == [200] * 4, statuses
         assert statuses[-1] == 429, statuses
         assert any("rate-limit storage unavailable" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("storage", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_changed_quota_keeps_its_windows_count(storage: str, tmp_path: Path) -> None:
+    """Finding 11: the counter of a tenant quota is keyed by its window, not its limit, on either storage."""
+    prefix = f"vigil-test-{uuid.uuid4().hex[:10]}"
+    if storage == "redis":
+        _redis_or_skip(REDIS_URL)
+    limiter = RateLimiter(
+        make_settings(tmp_path, rate_limit_key_prefix=prefix, redis_url=REDIS_URL if storage == "redis" else None)
+    )
+    try:
+        assert [_allowed(limiter.hit(per_hour(3), "tenant", "t1")) for _ in range(3)] == [True, True, True]
+        # Raised to 5: the 3 calls of this hour still count, so 2 more are allowed, not a fresh 5.
+        assert limiter.used(per_hour(5), "tenant", "t1") == 3
+        assert [_allowed(limiter.hit(per_hour(5), "tenant", "t1")) for _ in range(3)] == [True, True, False]
+    finally:
+        if storage == "redis":
+            client = redis.Redis.from_url(REDIS_URL)
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
+
+
+def _allowed(decision: Decision | None) -> bool:
+    assert decision is not None
+    return decision.allowed

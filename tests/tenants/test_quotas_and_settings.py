@@ -101,6 +101,20 @@ def test_api_calls_per_hour_is_one_budget_for_the_tenant(client: TestClient, mak
     assert client.get("/api/v1/datasets", headers=b.viewer).status_code == 200
 
 
+def test_raising_the_hourly_quota_keeps_the_calls_already_counted(
+    client: TestClient, make_tenant: Callable[[], Tenant]
+) -> None:
+    tenant, su = make_tenant(), root(client)
+    client.patch(f"/api/v1/tenants/{tenant.id}", json={"quotas": {"api_calls_per_hour": 4}}, headers=su)
+    assert [client.get("/api/v1/datasets", headers=tenant.viewer).status_code for _ in range(4)] == [200] * 4
+    assert client.get("/api/v1/datasets", headers=tenant.viewer).status_code == 429
+    # Raised from 4 to 6: the hour's 4 calls still count, so 2 more are allowed, not a fresh 6.
+    client.patch(f"/api/v1/tenants/{tenant.id}", json={"quotas": {"api_calls_per_hour": 6}}, headers=su)
+    assert [client.get("/api/v1/datasets", headers=tenant.viewer).status_code for _ in range(3)] == [200, 200, 429]
+    usage = client.get(f"/api/v1/tenants/{tenant.id}/usage", headers=su).json()["usage"]
+    assert usage["api_calls_per_hour"] == {"used": 6, "limit": 6}
+
+
 def test_suspend_and_resume(client: TestClient, tenant: Tenant) -> None:
     su = root(client)
     assert client.post(f"/api/v1/tenants/{tenant.id}/suspend", headers=su).json()["status"] == "suspended"

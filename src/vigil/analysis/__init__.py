@@ -15,6 +15,16 @@ from vigil.analysis.relevance import Scorer
 from vigil.analysis.render import render_analysis, render_profile, render_quality
 from vigil.analysis.statistics import FAMILIES, AnalysisOptions, analyse
 
+
+def warm_up() -> None:
+    """Imports what reports draw and test with (matplotlib, scipy.stats, scikit-learn), which start-up leaves out,
+    so that the first report after start does not pay for it."""
+    import sklearn.feature_selection  # noqa: F401, PLC0415
+    from scipy import stats  # noqa: F401, PLC0415
+
+    from vigil.analysis import plots  # noqa: F401, PLC0415
+
+
 __all__ = [
     "FAMILIES",
     "AnalysisError",
@@ -31,4 +41,5 @@ __all__ = [
     "render_analysis",
     "render_profile",
     "render_quality",
+    "warm_up",
 ]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from vigil.analysis.columns import Frame, Report, clean, height_of, lazy
 
@@ -105,6 +104,8 @@ class _Ranker:
 def spearman_matrix(matrix: np.ndarray) -> np.ndarray:
     """Spearman's rho (Pearson's r of average ranks) for every pair, ranked within the rows where both are
     present — as `scipy.stats.spearmanr` on those rows."""
+    from scipy import stats
+
     k = matrix.shape[1]
     present = ~np.isnan(matrix)
     if present.all():

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
-from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
 from vigil.analysis.columns import Frame, Report, height_of, kind_of, lazy
 
@@ -73,6 +71,9 @@ def mutual_information(
     >>> bool(mi[0] > 0.5 > mi[1])
     True
     """
+    # Imported here, as scipy and scikit-learn are below: each costs seconds of server start-up.
+    from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+
     if matrix.shape[1] == 0 or matrix.shape[0] < 4:
         return np.zeros(matrix.shape[1])
     estimate = mutual_info_classif if discrete_target else mutual_info_regression
@@ -86,6 +87,8 @@ def permutation_importance(
     """For each feature: shuffle it, rescore, and measure how far the scores move — the mean absolute change in
     units of the scores' standard deviation (mean and std over `repeats` shuffles), and the Spearman correlation
     between the original and the shuffled scores (1 = the feature does not matter)."""
+    from scipy import stats
+
     base = np.asarray(scorer.score(frame), dtype=np.float64)
     spread = float(base.std()) or 1.0
     rng = np.random.default_rng(seed)
@@ -123,6 +126,8 @@ def relevance(
 ) -> Report:
     """Ranks `features` by how much they matter: to `scorer`'s scores (permutation importance, then mutual
     information with the scores), else to the `target` column (mutual information, then |Spearman|)."""
+    from scipy import stats
+
     if scorer is None and target is None:
         raise ValueError("relevance needs a target column or a scorer")
     sample = relevance_sample(frame, [*features, *([target] if target else [])], max_rows=max_rows, seed=seed)

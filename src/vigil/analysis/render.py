@@ -10,8 +10,6 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from vigil.analysis import plots
-
 MAX_PLOTTED_COLUMNS = 60
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _STYLE = """
@@ -79,6 +77,8 @@ def _image(uri: str, alt: str) -> str:
 
 
 def _correlations(report: Mapping[str, Any] | None) -> str:
+    from vigil.analysis import plots  # matplotlib, imported when a report is drawn, costs seconds of server start-up
+
     if not report or len(report.get("columns", [])) < 2:
         return ""
     labels = report["columns"]
@@ -116,6 +116,8 @@ def render_profile(report: Mapping[str, Any], *, title: str = "Data profile") ->
 
 
 def _column_card(column: Mapping[str, Any], *, plot: bool) -> str:
+    from vigil.analysis import plots
+
     kind = column["kind"]
     stats: list[tuple[str, Any]] = [
         ("count", column["count"]),
@@ -156,6 +158,8 @@ def _column_card(column: Mapping[str, Any], *, plot: bool) -> str:
 # -- quality -----------------------------------------------------------------------------------------------------
 def render_quality(report: Mapping[str, Any], *, title: str = "Data quality") -> str:
     """The scorecard, the issues (severity, affected rows, sample rows) and the recommendations."""
+    from vigil.analysis import plots
+
     scores = {**report["scores"], "overall": report["overall"]}
     scorecard = _image(plots.bars(list(scores), list(scores.values()), limit=1.0), "quality scorecard")
     issues = "".join(
@@ -183,6 +187,8 @@ def render_quality(report: Mapping[str, Any], *, title: str = "Data quality") ->
 # -- analysis ----------------------------------------------------------------------------------------------------
 def render_analysis(report: Mapping[str, Any], *, title: str = "Statistical analysis") -> str:
     """Fits and normality per column, the correlation heatmaps, and the feature relevance chart."""
+    from vigil.analysis import plots
+
     rows = []
     for column in report["columns"]:
         best = column["fits"][0] if column["fits"] else {}

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from vigil.analysis.columns import AnalysisError, Frame, Progress, Report, check_columns, clean, kind_of, lazy
 from vigil.analysis.correlation import DEFAULT_MAX_COLUMNS, DEFAULT_SAMPLE_ROWS, correlations
@@ -27,12 +26,19 @@ ALPHA = 0.05
 
 @dataclass(frozen=True)
 class Family:
-    """A candidate distribution: the scipy distribution, what is held fixed in the fit, and its support."""
+    """A candidate distribution: the name of its scipy distribution, what is held fixed in the fit, and its
+    support. The distribution is looked up when used: importing `scipy.stats` costs seconds of server start-up."""
 
     name: str
-    dist: Any
+    scipy_name: str
     fixed: dict[str, float]
     support: Callable[[np.ndarray], bool]
+
+    @property
+    def dist(self) -> Any:
+        from scipy import stats
+
+        return getattr(stats, self.scipy_name)
 
     @property
     def free_parameters(self) -> int:
@@ -40,12 +46,12 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("normal", stats.norm, {}, lambda x: True),
-    Family("lognormal", stats.lognorm, {"floc": 0.0}, lambda x: bool(x.min() > 0)),
-    Family("exponential", stats.expon, {"floc": 0.0}, lambda x: bool(x.min() >= 0)),
-    Family("gamma", stats.gamma, {"floc": 0.0}, lambda x: bool(x.min() > 0)),
-    Family("weibull", stats.weibull_min, {"floc": 0.0}, lambda x: bool(x.min() > 0)),
-    Family("uniform", stats.uniform, {}, lambda x: True),
+    Family("normal", "norm", {}, lambda x: True),
+    Family("lognormal", "lognorm", {"floc": 0.0}, lambda x: bool(x.min() > 0)),
+    Family("exponential", "expon", {"floc": 0.0}, lambda x: bool(x.min() >= 0)),
+    Family("gamma", "gamma", {"floc": 0.0}, lambda x: bool(x.min() > 0)),
+    Family("weibull", "weibull_min", {"floc": 0.0}, lambda x: bool(x.min() > 0)),
+    Family("uniform", "uniform", {}, lambda x: True),
 )
 
 
@@ -71,6 +77,8 @@ def fit_distribution(values: np.ndarray, family: Family) -> Report | None:
     >>> round(fit["parameters"]["loc"], 1), round(fit["parameters"]["scale"], 1), fit["ks_pvalue"] > 0.05
     (10.0, 2.0, True)
     """
+    from scipy import stats
+
     if values.size < 3 or not family.support(values):
         return None
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -108,6 +116,8 @@ def normality(values: np.ndarray, alpha: float = ALPHA) -> Report:
     >>> report["normal"], report["tests"]["shapiro_wilk"]["pvalue"] < 0.001
     (False, True)
     """
+    from scipy import stats
+
     tests: dict[str, Report] = {}
     n = values.size
     if n < 3 or float(np.ptp(values)) == 0.0:

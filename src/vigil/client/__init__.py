@@ -5,17 +5,27 @@
 ...     vigil.login("ana@acme.example", "a long analyst passphrase")
 ...     dataset = vigil.datasets.upload("examples/breastw.csv", name="breastw")
 
+Tables go in and come out as pandas, polars or pyarrow (`datasets.upload(frame)`, `datasets.to_frame(id,
+kind="pandas")`, `detectors.score(id, frame)`); `Detector(vigil, "iforest").fit(frame).decision_function(frame)`
+is the scikit-learn way; `jobs.wait(id, progress=True)` draws a progress bar; requests are retried safely.
+
 It knows nothing of the server's code (an import-linter contract says so): it speaks HTTP only, so it works
 against any deployment, and the validation suite uses it as a black-box client.
 """
 
 from vigil.client.client import VigilClient
-from vigil.client.errors import JobTimeout, VigilAPIError, VigilConnectionError, VigilError
+from vigil.client.errors import JobFailed, JobTimeout, VigilAPIError, VigilConnectionError, VigilError
+from vigil.client.estimator import Detector
+from vigil.client.retry import NO_RETRY, RetryPolicy
 from vigil.client.streams import AsyncStreamConnection, StreamClosed, StreamConnection
 
 __all__ = [
+    "NO_RETRY",
     "AsyncStreamConnection",
+    "Detector",
+    "JobFailed",
     "JobTimeout",
+    "RetryPolicy",
     "StreamClosed",
     "StreamConnection",
     "VigilAPIError",

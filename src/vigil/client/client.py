@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -10,22 +11,13 @@ from typing import Any, Self
 import httpx
 
 from vigil.client.errors import VigilAPIError, VigilConnectionError
-from vigil.client.resources import Datasets, Detectors, Jobs
+from vigil.client.resources import ApiKeys, Datasets, Detectors, Jobs
+from vigil.client.retry import RetryPolicy, retryable_error, retryable_status
 from vigil.client.streams import Streams
 from vigil.client.types import JSON, Params
 
 API = "/api/v1"
 USER_AGENT = "vigil-client/0.1"
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-RETRY_BACKOFF_S = 0.2
-RETRY_BACKOFF_MAX_S = 5.0
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", RETRY_BACKOFF_S)))
-    except ValueError:
-        return RETRY_BACKOFF_S
 
 
 class VigilClient:
@@ -33,6 +25,11 @@ class VigilClient:
 
     Errors: a non-2xx answer raises `VigilAPIError` (status and problem document), a network failure raises
     `VigilConnectionError`. Credentials: `token` (a JWT from `login`) or `api_key`; `login` replaces either.
+
+    Retries (`retry`, `vigil.client.retry`): a refused connection, a 429, and — for idempotent requests and POSTs,
+    to which the client adds an `Idempotency-Key` of its own — a lost answer or a 502/503/504 are tried again,
+    after exponential backoff with jitter or the server's `Retry-After`. `retry=NO_RETRY` turns that off (a
+    caller that wants to see every answer as it comes, like the validation suite).
     """
 
     def __init__(
@@ -43,13 +40,10 @@ class VigilClient:
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
-        retries: int = 0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        # How many times an idempotent request (GET, HEAD, PUT, DELETE, or a write with an Idempotency-Key) is sent
-        # again after no answer or a 503: behind a load balancer (or a round-robin transport) the retry reaches
-        # another process, and the key makes a retried write apply once.
-        self.retries = retries
+        self.retry = retry or RetryPolicy()
         self._transport = transport
         self._http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
@@ -61,6 +55,7 @@ class VigilClient:
         self.detectors = Detectors(self)
         self.jobs = Jobs(self)
         self.streams = Streams(self)
+        self.api_keys = ApiKeys(self)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -78,7 +73,7 @@ class VigilClient:
         """Another client of the same deployment with other credentials (and its own connection pool, unless a
         transport was given: that one is shared)."""
         return VigilClient(
-            self.base_url, token=token, timeout=self._timeout_s, transport=self._transport, retries=self.retries
+            self.base_url, token=token, timeout=self._timeout_s, transport=self._transport, retry=self.retry
         )
 
     @property
@@ -105,13 +100,32 @@ class VigilClient:
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
     ) -> httpx.Response:
-        """One HTTP request, returning the response whatever its status (for callers that inspect errors)."""
+        """One HTTP request, returning the response whatever its status (for callers that inspect errors) once
+        the retry policy has given up trying again."""
         merged = {**(self.auth_headers() if authenticated else {}), **(headers or {})}
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            return self._http.request(method, path, json=json, content=content, params=clean, headers=merged)
-        except httpx.TransportError as exc:
-            raise VigilConnectionError(f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
+        keyed = any(name.lower() == "idempotency-key" for name in merged)
+        if not keyed and method.upper() == "POST" and self.retry.attempts > 1 and not path.startswith(f"{API}/auth/"):
+            # Made once for all the tries of this call: a retried POST is answered with the first one's result.
+            merged["Idempotency-Key"] = f"sdk-{uuid.uuid4().hex}"
+            keyed = True
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, json=json, content=content, params=clean, headers=merged)
+            except httpx.TransportError as exc:
+                wait = self.retry.wait_s(attempt) if retryable_error(exc, method, keyed=keyed) else None
+                if wait is None:
+                    raise VigilConnectionError(f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
+            else:
+                if not retryable_status(response.status_code, method, keyed=keyed):
+                    return response
+                wait = self.retry.wait_s(attempt, response.headers.get("retry-after"))
+                if wait is None:
+                    return response
+                response.close()
+            time.sleep(wait)
+            attempt += 1
 
     def request(
         self,
@@ -129,7 +143,7 @@ class VigilClient:
         extra = dict(headers or {})
         if idempotency_key is not None:
             extra["Idempotency-Key"] = idempotency_key
-        response = self._send_retrying(
+        response = self.send(
             method, path, json=json, content=content, params=params, headers=extra, authenticated=authenticated
         )
         if response.status_code == 401 and authenticated and self.refresh_token and not path.startswith(f"{API}/auth/"):
@@ -141,24 +155,6 @@ class VigilClient:
         if response.is_error:
             raise VigilAPIError.from_response(response)
         return response
-
-    def _send_retrying(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers: Mapping[str, str] = kwargs.get("headers") or {}
-        idempotent = method.upper() in IDEMPOTENT_METHODS or "Idempotency-Key" in headers
-        attempts = 1 + (self.retries if idempotent else 0)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = self.send(method, path, **kwargs)
-            except VigilConnectionError:
-                if last:
-                    raise
-                time.sleep(min(RETRY_BACKOFF_S * 2**attempt, RETRY_BACKOFF_MAX_S))
-                continue
-            if response.status_code != 503 or last:
-                return response
-            time.sleep(min(_retry_after(response), RETRY_BACKOFF_MAX_S))
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises on its last attempt
 
     def call(
         self,

@@ -27,6 +27,18 @@ class JobTimeout(VigilError, TimeoutError):
         self.timeout = timeout
 
 
+class JobFailed(VigilError):
+    """A job the caller needed ended failed or cancelled; `job` is its final state, `error` its problem document."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        error = job.get("error") or {}
+        super().__init__(
+            f"job {job.get('id')!r} {job.get('status')}: {error.get('detail') or error.get('title') or ''}"
+        )
+        self.job = job
+        self.error = error
+
+
 class VigilAPIError(VigilError):
     """The server answered with an error status; the problem document's members are attributes.
 

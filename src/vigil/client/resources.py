@@ -1,14 +1,15 @@
-"""The API's resource collections as namespaces of `VigilClient`: `datasets`, `detectors`, `jobs`."""
+"""The API's resource collections as namespaces of `VigilClient`: `datasets`, `detectors`, `jobs`, `api_keys`."""
 
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vigil.client import frames
 from vigil.client.errors import JobTimeout
+from vigil.client.progress import JobBar
 from vigil.client.types import FINAL_JOB_STATES, JSON
 
 if TYPE_CHECKING:
@@ -26,11 +27,14 @@ MEDIA_BY_SUFFIX = {
 }
 
 
+# The longest a single long-poll asks the server to hold a job request (the server's own bound is 60 s).
+LONG_POLL_S = 30.0
+REPORT_KINDS = ("profile", "quality", "analysis")
+
+
 def parquet_bytes(frame: Any) -> bytes:
-    """A polars DataFrame (or anything with `write_parquet`) as Parquet bytes."""
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    return buffer.getvalue()
+    """A pandas or polars DataFrame, a pyarrow Table or a list of records as Parquet bytes."""
+    return frames.parquet_bytes(frame)
 
 
 class _Collection:
@@ -69,8 +73,9 @@ class Datasets(_Collection):
         media_type: str | None = None,
         idempotency_key: str | None = None,
     ) -> JSON:
-        """Uploads bytes (give `media_type`, default CSV), a file path (type from its suffix), or a polars
-        DataFrame (sent as Parquet). Returns the dataset: ``{id, name, rows, columns, schema, …}``."""
+        """Uploads bytes (give `media_type`, default CSV), a file path (type from its suffix), or a table — a
+        pandas or polars DataFrame or a pyarrow Table, sent as Parquet. Returns the dataset: ``{id, name, rows,
+        columns, schema, …}``."""
         if isinstance(data, bytes):
             body, media = data, media_type or "text/csv"
         elif isinstance(data, str | Path):
@@ -78,10 +83,13 @@ class Datasets(_Collection):
             body = path.read_bytes()
             media = media_type or MEDIA_BY_SUFFIX.get(path.suffix.lower(), "application/octet-stream")
             name = name or path.stem
-        elif hasattr(data, "write_parquet"):
+        elif frames.kind_of(data) is not None:
             body, media = parquet_bytes(data), PARQUET
         else:
-            raise TypeError(f"cannot upload a {type(data).__name__}: give bytes, a path or a polars DataFrame")
+            raise TypeError(
+                f"cannot upload a {type(data).__name__}: "
+                "give bytes, a path, or a pandas/polars DataFrame or a pyarrow Table"
+            )
         return self._client.call(
             "POST",
             f"{API}/datasets",
@@ -101,6 +109,45 @@ class Datasets(_Collection):
     def rows(self, dataset_id: str, *, offset: int = 0, limit: int = 100) -> JSON:
         """A window of rows: ``{columns, rows, offset, limit, total}``."""
         return self._client.call("GET", f"{API}/datasets/{dataset_id}/rows", params={"offset": offset, "limit": limit})
+
+    def download(self, dataset_id: str, *, format: str = "parquet", to: str | Path | None = None) -> bytes:
+        """The dataset's file (`format`: parquet, csv, json or arrow); also written to `to` when given."""
+        content = self._client.request(
+            "GET", f"{API}/datasets/{dataset_id}/download", params={"format": format}
+        ).content
+        if to is not None:
+            Path(to).write_bytes(content)
+        return content
+
+    def to_frame(self, dataset_id: str, *, kind: frames.FrameKind = "polars") -> Any:
+        """The whole dataset as a `kind` frame: "polars" (default), "pandas" or "arrow"."""
+        return frames.convert(frames.read_parquet(self.download(dataset_id)), kind)
+
+    # -- reports: profile, quality, analysis --------------------------------------------------------------------
+    def report(self, dataset_id: str, kind: str, *, wait: bool = True, **options: Any) -> JSON:
+        """Makes a report (`kind`: profile, quality or analysis; `options` as the API takes them, e.g.
+        ``expectations=…`` or ``detector_id=…``). A large dataset's report is made by a job: with `wait`, the
+        client waits for it and returns the report; otherwise the job."""
+        if kind not in REPORT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(REPORT_KINDS)}")
+        answer = self._client.request("POST", f"{API}/datasets/{dataset_id}/{kind}", json=options or None)
+        made: JSON = answer.json()
+        if answer.status_code == 202 and wait:
+            job = Jobs(self._client).wait(str(made["id"]))
+            if job["status"] != "succeeded":
+                return job
+            return self.get_report(dataset_id, kind)
+        return made
+
+    def get_report(self, dataset_id: str, kind: str, *, version: int | None = None) -> JSON:
+        return self._client.call("GET", f"{API}/datasets/{dataset_id}/{kind}", params={"version": version})
+
+    def report_html(self, dataset_id: str, kind: str, *, to: str | Path | None = None) -> str:
+        """The report as a self-contained HTML page (plots included); also written to `to` when given."""
+        text = self._client.request("GET", f"{API}/datasets/{dataset_id}/{kind}.html").text
+        if to is not None:
+            Path(to).write_text(text, encoding="utf-8")
+        return text
 
     def all_rows(self, dataset_id: str, *, page_size: int = 1000) -> list[dict[str, Any]]:
         """Every row, window after window (for result datasets and other small data)."""
@@ -155,6 +202,26 @@ class Detectors(_Collection):
             json={"dataset_id": dataset_id, "promote": promote},
             idempotency_key=idempotency_key,
         )
+
+    def score(self, detector_id: str, frame: Any, *, version: int | None = None, explain: int | None = None) -> Any:
+        """Scores a table (pandas, polars or pyarrow) and returns the same kind of table: the caller's columns
+        plus `score` and `is_anomaly` (and the explanation columns with `explain=k`)."""
+        kind = frames.kind_of(frame) or "arrow"
+        table = frames.to_arrow(frame)
+        answer = self._client.request(
+            "POST",
+            f"{API}/detectors/{detector_id}/detect",
+            content=frames.parquet_bytes(table),
+            params={"version": version, "explain": explain},
+            headers={"Content-Type": PARQUET, "Accept": PARQUET},
+        )
+        scores = frames.read_parquet(answer.content).drop_columns(["index"])
+        for name in scores.column_names:
+            column = scores.column(name)
+            if name in table.column_names:
+                table = table.drop_columns([name])
+            table = table.append_column(name, column)
+        return frames.convert(table, kind)
 
     def versions(self, detector_id: str, *, limit: int | None = None, cursor: str | None = None) -> JSON:
         return self._client.call(
@@ -273,14 +340,61 @@ class Jobs(_Collection):
     def cancel(self, job_id: str) -> JSON:
         return self._client.call("POST", f"{API}/jobs/{job_id}/cancel")
 
-    def wait(self, job_id: str, *, timeout: float = 120.0, poll: float = 0.2) -> JSON:
-        """Polls until the job succeeded, failed or was cancelled and returns it (whatever the outcome);
-        raises `JobTimeout` if it is still queued or running after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.get(job_id)
-            if job["status"] in FINAL_JOB_STATES:
-                return job
-            if time.monotonic() >= deadline:
-                raise JobTimeout(job, timeout)
-            time.sleep(poll)
+    def get(self, item_id: str, *, wait: float | None = None) -> JSON:
+        """The job; with `wait`, the server answers as soon as it ends or after that many seconds (at most 60)."""
+        return self._client.call("GET", f"{API}/jobs/{item_id}", params={"wait": wait})
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = 3600.0,
+        progress: bool | Callable[[JSON], None] = False,
+        poll: float | None = None,
+    ) -> JSON:
+        """Waits until the job succeeded, failed or was cancelled and returns it (whatever the outcome); raises
+        `JobTimeout` if it is still queued or running after `timeout` seconds (None: no limit).
+
+        Each request is a long-poll the server holds until the job ends; with `progress`, shorter ones, so a Rich
+        progress bar (`True`) or the caller's function (given each state of the job) follows stage and progress.
+        `poll` is accepted for compatibility and ignored: nothing is polled."""
+        del poll
+        deadline = None if timeout is None else time.monotonic() + timeout
+        report: Callable[[JSON], None] | None = None
+        bar = None
+        if progress is True:
+            bar = JobBar(job_id)
+            report = bar.update
+        elif callable(progress):
+            report = progress
+        try:
+            while True:
+                left = LONG_POLL_S if deadline is None else max(0.0, deadline - time.monotonic())
+                hold = min(left, 1.0 if report is not None else LONG_POLL_S)
+                job = self.get(job_id, wait=round(hold, 3) or None)
+                if report is not None:
+                    report(job)
+                if job["status"] in FINAL_JOB_STATES:
+                    return job
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise JobTimeout(job, timeout or 0.0)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+class ApiKeys(_Collection):
+    """Scoped API keys of the caller's tenant (a tenant admin makes them; the secret is in `create`'s answer only)."""
+
+    path = "api-keys"
+
+    def create(
+        self, name: str, scopes: list[str], *, expires_at: str | None = None, idempotency_key: str | None = None
+    ) -> JSON:
+        body: dict[str, Any] = {"name": name, "scopes": scopes}
+        if expires_at is not None:
+            body["expires_at"] = expires_at
+        return self._client.call("POST", f"{API}/api-keys", json=body, idempotency_key=idempotency_key)
+
+    def revoke(self, key_id: str) -> None:
+        self._client.request("DELETE", f"{API}/api-keys/{key_id}")

@@ -7,8 +7,11 @@ Every reader ends in `_normalised`, so whatever the format, a dataset holds only
 
 from __future__ import annotations
 
+import csv
 import enum
+import io
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,11 +24,23 @@ from pyarrow import ipc
 
 from vigil.analysis.columns import clean
 from vigil.core.errors import InvalidInput, MalformedFile, UnsupportedMediaType
+from vigil.datasets.decoding import (
+    DecodeBudget,
+    charge_batch,
+    check_ipc_file,
+    check_ipc_stream,
+    check_parquet,
+    decoded_variable_bytes,
+)
 
 ColumnKind = Literal["numeric", "categorical", "boolean", "datetime"]
 # A CSV row must fit in one parse block; this bounds the longest row (and header) we accept.
 _CSV_BLOCK_BYTES = 16 * 1024 * 1024
 _MAX_MESSAGE = 300
+_PARQUET_BATCH_ROWS = 65_536
+_ARROW_FILE_MAGIC = b"ARROW1"
+# Library messages may name a file on the server (a staging path): any absolute path is cut from them.
+_PATHS = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\]+[/\\])+[^\s'\"]*")
 
 
 class FileFormat(enum.StrEnum):
@@ -62,6 +77,13 @@ _GENERIC_MEDIA_TYPES = {None, "", "application/octet-stream"}
 class TableLimits:
     max_columns: int = 2048
     max_column_name_length: int = 256
+    # Rows one read may produce (the inline cap, or the rows-per-dataset quota) and the bytes it may decode to:
+    # checked from the file's metadata before decoding (`decoding.py`).
+    max_rows: int | None = None
+    max_decoded_bytes: int | None = None
+
+    def budget(self) -> DecodeBudget:
+        return DecodeBudget(max_rows=self.max_rows, max_bytes=self.max_decoded_bytes)
 
 
 @dataclass(frozen=True)
@@ -89,12 +111,14 @@ def format_for(*, media_type: str | None, filename: str | None) -> FileFormat:
 
 # -- reading ---------------------------------------------------------------------------------------------------
 def read_table(path: Path, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
-    """Reads a file in `fmt` into a normalised table; raises `MalformedFile`/`InvalidInput` when it cannot."""
+    """Reads a file in `fmt` into a normalised table; raises `MalformedFile`/`InvalidInput` when it cannot, and
+    `TooManyRows`/`DecodeBudgetExceeded` (before decoding) when it would decode past the limits."""
     if path.stat().st_size == 0:
         raise MalformedFile("The file is empty.")
     if fmt is FileFormat.JSON:
         return table_from_json(path.read_bytes(), limits=limits)
-    return _read(str(path), fmt, limits=limits)
+    with pa.memory_map(str(path)) as source:
+        return _read(source.read_buffer(), fmt, limits=limits)
 
 
 def table_from_bytes(data: bytes, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
@@ -103,36 +127,85 @@ def table_from_bytes(data: bytes, fmt: FileFormat, *, limits: TableLimits) -> pa
         raise MalformedFile("The body is empty.")
     if fmt is FileFormat.JSON:
         return table_from_json(data, limits=limits)
-    return _read(pa.BufferReader(data), fmt, limits=limits)
+    return _read(pa.py_buffer(data), fmt, limits=limits)
 
 
-def _read(source: str | pa.BufferReader, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
+def _read(data: pa.Buffer, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
+    budget = limits.budget()
     try:
         if fmt is FileFormat.CSV:
-            table = pacsv.read_csv(
-                source,
-                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
-            )
+            table = _read_csv(data, budget)
         elif fmt is FileFormat.PARQUET:
-            table = pq.read_table(source)
+            table = _read_parquet(data, limits, budget)
         else:
-            table = _read_arrow(source)
+            table = _read_arrow(data, budget)
+        return _normalised(table, limits=limits, budget=budget)
     except (pa.ArrowException, OSError, ValueError) as exc:
+        # UnicodeDecodeError (a ValueError) lands here too: a header that is not UTF-8 is the file's fault.
         raise MalformedFile(f"This is not a readable {fmt.value.upper()} file: {_short(exc)}") from exc
-    return _normalised(table, limits=limits)
 
 
-def _read_arrow(source: str | pa.BufferReader) -> pa.Table:
-    """Arrow IPC in its stream form, or else its file (Feather v2) form."""
+def _read_csv(data: pa.Buffer, budget: DecodeBudget) -> pa.Table:
+    # CSV decodes to about its own size, so the body limit bounds it; the rows and bytes are charged after.
+    _check_quotes(data)
+    table = pacsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+        convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+    )
+    budget.charge(rows=table.num_rows, nbytes=table.nbytes)
+    return table
+
+
+def _check_quotes(data: pa.Buffer) -> None:
+    """An unterminated quoted field swallows the rest of the file into one cell; Arrow accepts that silently.
+    Quotes come in pairs in well-formed CSV, so only an odd count needs the (slow, exact) look for where."""
+    view = memoryview(data)
+    quotes = sum(view[i : i + _CSV_BLOCK_BYTES].tobytes().count(b'"') for i in range(0, len(view), _CSV_BLOCK_BYTES))
+    if quotes % 2 == 0:
+        return
+    text = io.TextIOWrapper(io.BytesIO(view), encoding="utf-8", errors="replace", newline="")
+    reader = csv.reader(text, strict=True)
+    record_line = 1
     try:
-        with ipc.open_stream(source) as reader:
-            return reader.read_all()
-    except pa.ArrowInvalid:
-        if isinstance(source, pa.BufferReader):
-            source.seek(0)
-        with ipc.open_file(source) as file_reader:
+        for _ in reader:
+            record_line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"Malformed CSV: the record starting on line {record_line} has a quoted field that is never closed "
+            "(or a quote inside a quoted field that is not doubled).",
+            errors=[{"loc": ["body", "line", record_line], "msg": "unterminated quoted field", "type": "csv_quote"}],
+            line=record_line,
+        ) from exc
+
+
+def _read_parquet(data: pa.Buffer, limits: TableLimits, budget: DecodeBudget) -> pa.Table:
+    """Rows, columns and fixed-width bytes from the footer first; then row group by row group, text columns
+    kept dictionary-encoded until their decoded size has been charged."""
+    probe = pq.ParquetFile(pa.BufferReader(data))
+    schema = probe.schema_arrow
+    _check_width(len(schema), limits)
+    check_parquet(probe.metadata, schema, budget)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=text) if text else probe
+    batches = []
+    for batch in reader.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+        charge_batch(batch, budget)
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=batches[0].schema if batches else reader.schema_arrow)
+
+
+def _read_arrow(data: pa.Buffer, budget: DecodeBudget) -> pa.Table:
+    """Arrow IPC in its stream form, or its file (Feather v2) form: a magic, the same messages, a footer. Every
+    message is sized before any is decoded."""
+    raw = data.to_pybytes()  # the header walk reads bytes; bodies are bounded by the body limit
+    if raw[:6] == _ARROW_FILE_MAGIC and raw[-6:] == _ARROW_FILE_MAGIC:
+        check_ipc_file(raw, budget)
+        with ipc.open_file(pa.BufferReader(data)) as file_reader:
             return file_reader.read_all()
+    check_ipc_stream(raw, budget)
+    with ipc.open_stream(pa.BufferReader(data)) as reader:
+        return reader.read_all()
 
 
 def table_from_json(data: bytes, *, limits: TableLimits) -> pa.Table:
@@ -154,6 +227,7 @@ def table_from_records(records: list[dict[str, Any]], *, limits: TableLimits) ->
     """Records (dicts) to a normalised table; a key missing from a record is a null, a column has one type."""
     if not records:
         raise MalformedFile("There are no records.")
+    limits.budget().charge(rows=len(records))
     names: dict[str, None] = {}
     for record in records:
         for key in record:
@@ -197,19 +271,27 @@ def _column_from_values(name: str, values: list[Any]) -> pa.Array:
 
 
 # -- normalising -----------------------------------------------------------------------------------------------
-def _normalised(table: pa.Table, *, limits: TableLimits) -> pa.Table:
+def _normalised(table: pa.Table, *, limits: TableLimits, budget: DecodeBudget | None = None) -> pa.Table:
     if table.num_columns == 0:
         raise MalformedFile("The data has no columns.")
-    if table.num_columns > limits.max_columns:
-        raise InvalidInput(
-            f"Too many columns: {table.num_columns} given, at most {limits.max_columns} are allowed.",
-            errors=[{"loc": ["body"], "msg": "too many columns", "type": "too_many_columns"}],
-        )
+    _check_width(table.num_columns, limits)
     _check_names(table.column_names, limits)
     if table.num_rows == 0:
         raise MalformedFile("The data has a header but no rows.")
+    if budget is not None:
+        # Dictionary columns expand when decoded below: what they will take is charged first. (Parquet's were
+        # charged at their decoded size as they were read; this counts them twice, erring on the safe side.)
+        budget.charge(nbytes=sum(decoded_variable_bytes(c) for c in table.columns if pa.types.is_dictionary(c.type)))
     columns = [_normalised_column(name, table.column(name)) for name in table.column_names]
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _check_width(columns: int, limits: TableLimits) -> None:
+    if columns > limits.max_columns:
+        raise InvalidInput(
+            f"Too many columns: {columns} given, at most {limits.max_columns} are allowed.",
+            errors=[{"loc": ["body"], "msg": "too many columns", "type": "too_many_columns"}],
+        )
 
 
 def _check_names(names: list[str], limits: TableLimits) -> None:
@@ -320,7 +402,7 @@ def to_records(table: pa.Table) -> list[dict[str, Any]]:
 
 # -- messages --------------------------------------------------------------------------------------------------
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = _PATHS.sub("<file>", " ".join(str(exc).split()))
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
 

@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.requests import HTTPConnection
 
+from vigil.core.bounds import MAX_ROW, MAX_VERSION
 from vigil.core.errors import InvalidInput
 from vigil.core.pagination import Page
 from vigil.datasets import exports, formats
@@ -59,6 +60,10 @@ _UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+# A table every server accepts, as a starting point for clients (and for the contract fuzzer's chains of calls).
+_UPLOAD_BODY["requestBody"]["content"]["text/csv"]["example"] = "x,y,label\n1.5,2,a\n0.5,4,b\n2.5,1,a\n"
 
 
 def service(session: SessionDep, principal: Principal, app: ContextDep) -> DatasetService:
@@ -156,7 +161,7 @@ def dataset_rows(
     principal: Annotated[Principal, require(Permission.DATASETS_READ)],
     session: SessionDep,
     app: ContextDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RowsPublic:
     return service(session, principal, app).rows(dataset_id=dataset_id, offset=offset, limit=limit)
@@ -211,7 +216,9 @@ def delete_dataset(
 _REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": JobPublic, "description": "The dataset is large: a job makes the report (see `GET /jobs/{id}`)"}
 }
-Version = Annotated[int | None, Query(ge=1, description="A report version; the latest ready one by default")]
+Version = Annotated[
+    int | None, Query(ge=1, le=MAX_VERSION, description="A report version; the latest ready one by default")
+]
 
 
 def get_scorers(connection: HTTPConnection) -> ScorerProvider | None:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
+from vigil.core.bounds import MAX_VERSION
+
 DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 
@@ -113,7 +115,7 @@ class AnalysisRequest(BaseModel):
         default=None,
         description="A trained detector: feature relevance by permutation importance against its scores.",
     )
-    detector_version: int | None = Field(default=None, ge=1)
+    detector_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     relevance_rows: int = Field(default=5_000, ge=50, le=100_000)
     permutation_repeats: int = Field(default=3, ge=1, le=20)
     correlation_sample_rows: int = Field(default=100_000, ge=100, le=5_000_000)

@@ -7,6 +7,7 @@ the blob store, and only then recorded; any failure removes what was written, so
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
-from vigil.core.errors import InvalidInput, NotFound, PayloadTooLarge
+from vigil.core.errors import InvalidInput, NotFound, PayloadTooLarge, QuotaExceeded
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
 from vigil.datasets import exports, formats
+from vigil.datasets.decoding import TooManyRows
 from vigil.datasets.models import Dataset
 from vigil.datasets.repository import DatasetRepository
 from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
@@ -63,8 +65,14 @@ class DatasetService:
     def limits(self) -> formats.TableLimits:
         settings = self.app.settings
         return formats.TableLimits(
-            max_columns=settings.max_dataset_columns, max_column_name_length=settings.max_column_name_length
+            max_columns=settings.max_dataset_columns,
+            max_column_name_length=settings.max_column_name_length,
+            max_decoded_bytes=settings.max_decoded_bytes,
         )
+
+    def inline_limits(self) -> formats.TableLimits:
+        """Limits of data sent inline with a request (detection bodies): the one inline row cap."""
+        return dataclasses.replace(self.limits, max_rows=self.app.settings.max_inline_records)
 
     # -- create ----------------------------------------------------------------------------------------------
     def create_from_file(
@@ -80,7 +88,12 @@ class DatasetService:
         if path.stat().st_size > policy.max_upload_bytes:
             raise PayloadTooLarge(policy.max_upload_bytes)
         policy.check("datasets", used=self.datasets.count())  # fail fast; checked again, locked, before the insert
-        table = formats.read_table(path, fmt, limits=self.limits)
+        # The rows quota is known now: a file that would pass it is refused from its metadata, before decoding.
+        rows_quota = policy.quotas["rows_per_dataset"]
+        try:
+            table = formats.read_table(path, fmt, limits=dataclasses.replace(self.limits, max_rows=rows_quota))
+        except TooManyRows as exc:
+            raise QuotaExceeded("rows_per_dataset", rows_quota, exc.seen) from exc
         return self.create_from_table(
             table=table, name=name, description=description, source_format=fmt.value, created_by=created_by
         )

@@ -37,7 +37,7 @@ def make_report(ctx: JobContext, scorers: ScorerProvider | None) -> JobOutcome:
         service = ReportService(session=session, scope=ctx.scope, app=ctx.app, scorers=scorers)
         frame = service.frame_of(service.datasets.stored(dataset_id=payload["dataset_id"]))
         scorer = service.scorer(request)
-    ctx.progress(5)
+    ctx.progress(5, f"computing the {payload['kind']} report")
     body = compute(payload["kind"], frame, request, scorer=scorer, progress=lambda p: ctx.progress(5 + 0.9 * p))
     result: dict[str, Any] = {
         "report_id": payload["report_id"],

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from vigil.core.bounds import MAX_VERSION
 from vigil.core.errors import InvalidInput, UnsupportedMediaType
 from vigil.core.pagination import Page
 from vigil.core.timing import HEADER as SERVER_TIMING
@@ -186,7 +187,7 @@ def list_versions(
 @router.get("/detectors/{detector_id}/versions/{version}", summary="One model version, with its quality")
 def get_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
     session: SessionDep,
     app: ContextDep,
@@ -197,7 +198,7 @@ def get_version(
 @router.delete("/detectors/{detector_id}/versions/{version}", status_code=204, summary="Delete an inactive version")
 def delete_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
@@ -209,7 +210,7 @@ def delete_version(
 @router.post("/detectors/{detector_id}/versions/{version}/promote", summary="Make a version the active one")
 def promote_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
@@ -248,7 +249,7 @@ def compare_versions(
 )
 def export_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
@@ -370,7 +371,9 @@ async def detect(
     principal: Annotated[Principal, require(Permission.DETECT)],
     session: SessionDep,
     app: ContextDep,
-    version: Annotated[int | None, Query(ge=1, description="A model version; the current one by default")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_VERSION, description="A model version; the current one by default")
+    ] = None,
     explain: ExplainTopK = None,
 ) -> Response:
     # All the request's work after reading its body — parse, load the model, score, encode — runs in one worker
@@ -387,7 +390,7 @@ async def detect(
     def work() -> Response:
         if media_type in _TABLE_FORMATS:
             with timer.phase("parse"):
-                table = formats.table_from_bytes(body, _TABLE_FORMATS[media_type], limits=svc.datasets.limits)
+                table = formats.table_from_bytes(body, _TABLE_FORMATS[media_type], limits=svc.datasets.inline_limits())
             result = svc.detect_table(
                 detector_id=detector_id, table=table, version=version, explain_top_k=explain, timer=timer
             )
@@ -428,7 +431,7 @@ def _detect_request(body: bytes) -> DetectRequest:
             type(records) is list
             and 1 <= len(records) <= MAX_INLINE_RECORDS
             and all(type(r) is dict for r in records)
-            and (version is None or (type(version) is int and version >= 1))
+            and (version is None or (type(version) is int and 1 <= version <= MAX_VERSION))
         ):
             return DetectRequest.model_construct(records=records, version=version, dataset_id=None, explain=None)
     try:

@@ -15,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from vigil.core.bounds import MAX_ROW, MAX_VERSION
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 DetectorStatus = Literal["created", "training", "trained", "failed"]
@@ -162,7 +164,7 @@ class DetectRequest(Strict):
 
     records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_INLINE_RECORDS)] | None = None
     dataset_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = None
     explain: ExplainOptions | None = Field(default=None, description="Also return each row's top features.")
 
     @model_validator(mode="after")
@@ -196,7 +198,7 @@ class DetectionResult(BaseModel):
 
 
 class LabelItem(Strict):
-    index: Annotated[int, Field(ge=0)]
+    index: Annotated[int, Field(ge=0, le=MAX_ROW)]
     label: Literal["anomaly", "normal"]
 
 
@@ -244,8 +246,8 @@ class FeedbackDeleted(BaseModel):
 
 
 class CompareRequest(Strict):
-    a: Annotated[int, Field(ge=1)]
-    b: Annotated[int, Field(ge=1)]
+    a: Annotated[int, Field(ge=1, le=MAX_VERSION)]
+    b: Annotated[int, Field(ge=1, le=MAX_VERSION)]
     dataset_id: DatasetId
 
 

@@ -55,6 +55,7 @@ def train(ctx: JobContext) -> JobOutcome:
     held-out ones measure the new version's quality; a threshold rule may then move its threshold."""
     payload = ctx.payload
     dataset_id = payload["dataset_id"]
+    ctx.progress(1, "loading data")
     with ctx.app.database.session() as session:
         datasets = DatasetService(session=session, scope=ctx.scope, app=ctx.app)
         frame = datasets.load_frame(dataset_id=dataset_id, columns=payload["features"])
@@ -63,7 +64,8 @@ def train(ctx: JobContext) -> JobOutcome:
         labels, held_out = feedback.for_rows(
             detector_id=payload["detector_id"], dataset_id=dataset_id, rows=frame.height
         )
-    ctx.progress(15)
+    # The libraries' fits report nothing while they run: progress moves at the stage boundaries.
+    ctx.progress(15, "fitting")
     learn = np.where(held_out, -1, labels)
     try:
         model = ml.fit_detector(
@@ -75,7 +77,7 @@ def train(ctx: JobContext) -> JobOutcome:
             preprocessing=ml.Preprocessing(**payload["preprocessing"]),
             labels=learn if (learn >= 0).any() else None,
         )
-        ctx.progress(75)
+        ctx.progress(75, "measuring")
         metrics = None
         if held_out.any():
             # Scored with the whole dataset, as `compare` does: ECOD and COPOD rank a batch against itself too.
@@ -84,7 +86,7 @@ def train(ctx: JobContext) -> JobOutcome:
         model = _apply_threshold_rule(ctx, payload, model)
     except ml.MLError as exc:
         raise ml_problem(exc) from exc
-    ctx.progress(85)
+    ctx.progress(85, "saving the model")
     key = ctx.app.blobs.key(ctx.scope, "models", payload["detector_id"], f"{ctx.job_id}.vmdl")
     ctx.app.blobs.put_bytes(key, ml.dump_artifact(model, key=ctx.app.secret_key))
     ctx.progress(95)
@@ -183,13 +185,14 @@ def score_part(ctx: JobContext, index: int, spec: dict[str, Any]) -> dict[str, A
     """Scores rows [offset, offset + rows) and stores them, with `score` and `is_anomaly`, as a scratch file."""
     payload = ctx.payload
     top_k = payload.get("explain_top_k")
+    ctx.progress(0, "loading data")
     with ctx.app.database.session() as session:
         detectors = DetectorService(session=session, scope=ctx.scope, app=ctx.app)
         _, _, model = detectors.load_model(detector_id=payload["detector_id"], version=payload["version"])
         frame = detectors.datasets.load_frame(
             dataset_id=payload["dataset_id"], offset=spec["offset"], length=spec["rows"]
         )
-    ctx.progress(20)
+    ctx.progress(20, "explaining" if top_k else "scoring")
     chunk_rows = EXPLAIN_CHUNK_ROWS if top_k else SCORING_CHUNK_ROWS
     chunks, explained = [], []
     for start in range(0, max(frame.height, 1), chunk_rows):
@@ -201,6 +204,7 @@ def score_part(ctx: JobContext, index: int, spec: dict[str, Any]) -> dict[str, A
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
         ctx.progress(20 + 70 * min(1.0, (start + chunk_rows) / max(frame.height, 1)))
+    ctx.progress(90, "saving the results")
     scores = np.concatenate(chunks) if chunks else np.empty(0)
     flags = scores > model.threshold
     scored = frame.with_columns(pl.Series("score", scores), pl.Series("is_anomaly", flags))

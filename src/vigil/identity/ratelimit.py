@@ -46,8 +46,23 @@ def per_seconds(requests: int, window_s: int) -> RateLimitItem:
     return RateLimitItemPerSecond(requests, window_s)
 
 
+class QuotaWindow(RateLimitItemPerSecond):
+    """A tenant quota's fixed window. `limits` keys a counter by its limit too, so changing a tenant's quota would
+    start a fresh count mid-window (raising it from 1,000 to 1,001 would hand out another 1,001 calls); this
+    window's counter is keyed by the window alone, so a new limit applies to the calls already counted."""
+
+    def key_for(self, *identifiers: bytes | str | int | float) -> str:
+        return "/".join([self.namespace, "quota", *(str(k) for k in identifiers), str(self.multiples), "window"])
+
+
 def per_hour(requests: int) -> RateLimitItem:
-    return RateLimitItemPerSecond(requests, 3600)
+    """A tenant's hourly quota (its counter survives a change of the quota)."""
+    return QuotaWindow(requests, 3600)
+
+
+def quota_per_seconds(requests: int, window_s: int) -> RateLimitItem:
+    """A tenant's quota over `window_s` seconds (its counter survives a change of the quota)."""
+    return QuotaWindow(requests, window_s)
 
 
 class RateLimiter:

@@ -37,6 +37,7 @@ from vigil.identity.schemas import (
     UserPublic,
     UserUpdate,
 )
+from vigil.identity.throttle import LoginThrottle
 
 log = logging.getLogger("vigil.identity")
 PLATFORM_TENANT_NAME = "platform"
@@ -275,3 +276,42 @@ def bootstrap_superadmin(
     session.commit()
     log.info("created the platform tenant and superadmin %s", email)
     return (email, password) if generated else None
+
+
+def reset_password(
+    *, session: Session, passwords: Passwords, throttle: LoginThrottle, email: str, password: str | None
+) -> tuple[str, bool]:
+    """Sets a user's password from the server's console (`vigil admin reset-password`): for a lost superadmin
+    password, with no current password asked — whoever runs it already holds the database. Every session of the
+    user ends and the account's lock-out is lifted. Returns (the password, whether it was generated here)."""
+    email = email.strip().lower()
+    platform = PlatformRepository(session=session)
+    user = platform.user_by_email(email)
+    if user is None:
+        raise NotFound("user", email)
+    generated = password is None
+    password = password or secrets.token_urlsafe(18)
+    violations = passwords.policy_violations(password, email=email)
+    if violations:
+        raise InvalidInput(
+            "The new password does not meet the policy.",
+            errors=[{"loc": ["password"], "msg": f"password {v}", "type": "password_policy"} for v in violations],
+        )
+    user.password_hash = passwords.hash(password)
+    ended = SessionRepository(session=session, scope=TenantScope(user.tenant_id)).revoke_all_of_user(
+        user.id, now=utcnow(), reason="password-reset"
+    )
+    throttle.clear_account(email=email)
+    audit.record(
+        session,
+        action="user.password_reset",
+        tenant_id=user.tenant_id,
+        client=None,
+        actor="console",
+        target_type="user",
+        target_id=user.id,
+        details={"sessions_ended": ended},
+    )
+    session.commit()
+    log.info("password of %s reset from the console; %d session(s) ended", email, ended)
+    return password, generated

@@ -83,6 +83,11 @@ class LoginThrottle:
         s = self.settings
         return float(min(s.login_lockout_max_s, s.login_lockout_base_s * 2 ** min(beyond, 32)))
 
+    def clear_account(self, *, email: str) -> None:
+        """Lifts the account's own lock-out (a password reset by the operator); address locks stay."""
+        _, account, _ = self._subjects(email, "")
+        self.failures.clear([account.key])
+
     def record_success(self, *, email: str, ip: str) -> None:
         pair, account, _ = self._subjects(email, ip)
         self.failures.clear([pair.key, account.key])

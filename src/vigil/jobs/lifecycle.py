@@ -174,16 +174,23 @@ class JobLifecycle:
         soft = kind.limits.soft_time_limit_s if kind is not None else None
         t0 = started if started is not None else time.monotonic()
         last_write = [0.0]
+        last_stage: list[str | None] = [None]
 
-        def report(percent: float) -> None:
+        def report(percent: float, stage: str | None) -> None:
             now = time.monotonic()
             if soft is not None and now - t0 > soft:
                 raise SoftTimeLimit
-            if percent < 100 and now - last_write[0] < PROGRESS_WRITE_INTERVAL_S:
+            new_stage = stage is not None and stage != last_stage[0]
+            # A new stage is always written: a waiting user should see the job move on at once.
+            if percent < 100 and not new_stage and now - last_write[0] < PROGRESS_WRITE_INTERVAL_S:
                 return
             last_write[0] = now
+            if new_stage:
+                last_stage[0] = stage
             with self.app.database.session() as session:
-                state = QueueRepository(session=session).progress(job_id=job.id, worker_id=worker_id, progress=percent)
+                state = QueueRepository(session=session).progress(
+                    job_id=job.id, worker_id=worker_id, progress=percent, stage=stage if new_stage else None
+                )
             if state is None or state[0] != "running" or state[1]:
                 raise JobCancelled
 

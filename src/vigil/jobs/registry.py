@@ -38,7 +38,7 @@ class JobContext:
         scope: TenantScope,
         payload: dict[str, Any],
         app: AppContext,
-        report: Callable[[float], None],
+        report: Callable[[float, str | None], None],
         attempt: int = 1,
     ) -> None:
         self.job_id = job_id
@@ -48,9 +48,10 @@ class JobContext:
         self.attempt = attempt
         self._report = report
 
-    def progress(self, percent: float) -> None:
-        """Reports progress (0–100); raises `JobCancelled` if the job was cancelled meanwhile."""
-        self._report(max(0.0, min(100.0, percent)))
+    def progress(self, percent: float, stage: str | None = None) -> None:
+        """Reports progress (0–100) and, when it changes, the stage the job is in (a short label a user reads:
+        "fitting", "scoring"); raises `JobCancelled` if the job was cancelled meanwhile."""
+        self._report(max(0.0, min(100.0, percent)), stage[:64] if stage else None)
 
     def scratch_key(self, name: str) -> str:
         """A blob key for this attempt's intermediate files (partitions' outputs), removed when the job ends."""
@@ -63,7 +64,7 @@ class JobContext:
             scope=self.scope,
             payload=self.payload,
             app=self.app,
-            report=lambda p: self._report(low + (high - low) * max(0.0, min(100.0, p)) / 100.0),
+            report=lambda p, stage: self._report(low + (high - low) * max(0.0, min(100.0, p)) / 100.0, stage),
             attempt=self.attempt,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -151,6 +152,7 @@ class QueueRepository:
                 heartbeat_at=now,
                 attempts=Job.attempts + 1,
                 progress=0.0,
+                stage=None,
                 parts_total=0,
                 parts_done=0,
             )
@@ -180,12 +182,18 @@ class QueueRepository:
         )
         return self.get(job_id) if result.rowcount else None  # type: ignore[attr-defined]
 
-    def progress(self, *, job_id: str, worker_id: str | None, progress: float) -> tuple[str, bool] | None:
-        """Records progress (and that its owner lives); returns (status, cancel requested) — None if gone."""
+    def progress(
+        self, *, job_id: str, worker_id: str | None, progress: float, stage: str | None = None
+    ) -> tuple[str, bool] | None:
+        """Records progress, and the stage when one is given (and that its owner lives); returns (status, cancel
+        requested) — None if gone."""
         query = update(Job).where(Job.id == job_id, Job.status == "running")
         if worker_id is not None:
             query = query.where(Job.worker_id == worker_id)
-        self.session.execute(query.values(progress=progress, heartbeat_at=utcnow()))
+        values: dict[str, Any] = {"progress": progress, "heartbeat_at": utcnow()}
+        if stage is not None:
+            values["stage"] = stage
+        self.session.execute(query.values(**values))
         row = self.session.execute(
             select(Job.status, Job.cancel_requested, Job.worker_id).where(Job.id == job_id)
         ).one_or_none()

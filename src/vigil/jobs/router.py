@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query
 
 from vigil.core.pagination import Page
@@ -11,7 +12,7 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic, JobStatus
-from vigil.jobs.service import JobService
+from vigil.jobs.service import MAX_WAIT_S, JobService, wait_for_job
 from vigil.web.deps import ContextDep, SessionDep
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -33,14 +34,30 @@ def list_jobs(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", summary="A job's status, progress, result or error")
-def get_job(
+@router.get(
+    "/{job_id}",
+    summary="A job's status, progress, stage and ETA, result or error — at once, or when it ends (`wait`)",
+)
+async def get_job(
     job_id: str,
     principal: Annotated[Principal, require(Permission.JOBS_READ)],
     session: SessionDep,
     app: ContextDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="Long-poll: answer as soon as the job has ended, or after this many seconds with its state "
+            "then (0: at once).",
+        ),
+    ] = 0,
 ) -> JobPublic:
-    return JobService(session=session, scope=principal.scope, app=app).get(job_id=job_id)
+    if session.in_transaction():
+        # Authenticating may have begun a transaction: end it, so no connection is held while the request waits
+        # (what is left uncommitted at the end of a request is rolled back anyway).
+        await anyio.to_thread.run_sync(session.rollback)
+    return await wait_for_job(app=app, scope=principal.scope, job_id=job_id, wait_s=wait)
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job")

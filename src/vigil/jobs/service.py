@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
@@ -20,6 +21,10 @@ from vigil.jobs.repository import TERMINAL, JobRepository
 from vigil.jobs.schemas import JobPublic
 
 log = logging.getLogger("vigil.jobs")
+# A long-poll is bounded: a client that wants longer asks again, so no request outlives proxies' idle timeouts.
+MAX_WAIT_S = 60.0
+# Between looks at a waited-for job: short at first (most jobs a user waits on are quick), then at most this.
+_FIRST_LOOK_S, _MAX_LOOK_S = 0.05, 0.5
 
 
 class JobService:
@@ -97,3 +102,22 @@ class JobService:
         if job is None:
             raise NotFound("job", job_id)
         return job
+
+
+async def wait_for_job(*, app: AppContext, scope: TenantScope, job_id: str, wait_s: float) -> JobPublic:
+    """The job once it has ended, or as it is after `wait_s` seconds. The waiter holds no thread and no database
+    connection while it waits: each look is one short read in a fresh session (so it sees what executors in any
+    process committed), and between looks it only sleeps on the event loop."""
+
+    def look() -> JobPublic:
+        with app.database.session() as session:
+            return JobService(session=session, scope=scope, app=app).get(job_id=job_id)
+
+    job = await anyio.to_thread.run_sync(look)
+    deadline = anyio.current_time() + min(wait_s, MAX_WAIT_S)
+    pause = _FIRST_LOOK_S
+    while job.status not in TERMINAL and (left := deadline - anyio.current_time()) > 0:
+        await anyio.sleep(min(pause, left))
+        pause = min(pause * 2, _MAX_LOOK_S)
+        job = await anyio.to_thread.run_sync(look)
+    return job

@@ -85,6 +85,9 @@ def warm_up() -> list[str]:
     import: seconds, which the first training after start would otherwise pay). Returns the entries warmed; an
     entry whose library fails to import is left for its first real use to report.
     """
+    import sklearn.metrics  # noqa: F401, PLC0415 - what the metrics and explanations import when first used
+    from scipy import sparse, stats  # noqa: F401, PLC0415
+
     warmed = []
     for entry in CATALOG.values():
         try:

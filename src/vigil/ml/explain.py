@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from vigil.ml.catalog import get_entry
 from vigil.ml.entry import Float64Array
@@ -103,6 +102,8 @@ def _average_path_length(n: Float64Array) -> Float64Array:
 
 
 def _isolation_path(model: FittedDetector, X: Float64Array) -> Float64Array:
+    from scipy.sparse import csr_matrix  # here, not at import: scipy costs seconds of server start-up
+
     forest = model.estimator.detector_ if hasattr(model.estimator, "detector_") else model.estimator
     n, d = X.shape
     credit = np.zeros((n, d))
@@ -123,7 +124,7 @@ def _isolation_path(model: FittedDetector, X: Float64Array) -> Float64Array:
         feature = np.zeros(t.node_count, dtype=np.int64)
         feature[has_parent] = np.asarray(columns)[t.feature[parent[has_parent]]]
         paths = tree.decision_path(X[:, columns] if len(columns) != d else X)
-        per_node = sparse.csr_matrix((gain, (np.arange(t.node_count), feature)), shape=(t.node_count, d))
+        per_node = csr_matrix((gain, (np.arange(t.node_count), feature)), shape=(t.node_count, d))
         credit += np.asarray((paths @ per_node).todense())
     credit /= len(forest.estimators_)
     # In score units: rescaled to add up to score(x) minus the score of a row of average depth c(ψ), whose raw

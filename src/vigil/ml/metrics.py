@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import spearmanr
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from vigil.ml.entry import Float64Array
 
@@ -58,6 +56,9 @@ def quality(labels: npt.ArrayLike, scores: Float64Array) -> dict[str, Any]:
     >>> quality([0, 0, 1, 1], np.array([0.1, 0.2, 0.9, 0.3]))
     {'labelled': 4, 'anomalies': 2, 'roc_auc': 1.0, 'pr_auc': 1.0, 'precision_at_k': 1.0, 'k': 2}
     """
+    # Imported here, as scipy below: each costs seconds of server start-up, paid by the first use instead.
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)
     positives = int(y.sum())
@@ -85,6 +86,8 @@ def agreement(
     >>> agreement(a, a > 2.5, a * 2, a > 1.5)["flagged_jaccard"]
     0.6666666666666666
     """
+    from scipy.stats import spearmanr
+
     both = int((flags_a & flags_b).sum())
     either = int((flags_a | flags_b).sum())
     rho = float(spearmanr(scores_a, scores_b).statistic) if scores_a.shape[0] > 1 else None

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 from typing_extensions import TypedDict
 
+from vigil.core.bounds import MAX_VERSION
+
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
 ]
@@ -73,7 +75,7 @@ class StreamCreate(Strict):
         default=0.002, description="ADWIN's confidence over the score stream (smaller: fewer, later alarms); null: off."
     )
     detector_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    model_version: Annotated[int, Field(ge=1)] | None = None
+    model_version: Annotated[int, Field(ge=1, le=MAX_VERSION)] | None = None
 
     @model_validator(mode="after")
     def _one_model(self) -> StreamCreate:

@@ -29,7 +29,7 @@ from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, encode_cursor
 from vigil.detectors.service import DetectorService, ml_problem
 from vigil.identity.quotas import policy_of
-from vigil.identity.ratelimit import RateLimiter, per_seconds
+from vigil.identity.ratelimit import RateLimiter, quota_per_seconds
 from vigil.streams import wal
 from vigil.streams.models import Stream, StreamAnomaly, StreamBatch, StreamDrift, StreamSnapshot
 from vigil.streams.repository import StreamRepository
@@ -96,7 +96,11 @@ class StreamService:
 
     def events_this_second(self, *, limit: int) -> int:
         """How many events the tenant's events-per-second window has counted."""
-        return self.limiter.used(per_seconds(limit, 1), EVENTS_LIMIT_KEY, self.scope.tenant_id) if self.limiter else 0
+        return (
+            self.limiter.used(quota_per_seconds(limit, 1), EVENTS_LIMIT_KEY, self.scope.tenant_id)
+            if self.limiter
+            else 0
+        )
 
     # -- configuration ---------------------------------------------------------------------------------------
     def create(self, *, data: StreamCreate, created_by: str | None) -> StreamPublic:
@@ -411,7 +415,7 @@ class StreamService:
             self.scope.tenant_id,
             lambda: policy_of(self.session, self.scope, self.app.settings).quotas["stream_events_per_second"],
         )
-        decision = self.limiter.hit(per_seconds(quota, 1), EVENTS_LIMIT_KEY, self.scope.tenant_id, cost=events)
+        decision = self.limiter.hit(quota_per_seconds(quota, 1), EVENTS_LIMIT_KEY, self.scope.tenant_id, cost=events)
         if decision is not None and not decision.allowed:
             raise RateLimited(
                 f"The tenant's limit of {quota} stream events per second is reached; nothing of this batch was "

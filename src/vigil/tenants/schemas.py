@@ -8,13 +8,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from vigil.core.bounds import MAX_DURATION_S
 from vigil.identity.schemas import Name, Strict
 
 
 class TenantSecurityUpdate(Strict):
-    session_idle_timeout_s: Annotated[int, Field(ge=1)] | None = None
-    session_lifetime_s: Annotated[int, Field(ge=1)] | None = None
-    access_token_ttl_s: Annotated[int, Field(ge=1)] | None = None
+    # At most ten years: a duration is added to a timestamp, which overflows long before 2**63 seconds.
+    session_idle_timeout_s: Annotated[int, Field(ge=1, le=MAX_DURATION_S)] | None = None
+    session_lifetime_s: Annotated[int, Field(ge=1, le=MAX_DURATION_S)] | None = None
+    access_token_ttl_s: Annotated[int, Field(ge=1, le=MAX_DURATION_S)] | None = None
 
 
 class TenantSecurityPublic(BaseModel):
@@ -53,7 +55,7 @@ class TenantConfigUpdate(Strict):
     default_contamination: Annotated[float, Field(gt=0, le=0.5)] | None = None
     allowed_algorithms: Annotated[list[AlgorithmName], Field(max_length=100)] | None = None
     retention_days: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    max_upload_bytes: Annotated[int, Field(ge=1)] | None = Field(
+    max_upload_bytes: Annotated[int, Field(ge=1, le=2**62)] | None = Field(
         default=None, description="At most the server's VIGIL_MAX_UPLOAD_BYTES."
     )
     trusted_model_keys: Annotated[list[PublicKey], Field(max_length=50)] | None = Field(

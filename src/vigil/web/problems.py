@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +22,30 @@ from vigil.core.logging import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("vigil.errors")
+
+# The last line of defence against leaking internals through a message that quotes a library: file-system paths
+# (absolute, under the usual roots or wherever the server runs from), SQL statements and database driver names
+# are cut from every problem's detail and field messages. (Readers already word their own messages; this catches
+# what a future one forgets.)
+_ROOTS = {"usr", "etc", "var", "tmp", "home", "root", "opt", "proc", "srv", "mnt", "lib", "lib64", "bin", "sbin"}
+_ROOTS |= {"dev", "run", "sys", "private", "Users", "Volumes", "nix", "data", "work", "app", "code", "site-packages"}
+_ROOTS.update(part for part in (Path.cwd().parts[1:2] + Path(tempfile.gettempdir()).parts[1:2]) if part)
+_ROOTS.update(Path(sys.prefix).parts[1:2])
+_FS_PATH = re.compile(
+    r"(?:[A-Za-z]:\\[^\s'\"]+|/(?:" + "|".join(map(re.escape, sorted(_ROOTS))) + r")(?:/[^\s'\",;)]*)?)"
+)
+_SQL = re.compile(r"\[SQL: .*?(?:\]|$)|\[parameters: .*?(?:\]|$)|\(Background on this error at: [^)]*\)", re.S)
+_DRIVER = re.compile(r"\((?:sqlite3|psycopg|psycopg2|sqlalchemy)(?:\.\w+)*\)\s*")
+_TRACEBACK = re.compile(r'Traceback \(most recent call last\):.*|File "[^"]*", line \d+', re.S)
+
+
+def scrubbed(text: str) -> str:
+    """`text` without server paths, SQL or driver names."""
+    text = _TRACEBACK.sub("", text)
+    text = _SQL.sub("", text)
+    text = _DRIVER.sub("", text)
+    return _FS_PATH.sub("<path>", text).strip()
+
 
 _STATUS_SLUGS = {
     400: ("malformed-body", "Malformed request body"),
@@ -40,11 +68,16 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    if isinstance(extra.get("errors"), list):
+        extra["errors"] = [
+            {**e, "msg": scrubbed(e["msg"])} if isinstance(e, dict) and isinstance(e.get("msg"), str) else e
+            for e in extra["errors"]
+        ]
     body: dict[str, Any] = {
         "type": problem_type_uri(slug),
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": scrubbed(detail),
         "instance": instance,
         "request_id": current_request_id(),
         **extra,

@@ -7,8 +7,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 RATE_LIMIT_STATE = "vigil_rate_limit_headers"
 _CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"cookie")
-# The interactive docs load their scripts and styles from a CDN; everything else is JSON and needs nothing.
+# The interactive docs run their packaged scripts and styles (and inline bootstrap code) from this origin only;
+# everything else is JSON and needs nothing. ReDoc starts its search worker from a blob.
 _DOCS_PATHS = ("/docs", "/redoc")
+_DOCS_CSP = (
+    b"content-security-policy",
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'",
+)
 _ALWAYS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -38,8 +44,8 @@ class SecurityHeadersMiddleware:
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 extra = [h for h in _ALWAYS if h[0] not in present]
-                if not path.startswith(_DOCS_PATHS) and _API_CSP[0] not in present:
-                    extra.append(_API_CSP)
+                if _API_CSP[0] not in present:
+                    extra.append(_DOCS_CSP if path.startswith(_DOCS_PATHS) else _API_CSP)
                 if sensitive:
                     headers = [h for h in headers if h[0].lower() != b"cache-control"]
                     extra.extend(_NO_STORE)

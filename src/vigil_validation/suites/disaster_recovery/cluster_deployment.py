@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from vigil.client import VigilClient
+from vigil.client import NO_RETRY, RetryPolicy, VigilClient
 from vigil_validation.cluster import S3_ACCESS_KEY, S3_REGION, _create_bucket, _object_store, delete_queues
 from vigil_validation.config import ClusterConfig
 from vigil_validation.faults import FaultProxy, Link, through_link, upstream_of
@@ -39,7 +39,8 @@ class ClusterDeployment:
     def client(self, *, retries: int = 0, timeout: float = 30.0) -> VigilClient:
         """A client spreading its requests over every API process, one request each in turn."""
         transport = RoundRobinTransport([api.url for api in self.apis])
-        return VigilClient(self.apis[0].url, timeout=timeout, transport=transport, retries=retries)
+        retry = RetryPolicy(attempts=retries + 1, backoff_s=0.2) if retries else NO_RETRY
+        return VigilClient(self.apis[0].url, timeout=timeout, transport=transport, retry=retry)
 
     def admin(self) -> VigilClient:
         client = self.client(retries=2)

@@ -1,6 +1,6 @@
 """idempotency records: claims held under a renewable lease, pruned by housekeeping over an index
 
-Revision ID: 0008_harden_b
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-29 04:15:00
 
@@ -16,7 +16,7 @@ from alembic import op
 
 import vigil.core.database
 
-revision: str = "0008_harden_b"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,24 @@
+"""Start-up pays only for what serving needs: the scientific libraries (seconds of imports each, tens of seconds on
+a loaded machine) are imported on first use or by the warm-up thread after start, never by importing the app."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+DEFERRED = ("scipy", "sklearn", "matplotlib", "pyod", "river", "numba")
+
+
+def test_importing_the_app_leaves_the_scientific_libraries_for_later() -> None:
+    code = f"import sys, vigil.app; print(' '.join(m for m in {DEFERRED!r} if m in sys.modules))"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert imported.split() == []
+
+
+def test_the_warm_up_imports_them() -> None:
+    code = (
+        "import sys; from vigil import analysis, ml; ml.warm_up(); analysis.warm_up(); "
+        f"print(' '.join(m for m in {DEFERRED[:4]!r} if m not in sys.modules))"
+    )
+    missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert missing.split() == []
