@@ -27,6 +27,14 @@ from vigil_validation.targets import _server_env, fresh_postgres_database
 JOB_LEASE_S = 6
 
 
+class _OwnedRoundRobin(RoundRobinTransport):
+    """A round robin owned by one client: closing the client closes its connections (the session's shared one
+    never closes them)."""
+
+    def close(self) -> None:
+        self._transport.close()
+
+
 @dataclass
 class ClusterDeployment:
     apis: list[VigilProcess]
@@ -38,7 +46,7 @@ class ClusterDeployment:
 
     def client(self, *, retries: int = 0, timeout: float = 30.0) -> VigilClient:
         """A client spreading its requests over every API process, one request each in turn."""
-        transport = RoundRobinTransport([api.url for api in self.apis])
+        transport = _OwnedRoundRobin([api.url for api in self.apis])
         retry = RetryPolicy(attempts=retries + 1, backoff_s=0.2) if retries else NO_RETRY
         return VigilClient(self.apis[0].url, timeout=timeout, transport=transport, retry=retry)
 

@@ -36,9 +36,9 @@ def cluster(
         pytest.skip("cluster failover runs with the cluster target (`vigil validate … --cluster`)")
     summary = handover.summary_path_from_env()
     log_dir = (Path(summary).parent if summary else Path("/tmp")) / "disaster_recovery" / "cluster"
-    with cluster_deployment(
-        config=validation_config.cluster, log_dir=log_dir, request_timeout_s=dr_config.server_request_timeout_s
-    ) as made:
+    # The server's default deadline (30 s): nothing here blackholes a link, and a cluster of eight processes on two
+    # loaded cores answers job polls slower than the single deployment's short deadline.
+    with cluster_deployment(config=validation_config.cluster, log_dir=log_dir, request_timeout_s=30.0) as made:
         yield made
 
 
