@@ -34,7 +34,8 @@ test: install ## The tests and the validation suite, each on SQLite and on Postg
 	@# database and Redis faults (~1.5 min); its crash scenarios there add ~5 min: `vigil validate suite --suite
 	@# disaster_recovery --database-url …` runs them all.
 	$(BIN)/vigil validate all --profile short --report-dir validation-reports/sqlite
-	@# Without PostgreSQL the second runs are skipped with a reason, unless services are required (CI).
+	@# Without PostgreSQL the second runs are skipped with a reason, unless services are required (CI). The second
+	@# pytest pass reruns only the tests built on the `settings` fixture (tests/conftest.py): the rest ran above.
 	@if [ "$$VIGIL_REQUIRE_SERVICES" = 1 ] || $(BIN)/python -c "import psycopg; psycopg.connect('$(subst +psycopg,,$(PG_URL))', connect_timeout=3).close()" 2>/dev/null; then \
 		VIGIL_TEST_DATABASE=postgresql VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -m "not scaleout" && \
 		$(BIN)/vigil validate all --exclude-suite performance --exclude-suite disaster_recovery --database-url $(PG_URL) --redis-url $(REDIS_URL) --report-dir validation-reports/postgresql && \

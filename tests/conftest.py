@@ -57,6 +57,17 @@ def backend() -> str:
     return os.environ.get("VIGIL_TEST_DATABASE", "sqlite")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass reruns only what the database changes: the tests built on the `settings` fixture.
+    The rest (the engines, tests that pick their databases themselves, as `any_db_settings` does for both) ran
+    in the SQLite pass already, identically; running them again would only double CI's time."""
+    if backend() != "postgresql":
+        return
+    uses = {item: "settings" in getattr(item, "fixturenames", ()) for item in items}
+    config.hook.pytest_deselected(items=[item for item, used in uses.items() if not used])
+    items[:] = [item for item, used in uses.items() if used]
+
+
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if backend() == "postgresql":

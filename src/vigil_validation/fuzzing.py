@@ -142,7 +142,8 @@ def parse_events(path: Path) -> FuzzResult:
         event = json.loads(line)
         if "NonFatalError" in event:
             error = event["NonFatalError"]
-            result.errors.append(f"{error.get('label', '')}: {error.get('info', {}).get('message', error)}")
+            detail = (error.get("value") or {}).get("message") or error.get("info") or error
+            result.errors.append(f"{error.get('label', '')}: {detail}")
         finished = event.get("ScenarioFinished")
         if not finished:
             continue
@@ -161,13 +162,14 @@ def parse_events(path: Path) -> FuzzResult:
                 if check.get("status") != "failure":
                     continue
                 response = (interactions.get(case_id) or {}).get("response") or {}
-                failure = check.get("failure_info") or {}
+                failure = (check.get("failure_info") or {}).get("failure") or {}
+                message = f"{failure.get('title', '')}: {failure.get('message', '')}".strip(": ")
                 result.failures.append(
                     Failure(
                         check=str(check.get("name")),
                         operation=str(operation),
                         status=response.get("status_code"),
-                        message=str(failure.get("failure", failure))[:500],
+                        message=message[:500],
                     )
                 )
     return result

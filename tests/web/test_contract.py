@@ -59,3 +59,49 @@ def test_a_created_dataset_links_to_its_rows(document: Document) -> None:
     assert created["links"]["GET_rows"]["parameters"] == {"dataset_id": "$response.body#/id"}
     training = document["paths"]["/api/v1/detectors/{detector_id}/train"]["post"]["responses"]["202"]
     assert training["links"]["GET_jobs_job_id"]["parameters"] == {"job_id": "$response.body#/id"}
+
+
+def _integers(schema: Any) -> list[Document]:
+    if not isinstance(schema, dict):
+        return []
+    if "anyOf" in schema:
+        return [found for branch in schema["anyOf"] for found in _integers(branch)]
+    return [schema] if schema.get("type") == "integer" else []
+
+
+def test_every_integer_parameter_is_bounded(document: Document) -> None:
+    """A version, offset or limit past any real one was a 500 (SQLite overflow, polars slice): refused up front."""
+    unbounded = [
+        f"{method.upper()} {path} {parameter['name']}"
+        for path, method, operation in operations(document)
+        for parameter in operation.get("parameters", [])
+        for integer in _integers(parameter.get("schema"))
+        if "maximum" not in integer
+    ]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    ("schema", "field"),
+    [
+        ("CompareRequest", "a"),
+        ("CompareRequest", "b"),
+        ("AnalysisRequest", "detector_version"),
+        ("StreamCreate", "model_version"),
+    ],
+)
+def test_every_version_named_in_a_body_is_bounded(document: Document, schema: str, field: str) -> None:
+    integers = _integers(document["components"]["schemas"][schema]["properties"][field])
+    assert integers
+    assert all("maximum" in integer for integer in integers)
+
+
+def test_query_strings_fit_in_a_request_head(document: Document) -> None:
+    """The HTTP server refuses a request head past 80 KB with a bare 400 before the app sees it: no query parameter
+    may be long enough to get there (4-byte characters, percent-encoded: 12 bytes each)."""
+    for path, method, operation in operations(document):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] != "query":
+                continue
+            lengths = [b.get("maxLength", 0) for b in parameter["schema"].get("anyOf", [parameter["schema"]])]
+            assert max(lengths) * 12 <= 32 * 1024, f"{method.upper()} {path} {parameter['name']}: {lengths}"

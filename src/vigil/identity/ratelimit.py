@@ -116,6 +116,8 @@ class RateLimiter:
             allowed = limiter.hit(item, self.prefix, *identifiers, cost=cost)
             stats = limiter.get_window_stats(item, self.prefix, *identifiers)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
+        if limiter is not self._local:  # Redis's TTL is whole seconds, rounded: a second more, never past the window
+            reset = min(reset + 1, item.get_expiry())
         return Decision(
             allowed=allowed,
             limit=item.amount,
