@@ -118,8 +118,11 @@ def test_one_api_process_killed_the_sdk_retries_on_the_other(
     assert not verdict.duplicated, verdict.duplicated[:5]
     assert not verdict.wrong, verdict.wrong[:5]
     assert not verdict.unfinishable, verdict.unfinishable[:5]
-    # With retries on, a dead process costs nothing the client sees: every write was acknowledged.
-    assert verdict.unknown == 0, f"{verdict.unknown} writes went unanswered despite the other API process"
+    # With retries on, the other process answers everything but the writes the dead one was running at the kill:
+    # their retry finds the key claimed (409) until the dead request's lease runs out, then completes (checked
+    # above: none unfinishable). At most one such write per writer.
+    unanswered = [(w.name, w.status) for w in workload.history if w.outcome != "ack"]
+    assert len(unanswered) <= workload.writers, f"writes went unanswered despite the other API process: {unanswered}"
 
 
 def test_broker_down_jobs_are_accepted_and_run_when_it_returns(
