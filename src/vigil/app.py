@@ -18,6 +18,7 @@ from vigil import __version__, analysis, ml
 from vigil.config import Settings
 from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
+from vigil.core.clientinfo import parse_networks
 from vigil.core.context import AppContext
 from vigil.core.database import Database, build_engine, claim_sqlite_file
 from vigil.core.idempotency import IdempotencyStore
@@ -260,12 +261,19 @@ def install_middleware(app: FastAPI, settings: Settings, context: AppContext, da
     # Added innermost first: the request context wraps everything, so every line and problem has its id.
     idempotency.install(app, database=database, lease_s=settings.idempotency_lease_s)
     app.add_middleware(
-        BodySizeLimitMiddleware, default_max_bytes=settings.max_json_body_bytes, rules=body_limit_rules(settings)
+        BodySizeLimitMiddleware,
+        default_max_bytes=settings.max_json_body_bytes,
+        rules=body_limit_rules(settings),
+        max_parsed_bytes=settings.max_decoded_bytes,
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_s)
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        hsts_max_age_s=settings.hsts_max_age_s,
+    )
     app.add_middleware(RequestContextMiddleware)
 
 
@@ -274,9 +282,12 @@ def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
     credential routes, which anyone can call before authenticating."""
     return [
         BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
-        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST"),
+        BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST", streamed=True),
         BodyLimitRule(
-            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"), settings.max_upload_bytes, method="POST"
+            re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"),
+            settings.max_upload_bytes,
+            method="POST",
+            streamed=True,
         ),
     ]
 

@@ -246,7 +246,7 @@ def admin_reset_password(
     settings = _settings(data_dir)
     from vigil.core.database import Database
     from vigil.core.errors import VigilError
-    from vigil.core.secrets import MissingSecretError, resolve_secret_key
+    from vigil.core.secrets import LOGIN_THROTTLE, MissingSecretError, derive_key, resolve_secret_key
     from vigil.identity.passwords import Passwords
     from vigil.identity.service import reset_password
     from vigil.identity.throttle import LoginThrottle
@@ -256,7 +256,7 @@ def admin_reset_password(
     database = Database(settings)
     try:
         with database.session() as session:
-            key = resolve_secret_key(settings)
+            key = derive_key(resolve_secret_key(settings), LOGIN_THROTTLE)
             throttle = LoginThrottle(session=session, settings=settings, key=key)
             password, generated = reset_password(
                 session=session, passwords=Passwords(settings), throttle=throttle, email=account, password=new_password

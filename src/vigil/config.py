@@ -76,7 +76,21 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: str = "vigil"
     rate_limit_redis_retry_s: float = Field(default=5.0, gt=0, description="After a Redis failure, local counts.")
     trusted_proxies: list[str] = Field(
-        default_factory=list, description="CIDRs whose X-Forwarded-For is believed (a reverse proxy's address)."
+        default_factory=list,
+        description="CIDRs whose X-Forwarded-For (the client's address) and X-Forwarded-Proto (https: then HSTS) are "
+        "believed (a reverse proxy's address).",
+    )
+    hsts_max_age_s: int = Field(
+        default=31_536_000,
+        ge=0,
+        le=2**31,
+        description="Strict-Transport-Security max-age sent on answers over HTTPS (directly, or from a trusted proxy "
+        "saying X-Forwarded-Proto: https); 0 sends none.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics needs 'Authorization: Bearer <token>' (a scraper's credential); unset, "
+        "it is open (keep it on an internal network).",
     )
 
     auth_cache_ttl_s: float = Field(
@@ -118,7 +132,7 @@ class Settings(BaseSettings):
         default=16 * 1024, ge=1024, description="Body limit of the credential routes (/auth/*), before any parsing."
     )
     max_decoded_bytes: int = Field(
-        default=1024**3,
+        default=256 * 1024**2,
         ge=1024**2,
         description="What one request's data may decode to in memory; checked from file metadata before decoding.",
     )

@@ -106,3 +106,12 @@ def test_sample_values_are_finite_and_seeded() -> None:
     assert values.size == 10
     assert np.isfinite(values).all()
     np.testing.assert_array_equal(values, sample_values(frame, "x", size=10, seed=1)[0])
+
+
+def test_no_family_is_named_when_the_test_rejects_every_one() -> None:
+    rng = np.random.default_rng(3)
+    two_peaks = np.concatenate([rng.normal(-10, 1, 2000), rng.normal(10, 1, 2000)])
+    fitted = fit_distributions(two_peaks)
+    assert fitted["fits"], "the candidates are still fitted and listed, for reference"
+    assert fitted["best"] is None
+    assert fitted["verdict"].startswith("no candidate family fits")

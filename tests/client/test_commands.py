@@ -70,7 +70,7 @@ def test_the_whole_flow_from_the_command_line(vigil: Vigil, tmp_path: Path) -> N
     assert vigil.json("jobs", "wait", trained["id"])["status"] == "succeeded"
     found = vigil.json("detectors", "detect", detector["id"], "--file", str(csv), "-o", str(tmp_path / "s.csv"))
     assert set(found["anomalous_rows"]) >= {295, 296, 297, 298, 299}
-    assert pl.read_csv(tmp_path / "s.csv").columns == ["a", "b", "c", "score", "is_anomaly"]
+    assert pl.read_csv(tmp_path / "s.csv").columns == ["a", "b", "c", "score", "is_anomaly", "percentile", "imputed"]
     stored = vigil.json(
         "detectors", "detect", detector["id"], "--dataset", dataset["id"], "-o", str(tmp_path / "r.csv")
     )

@@ -88,7 +88,7 @@ def test_scikit_learn_style_detector_finds_the_planted_rows(sdk_tenant: SdkTenan
     scored = detector.score_frame(data)
     assert type(scored) is type(data)
     names = list(scored.columns) if kind != "arrow" else scored.column_names
-    assert names == [*COLUMNS, "score", "is_anomaly"]
+    assert names == [*COLUMNS, "score", "is_anomaly", "percentile", "imputed"]
 
 
 def test_waiting_with_a_progress_bar_and_reports_and_downloads(sdk_tenant: SdkTenant, tmp_path: Path) -> None:

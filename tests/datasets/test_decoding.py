@@ -137,3 +137,26 @@ def test_errors_never_name_the_servers_files(tmp_path: Path) -> None:
             formats.read_table(staging, fmt, limits=TableLimits())
         assert str(tmp_path) not in refused.value.detail, refused.value.detail
         assert "staging" not in refused.value.detail, refused.value.detail
+
+
+def test_plain_text_pages_past_the_budget_are_refused_from_the_footer(tmp_path: Path) -> None:
+    """Text that is not dictionary-encoded: the pages' uncompressed size in the footer already says too much."""
+    path = tmp_path / "plain.parquet"
+    table = pa.table({"s": pa.array([f"{i:08d}" + "t" * 1000 for i in range(20_000)])})  # ~20 MB of text
+    pq.write_table(table, path, compression="zstd", use_dictionary=False)
+    assert formats.read_table(path, FileFormat.PARQUET, limits=TableLimits(max_decoded_bytes=64 * MIB)).num_rows
+    data = bytearray(path.read_bytes())  # every page destroyed, the footer intact: refused without reading one
+    footer_start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    data[4:footer_start] = b"\x00" * (footer_start - 4)
+    with pytest.raises(DecodeBudgetExceeded):
+        formats.table_from_bytes(bytes(data), FileFormat.PARQUET, limits=TableLimits(max_decoded_bytes=8 * MIB))
+
+
+def test_json_that_would_parse_into_too_many_objects_is_refused_before_parsing() -> None:
+    records = b"[" + b",".join([b'{"a":0}'] * 500_000) + b"]"  # 4 MB of text, ~100 MB of Python objects
+    with pytest.raises(DecodeBudgetExceeded):
+        formats.table_from_bytes(records, FileFormat.JSON, limits=TableLimits(max_decoded_bytes=64 * MIB))
+    # Refused on the estimate alone: the same text cut short (so unparseable) is refused the same way.
+    with pytest.raises(DecodeBudgetExceeded):
+        formats.table_from_bytes(records[:-10], FileFormat.JSON, limits=TableLimits(max_decoded_bytes=64 * MIB))
+    assert formats.table_from_bytes(records, FileFormat.JSON, limits=TableLimits(max_decoded_bytes=256 * MIB))

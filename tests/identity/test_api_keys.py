@@ -56,9 +56,23 @@ def test_scopes_bound_what_a_key_may_do(client: TestClient, tenant: Tenant) -> N
     refused = client.post("/api/v1/detectors", json={"name": "d", "algorithm": "iforest"}, headers=key)
     assert refused.status_code == 403
     assert "this API key" in refused.json()["detail"]
-    # Identity management and the user's own account are never a key's business.
-    for method, path in (("GET", "/api/v1/users"), ("GET", "/api/v1/me"), ("GET", "/api/v1/api-keys")):
+    # Identity management and the user's own account (sessions, password) are never a key's business.
+    for method, path in (("GET", "/api/v1/users"), ("GET", "/api/v1/auth/sessions"), ("GET", "/api/v1/api-keys")):
         assert client.request(method, path, headers=key).status_code == 403
+
+
+def test_a_key_may_ask_who_it_is(client: TestClient, tenant: Tenant) -> None:
+    """Finding 13: GET /me answers an API key — the key, the admin it acts for, and what it may do."""
+    created = _create(client, tenant.admin, scopes=["datasets:read", "detect"])
+    me = client.get("/api/v1/me", headers={"X-API-Key": created["key"]})
+    assert me.status_code == 200, me.text
+    body = me.json()
+    assert body["api_key"] == {"id": created["id"], "name": "ci", "prefix": created["prefix"]}
+    assert body["user"]["id"] == client.get("/api/v1/me", headers=tenant.admin).json()["user"]["id"]
+    assert body["role"] == "admin"
+    assert body["tenant"]["id"] == tenant.id
+    assert set(body["permissions"]) == {"datasets:read", "detect", "whoami:read"}
+    assert client.get("/api/v1/me", headers=tenant.viewer).json()["api_key"] is None
 
 
 def test_a_key_cannot_exceed_its_creator_or_name_unknown_scopes(client: TestClient, tenant: Tenant) -> None:

@@ -18,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, bearer
 from tests.identity.conftest import app_client, new_user, tokens
+from vigil.core.secrets import ACCESS_TOKENS, derive_key
 
-KEY = "test-secret-key-that-is-long-enough-0123456789"
+# The server signs access tokens with a key derived from its secret (the test settings' secret_key), not the secret.
+KEY = derive_key(b"test-secret-key-that-is-long-enough-0123456789", ACCESS_TOKENS)
 
 
 def _claims(access: str) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _forge(claims: dict[str, Any], *, key: str = KEY, alg: str = "HS256", typ: str = "at+jwt") -> str:
+def _forge(claims: dict[str, Any], *, key: str | bytes = KEY, alg: str = "HS256", typ: str = "at+jwt") -> str:
     with warnings.catch_warnings():  # a short key for HS512 is the attacker's problem
         warnings.simplefilter("ignore")
         return jwt.encode(claims, key, algorithm=alg, headers={"typ": typ})

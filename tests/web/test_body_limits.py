@@ -105,3 +105,23 @@ def test_compressed_bodies_are_refused_with_415_never_expanded(
     )
     assert_problem(response, 415, "unsupported-media-type")
     assert client.get("/api/v1/datasets", headers=auth).json()["items"] == []
+
+
+def test_json_that_would_parse_into_too_much_is_413_before_parsing(tmp_path: Path) -> None:
+    """100 KB of `{}` is 33,000 dicts: under the byte limit, over what the route may parse into."""
+    settings = make_settings(tmp_path / "data", max_json_body_bytes=1024 * 1024, max_decoded_bytes=1024 * 1024)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        token = client.post("/api/v1/auth/token", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        bomb = b"[" + b",".join([b"{}"] * 33_000) + b"]"
+        for body in (bomb, b'{"name": ' + bomb + b"}"):
+            response = client.post(
+                "/api/v1/tenants", content=body, headers={**auth, "Content-Type": "application/json"}
+            )
+            assert_problem(response, 413, "payload-too-large")
+            assert response.json()["limit_bytes"] == 1024 * 1024
+        assert client.post("/api/v1/tenants", json={"name": "fine"}, headers=auth).status_code == 201
+        # Uploads are streamed to disk, not parsed whole on the way in: the same bytes as CSV are just data.
+        csv = b"a\n" + b"{}\n" * 33_000
+        upload = client.post("/api/v1/datasets?name=c", content=csv, headers={**auth, "Content-Type": "text/csv"})
+        assert upload.status_code in (201, 422), upload.text  # 422: the admin's own tenant may refuse; never 413

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import make_settings
+from vigil.app import create_app
 from vigil.config import Settings
 
 
@@ -50,3 +53,29 @@ def test_problem_types_are_documented(client: TestClient) -> None:
     assert "/problems/not-found" in catalog
     assert client.get("/problems/quota-exceeded").json()["type"] == "/problems/quota-exceeded"
     assert client.get("/problems/nope").status_code == 404
+
+
+def test_metrics_can_be_protected_by_a_token(tmp_path: Path) -> None:
+    """Finding 13: with VIGIL_METRICS_TOKEN set, /metrics needs it; unset, it stays open."""
+    settings = make_settings(tmp_path / "data", metrics_token="scraper-token-0123456789")
+    with TestClient(create_app(settings, run_workers=False), raise_server_exceptions=False) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/metrics").headers["content-type"] == "application/problem+json"
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer scraper-token-0123456789"})
+        assert allowed.status_code == 200
+        assert "vigil" in allowed.text
+
+
+def test_hsts_only_over_https_or_from_a_trusted_proxy_saying_so(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", trusted_proxies=["127.0.0.0/8"])
+    app = create_app(settings, run_workers=False)
+    with TestClient(app, base_url="https://vigil.test") as tls:
+        assert tls.get("/health").headers["strict-transport-security"] == "max-age=31536000"
+    with TestClient(app, base_url="http://vigil.test", client=("127.0.0.1", 50000)) as behind_proxy:
+        assert "strict-transport-security" not in behind_proxy.get("/health").headers
+        said = behind_proxy.get("/health", headers={"X-Forwarded-Proto": "https"})
+        assert said.headers["strict-transport-security"] == "max-age=31536000"
+    with TestClient(app, base_url="http://vigil.test", client=("198.51.100.7", 50000)) as direct:
+        # Not a trusted proxy: its claim is ignored.
+        assert "strict-transport-security" not in direct.get("/health", headers={"X-Forwarded-Proto": "https"}).headers

@@ -34,9 +34,13 @@ def to_data_uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def histogram(edges: Sequence[float], counts: Sequence[int], *, datetime_axis: bool = False) -> str:
-    figure = Figure(figsize=(4.0, 2.0))
+def histogram(
+    edges: Sequence[float], counts: Sequence[int], *, datetime_axis: bool = False, x_label: str = "value"
+) -> str:
+    figure = Figure(figsize=(4.0, 2.2))
     axes = figure.add_subplot()
+    axes.set_xlabel(short(x_label, 40), fontsize=8, parse_math=False)
+    axes.set_ylabel("rows", fontsize=8)
     if counts:
         positions = np.asarray(edges, dtype=float)
         if datetime_axis:  # edges are seconds since the epoch
@@ -71,9 +75,19 @@ def heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], *, 
     return to_data_uri(figure)
 
 
-def bars(labels: Sequence[str], values: Sequence[float], *, limit: float | None = None, title: str = "") -> str:
+def bars(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    limit: float | None = None,
+    title: str = "",
+    x_label: str = "",
+    y_label: str = "",
+) -> str:
     figure = Figure(figsize=(6.0, max(1.6, 0.32 * len(labels) + 0.6)))
     axes = figure.add_subplot()
+    axes.set_xlabel(x_label, fontsize=8, parse_math=False)
+    axes.set_ylabel(y_label, fontsize=8, parse_math=False)
     positions = np.arange(len(labels))
     colours = [_score_colour(v) if limit == 1.0 else ACCENT for v in values]
     axes.barh(positions, values, color=colours)

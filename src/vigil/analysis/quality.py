@@ -37,6 +37,8 @@ _MAD_TO_SIGMA = 1.4826
 _MEAN_AD_TO_SIGMA = 1.253314
 _HASH_MIX = np.uint64(0x9E3779B97F4A7C15)
 _SPACES = re.compile(r"\s+")
+# Columns with at most this many distinct values each make repeated rows likely by chance.
+LOW_CARDINALITY = 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class _Finding:
     sample: list[int] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     counts: bool = True  # counts towards its dimension's score
+    severity: str | None = None  # when the data says better than the share alone (see `_judge_duplicates`)
 
 
 def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Progress | None = None) -> Report:
@@ -97,6 +100,7 @@ def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Pro
         row_hash = _row_hash(scan, list(schema.names()))
     duplicates = _duplicates(row_hash, options.samples)
     if duplicates.affected:
+        _judge_duplicates(duplicates, scan, list(schema.names()), height)
         findings.append(duplicates)
     kinds = {c: kind_of(schema[c]) for c in columns}
     scores = _scores(findings, height, kinds)
@@ -181,13 +185,19 @@ def _batch_statistics(
             x.median().alias(f"{c}|median"),
             deviation.median().alias(f"{c}|mad"),
             deviation.mean().alias(f"{c}|mean_ad"),
+            x.min().alias(f"{c}|min"),
+            x.max().alias(f"{c}|max"),
         ]
     exprs += [pl.col(c).n_unique().alias(f"{c}|distinct") for c in text]
     row = scan.select(exprs).collect().row(0, named=True) if exprs else {}
     robust: dict[str, dict[str, float] | None] = {}
     for c in numeric:
         median, mad, mean_ad = row[f"{c}|median"], row[f"{c}|mad"], row[f"{c}|mean_ad"]
-        robust[c] = None if median is None else {"median": median, "mad": mad, "mean_ad": mean_ad}
+        robust[c] = (
+            None
+            if median is None
+            else {"median": median, "mad": mad, "mean_ad": mean_ad, "min": row[f"{c}|min"], "max": row[f"{c}|max"]}
+        )
     checked = [c for c in text if row[f"{c}|distinct"] <= options.max_categories]
     counts = pl.collect_all(
         [scan.select(pl.col(c).drop_nulls().value_counts(sort=True, name="n").struct.unnest()) for c in checked]
@@ -206,7 +216,19 @@ def _outlier_finding(column: str, robust: dict[str, float], z: float) -> _Findin
     x = pl.col(column).cast(pl.Float64)
     low, high = robust["median"] - z * scale, robust["median"] + z * scale
     mask = (x.is_finite() & ((x < low) | (x > high))) if scale > 0 else pl.lit(False)
-    details = {"median": robust["median"], "scale": scale, "lower_fence": low, "upper_fence": high, "z": z}
+    details: dict[str, float | None] = {
+        "median": robust["median"],
+        "scale": scale,
+        "lower_fence": low,
+        "upper_fence": high,
+        "z": z,
+    }
+    # What a cap would really do: a fence beyond the observed range caps nothing on that side (a column of values
+    # 1–10 is not to be "capped to [-7.2, 9.2]", but at 9.2 above only).
+    if robust.get("min") is not None and robust.get("max") is not None:
+        details["observed_min"], details["observed_max"] = robust["min"], robust["max"]
+        details["cap_lower"] = low if low > robust["min"] else None
+        details["cap_upper"] = high if high < robust["max"] else None
     return _Finding(
         "outliers", "outliers", column, f"values beyond {z} robust standard deviations", mask, details=details
     )
@@ -283,6 +305,31 @@ def _duplicates(row_hash: np.ndarray | None, samples: int) -> _Finding:
     return finding
 
 
+def _judge_duplicates(finding: _Finding, scan: pl.LazyFrame, columns: list[str], height: int) -> None:
+    """Repeated rows mean little in data whose every column takes a handful of values (small integer scores,
+    flags): there, rows repeat by chance. The finding then keeps its count but is at most "low", and says how many
+    repeats chance alone would give if the columns were independent (from each column's value frequencies)."""
+    if not columns or height < 2:
+        return
+    counts = scan.select([pl.col(c).n_unique().alias(c) for c in columns]).collect().row(0, named=True)
+    widest = max(int(v) for v in counts.values())
+    finding.details["max_distinct_per_column"] = widest
+    if widest > LOW_CARDINALITY or height < 10 * widest:  # a few rows have few values in any column
+        return
+    # P(two rows agree on a column) = Σ p_v²; independent columns multiply. Expected repeated rows ≈ n − E[distinct].
+    collision = 1.0
+    for c in columns:
+        shares = scan.select(pl.col(c).value_counts(normalize=True).struct.field("proportion")).collect().to_series()
+        collision *= float((shares.to_numpy() ** 2).sum())
+    pairs = height * (height - 1) / 2 * collision
+    finding.details["expected_by_chance"] = round(min(pairs, height - 1), 1)
+    finding.severity = "low"
+    finding.message = (
+        f"rows that repeat an earlier row — expected in data whose columns take at most {widest} values each "
+        "(check them only if each row should be a unique record)"
+    )
+
+
 def _scores(findings: list[_Finding], height: int, kinds: Mapping[str, str]) -> dict[str, float]:
     """Each dimension: 1 − the share of its cells (rows, for uniqueness) that break a rule; 1 when none apply."""
     cells = {
@@ -310,7 +357,7 @@ def _issues(findings: list[_Finding], height: int) -> list[Report]:
                 "dimension": f.dimension,
                 "check": f.check,
                 "column": f.column,
-                "severity": severity(f.check, share) if f.counts else "info",
+                "severity": f.severity or (severity(f.check, share) if f.counts else "info"),
                 "affected_rows": f.affected,
                 "share": share,
                 "sample_rows": f.sample,

@@ -58,12 +58,16 @@ def _advice(issue: Report, kind: str) -> tuple[str, str] | None:  # noqa: PLR091
         how = {"numeric": "the median", "datetime": "interpolation in time"}.get(kind, "the most frequent value")
         return "impute", f"Impute the {share:.1%} missing values with {how} (or add a missing-indicator feature)."
     if check == "duplicate_rows":
+        if "expected_by_chance" in details:
+            return "deduplicate", (  # the action the API documents; the detail says when not to
+                f"{issue['affected_rows']} rows repeat an earlier one, which few distinct values per column make "
+                "likely: keep them if they are separate observations; deduplicate only if each row should be unique."
+            )
         return "deduplicate", f"Remove the {issue['affected_rows']} repeated rows, keeping each row's first occurrence."
     if check == "outliers":
         return "cap", (
-            f"Cap values to [{details['lower_fence']:.6g}, {details['upper_fence']:.6g}] for descriptive statistics "
-            "and models that are sensitive to extremes — but look at them first: for anomaly detection they may be "
-            "exactly what you are looking for."
+            f"{_cap_phrase(details)} for descriptive statistics and models that are sensitive to extremes — but look "
+            "at them first: for anomaly detection they may be exactly what you are looking for."
         )
     if check == "non_finite":
         return "impute", "Replace the infinite values (a division by zero upstream?) with missing values, then impute."
@@ -90,3 +94,23 @@ def _advice(issue: Report, kind: str) -> tuple[str, str] | None:  # noqa: PLR091
     if check == "unique_violated":
         return "deduplicate", "Values repeat where they should be unique: find and remove the duplicate records."
     return None
+
+
+def _cap_phrase(details: Mapping[str, object]) -> str:
+    """The cap in terms of the values the column really has: only the sides where a fence falls inside them.
+
+    >>> _cap_phrase({"lower_fence": -7.2, "upper_fence": 9.2, "cap_lower": None, "cap_upper": 9.2,
+    ...              "observed_min": 1.0, "observed_max": 10.0})
+    'Cap values above 9.2 (the column runs from 1 to 10)'
+    """
+    if "cap_lower" not in details:  # a report made before the observed range was kept
+        return f"Cap values to [{details['lower_fence']:.6g}, {details['upper_fence']:.6g}]"
+    low, high = details.get("cap_lower"), details.get("cap_upper")
+    observed = f" (the column runs from {details['observed_min']:.6g} to {details['observed_max']:.6g})"
+    if isinstance(low, float) and isinstance(high, float):
+        return f"Cap values to [{low:.6g}, {high:.6g}]{observed}"
+    if isinstance(high, float):
+        return f"Cap values above {high:.6g}{observed}"
+    if isinstance(low, float):
+        return f"Cap values below {low:.6g}{observed}"
+    return f"Leave the values as they are{observed}"

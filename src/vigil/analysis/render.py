@@ -24,7 +24,7 @@ font-variant-numeric:tabular-nums}.grid{display:grid;grid-template-columns:repea
 gap:14px}.card{border:1px solid #e3e8ee;border-radius:6px;padding:10px 12px}.kind{font-size:12px;color:#5c6b7a}
 .tiles{display:flex;gap:12px;flex-wrap:wrap}.tile{background:#f0f3f7;border-radius:6px;padding:8px 14px}
 .tile b{display:block;font-size:20px}.sev-high{color:#c0392b;font-weight:600}.sev-medium{color:#b9770e}
-.sev-low{color:#2e6da4}.sev-info{color:#7f8c8d}img{max-width:100%}code{word-break:break-all}
+.sev-low{color:#2e6da4}.sev-info{color:#7f8c8d}img{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%}code{word-break:break-all}
 """
 
 
@@ -63,7 +63,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Seque
         "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{e(v)}</td>" for i, v in enumerate(row)) + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # A wide table scrolls inside its own box on a narrow screen instead of widening the page.
+    return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _tiles(items: Mapping[str, Any]) -> str:
@@ -82,8 +83,10 @@ def _correlations(report: Mapping[str, Any] | None) -> str:
     if not report or len(report.get("columns", [])) < 2:
         return ""
     labels = report["columns"]
-    pearson = _image(plots.heatmap(labels, report["pearson"], title="Pearson"), "Pearson correlation heatmap")
-    spearman = _image(plots.heatmap(labels, report["spearman"], title="Spearman"), "Spearman correlation heatmap")
+    pearson = _image(plots.heatmap(labels, report["pearson"], title="Pearson"), "Pearson correlation, column by column")
+    spearman = _image(
+        plots.heatmap(labels, report["spearman"], title="Spearman"), "Spearman correlation, column by column"
+    )
     pairs = _table(
         ["column", "column", "Pearson", "Spearman"],
         ([p["a"], p["b"], p["pearson"], p["spearman"]] for p in report["strongest"]),
@@ -140,8 +143,10 @@ def _column_card(column: Mapping[str, Any], *, plot: bool) -> str:
     figure = ""
     histogram = column.get("histogram")
     if plot and histogram and histogram["counts"]:
-        uri = plots.histogram(histogram["edges"], histogram["counts"], datetime_axis=kind == "datetime")
-        figure = _image(uri, f"histogram of {column['name']}")
+        uri = plots.histogram(
+            histogram["edges"], histogram["counts"], datetime_axis=kind == "datetime", x_label=column["name"]
+        )
+        figure = _image(uri, f"histogram of {column['name']}: rows by value")
     top = ""
     if column.get("top_values") and kind != "numeric":
         top = _table(
@@ -161,7 +166,10 @@ def render_quality(report: Mapping[str, Any], *, title: str = "Data quality") ->
     from vigil.analysis import plots
 
     scores = {**report["scores"], "overall": report["overall"]}
-    scorecard = _image(plots.bars(list(scores), list(scores.values()), limit=1.0), "quality scorecard")
+    scorecard = _image(
+        plots.bars(list(scores), list(scores.values()), limit=1.0, x_label="score (1: no issue)", y_label="dimension"),
+        "quality scorecard: score by dimension",
+    )
     issues = "".join(
         f"<tr><td class='sev-{e(i['severity'])}'>{e(i['severity'])}</td><td>{e(i['dimension'])}</td>"
         f"<td>{e(i['check'])}</td><td><code>{e(i['column'])}</code></td><td class=n>{e(i['affected_rows'])}</td>"
@@ -170,8 +178,9 @@ def render_quality(report: Mapping[str, Any], *, title: str = "Data quality") ->
         for i in report["issues"]
     )
     issues_table = (
-        "<table><thead><tr><th>severity</th><th>dimension</th><th>check</th><th>column</th><th>rows</th>"
-        f"<th>share</th><th>sample rows</th><th>what</th></tr></thead><tbody>{issues}</tbody></table>"
+        "<div class=scroll><table><thead><tr><th>severity</th><th>dimension</th><th>check</th><th>column</th>"
+        "<th>rows</th><th>share</th><th>sample rows</th><th>what</th></tr></thead>"
+        f"<tbody>{issues}</tbody></table></div>"
     )
     advice = _table(
         ["action", "column", "severity", "detail"],
@@ -194,7 +203,7 @@ def render_analysis(report: Mapping[str, Any], *, title: str = "Statistical anal
         best = column["fits"][0] if column["fits"] else {}
         tests = column["normality"]["tests"]
         rows.append(
-            [column["name"], column["best_fit"], best.get("ks_statistic"), best.get("ks_pvalue"),
+            [column["name"], column["best_fit"] or "none fits", best.get("ks_statistic"), best.get("ks_pvalue"),
              ", ".join(f"{f['family']} ({f['ks_statistic']:.3f})" for f in column["fits"][1:4]),
              (tests.get("shapiro_wilk") or tests.get("dagostino_pearson") or {}).get("pvalue"),
              {True: "yes", False: "no"}.get(column["normality"]["normal"], "—")]
@@ -209,7 +218,10 @@ def render_analysis(report: Mapping[str, Any], *, title: str = "Statistical anal
     if relevance:
         key = "permutation_importance" if relevance["method"] == "permutation" else "mutual_information"
         features = relevance["features"][:40]
-        chart = plots.bars([f["feature"] for f in features], [f[key] for f in features], title=key.replace("_", " "))
+        label = key.replace("_", " ")
+        chart = plots.bars(
+            [f["feature"] for f in features], [f[key] for f in features], title=label, x_label=label, y_label="feature"
+        )
         if key == "permutation_importance":
             table = _table(
                 ["rank", "feature", "permutation importance", "± std", "mutual information with scores"],
@@ -223,5 +235,5 @@ def render_analysis(report: Mapping[str, Any], *, title: str = "Statistical anal
                 numeric=(0, 2, 3),
             )
         note = f"<p class=kind>Against {e(relevance['target'])}, on {e(relevance['sample_rows'])} rows.</p>"
-        sections.append(_section("Feature relevance", _image(chart, "feature relevance") + note + table))
+        sections.append(_section("Feature relevance", _image(chart, f"{label} by feature") + note + table))
     return _page(title, f"{len(report['columns'])} numeric column(s)", sections)

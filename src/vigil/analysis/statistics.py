@@ -22,6 +22,8 @@ from vigil.analysis.correlation import DEFAULT_MAX_COLUMNS, DEFAULT_SAMPLE_ROWS,
 from vigil.analysis.relevance import Scorer, relevance
 
 ALPHA = 0.05
+# A family is named the best fit only if the KS test does not reject it at this level.
+FIT_ALPHA = 0.01
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,19 @@ def fit_distribution(values: np.ndarray, family: Family) -> Report | None:
 
 
 def fit_distributions(values: np.ndarray, families: Sequence[Family] = FAMILIES) -> Report:
-    """Every family that fits, best (lowest AIC) first."""
+    """Every family that was fitted, best (lowest AIC) first. `best` names one only if the KS test does not reject
+    it at `FIT_ALPHA`: when every candidate is rejected, no family describes the data and the report says so
+    (`verdict`) rather than naming the least bad."""
     fits = [fit for family in families if (fit := fit_distribution(values, family)) is not None]
     fits.sort(key=lambda f: f["aic"] if f["aic"] is not None else math.inf)
-    return {"fits": fits, "best": fits[0]["family"] if fits else None}
+    accepted = [f for f in fits if f["ks_pvalue"] is not None and f["ks_pvalue"] >= FIT_ALPHA]
+    if accepted:
+        verdict = f"{accepted[0]['family']} fits (KS p = {accepted[0]['ks_pvalue']:.2g})"
+    elif fits:
+        verdict = f"no candidate family fits: the KS test rejects every one at p < {FIT_ALPHA:g}"
+    else:
+        verdict = "no family could be fitted"
+    return {"fits": fits, "best": accepted[0]["family"] if accepted else None, "verdict": verdict}
 
 
 def normality(values: np.ndarray, alpha: float = ALPHA) -> Report:
@@ -185,6 +196,7 @@ def analyse(
                 "values": total,
                 "sample_size": int(values.size),
                 "best_fit": fitted["best"],
+                "fit_verdict": fitted["verdict"],
                 "fits": fitted["fits"],
                 "normality": normality(values),
             }

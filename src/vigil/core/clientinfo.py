@@ -29,6 +29,21 @@ def _is_trusted(address: str, trusted: Networks) -> bool:
     return any(parsed in network for network in trusted)
 
 
+def is_https(scheme: str, peer: str | None, forwarded_proto: str | None, trusted: Networks) -> bool:
+    """Whether the client reached us over HTTPS: our own TLS, or a trusted proxy that says so in
+    `X-Forwarded-Proto` (its first value: the client-facing hop). Anyone else's header is ignored.
+
+    >>> nets = parse_networks(["10.0.0.0/8"])
+    >>> is_https("http", "10.0.0.2", "https", nets), is_https("http", "198.51.100.1", "https", nets)
+    (True, False)
+    """
+    if scheme in ("https", "wss"):
+        return True
+    if not forwarded_proto or not trusted or peer is None or not _is_trusted(peer, trusted):
+        return False
+    return forwarded_proto.split(",")[0].strip().lower() == "https"
+
+
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
     """The peer's address, or — when the peer is a trusted proxy — the right-most address in `X-Forwarded-For`
     that is not itself a trusted proxy (the left-most ones are whatever the client claimed).

@@ -3,6 +3,7 @@ components that domains lend each other through the app (the job registry, the b
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache
 from vigil.core.database import Database
 from vigil.core.metrics import Metrics
+from vigil.core.secrets import ARTIFACTS, derive_key
 
 _C = TypeVar("_C")
 
@@ -34,6 +36,11 @@ class AppContext:
     components: dict[type, object] = field(default_factory=dict)
     # What `/ready` checks, by name (the database, the blob store, the broker when there is one).
     probes: dict[str, Callable[[], None]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def artifact_key(self) -> bytes:
+        """Signs model artifacts and stream states (`secret_key` itself still verifies older ones)."""
+        return derive_key(self.secret_key, ARTIFACTS)
 
     def provide(self, component: object) -> None:
         self.components[type(component)] = component

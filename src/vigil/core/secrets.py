@@ -1,10 +1,19 @@
-"""The server secret that signs tokens and model artifacts."""
+"""The server secret, and the keys derived from it: one secret to configure, a separate key per use.
+
+Access tokens, model artifacts (and stream states) and login-throttle subjects are keyed by HKDF-SHA256 (RFC 5869)
+derivations of `VIGIL_SECRET_KEY` with a distinct `info` each, never by the secret's own bytes: a key that leaks
+from one use (a JWT brute-forced offline, a throttle hash) says nothing about the others. The model-export signing
+key was already its own derivation (`ml.exchange.signing_seed`) and is unchanged.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vigil.config import Settings
 
@@ -13,6 +22,17 @@ MIN_SECRET_BYTES = 32
 
 class MissingSecretError(RuntimeError):
     """Production refuses to start without an explicit secret: a default one would be a shared one."""
+
+
+ACCESS_TOKENS = "access-tokens"
+ARTIFACTS = "artifacts"
+LOGIN_THROTTLE = "login-throttle"
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """The 32-byte key for one `purpose`, derived from the server secret (HKDF-SHA256, no salt: the secret is
+    already uniformly random or long; `info` names the purpose and a version)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"vigil/{purpose}/v1".encode()).derive(secret)
 
 
 def resolve_secret_key(settings: Settings) -> bytes:

@@ -72,6 +72,11 @@ def check_parquet(metadata: pq.FileMetaData, schema: pa.Schema, budget: DecodeBu
     are charged batch by batch as they are read, dictionary-encoded, before they are expanded."""
     width = sum(_fixed_width(f.type) for f in schema)
     budget.charge(rows=metadata.num_rows, nbytes=metadata.num_rows * width)
+    # Pages decode to at least their uncompressed size (plain-encoded text exactly): a file whose pages alone
+    # exceed the budget is refused now, not after its text has been read. Not charged: the batches are.
+    pages = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if budget.max_bytes is not None and pages > budget.max_bytes:
+        raise DecodeBudgetExceeded(budget.max_bytes)
 
 
 def charge_batch(batch: pa.RecordBatch, budget: DecodeBudget) -> None:

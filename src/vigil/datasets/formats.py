@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from vigil.analysis.columns import clean
+from vigil.core.bounds import json_cost
 from vigil.core.errors import InvalidInput, MalformedFile, UnsupportedMediaType
 from vigil.datasets.decoding import (
     DecodeBudget,
@@ -210,6 +211,9 @@ def _read_arrow(data: pa.Buffer, budget: DecodeBudget) -> pa.Table:
 
 def table_from_json(data: bytes, *, limits: TableLimits) -> pa.Table:
     """JSON records: an array of flat objects, e.g. `[{"a": 1, "b": "x"}, …]`."""
+    # Parsed JSON is Python objects, some twenty-five times the text (10 MB of `{"a":0},` is ~290 MB): what they
+    # will take is estimated from the text's punctuation and charged before parsing.
+    limits.budget().charge(nbytes=json_cost(data))
     try:
         records = json.loads(data, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -92,7 +92,7 @@ def compute(
             families=request.families,
             fit_sample=request.fit_sample,
             seed=request.seed,
-            target=request.target,
+            target=request.target or request.label_column,
             relevance_rows=request.relevance_rows,
             permutation_repeats=request.permutation_repeats,
             correlation_sample_rows=request.correlation_sample_rows,

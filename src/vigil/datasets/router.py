@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from vigil.core.bounds import MAX_ROW, MAX_VERSION
 from vigil.core.errors import InvalidInput
+from vigil.core.names import PRINTABLE_PATTERN, printable_name, printable_part
 from vigil.core.pagination import Page
 from vigil.datasets import exports, formats
 from vigil.datasets.reports import ReportRequest, ReportService, ScorerProvider
@@ -76,24 +77,28 @@ async def upload_dataset(
     principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
     session: SessionDep,
     app: ContextDep,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE_PATTERN)] = None,
     # In the URL at most 2,000 characters (up to 24 KB percent-encoded, well inside the HTTP server's 80 KB request
     # head; 10,000 were refused there with a bare 400); the multipart field and PATCH take the full 10,000.
     description: Annotated[str | None, Query(max_length=2_000)] = None,
 ) -> DatasetPublic:
+    if name:  # refused before the body is read
+        name = printable_name(name, loc=["query", "name"])
     svc = DatasetService(session=session, scope=principal.scope, app=app)
     staging = app.blobs.staging_path(principal.scope)
     try:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "multipart/form-data":
             fmt, filename, fields = await _receive_multipart(request, staging)
-            name = name or fields.get("name")
+            if not name and fields.get("name"):
+                name = printable_name(fields["name"], loc=["body", "name"])
             description = description or fields.get("description")
         else:
             fmt = formats.format_for(media_type=media_type or None, filename=None)
             filename = None
             await _receive_raw(request, staging)
-        dataset_name = _clean_name(name or (Path(filename).stem if filename else None) or "dataset")
+        # A name given is held to the rule for names (above); one taken from a file's name is cleaned.
+        dataset_name = name or printable_part(Path(filename).stem if filename else "") or "dataset"
         return await anyio.to_thread.run_sync(
             lambda: svc.create_from_file(
                 path=staging,
@@ -126,13 +131,6 @@ async def _receive_multipart(request: Request, target: Path) -> tuple[formats.Fi
         with target.open("wb") as fh:
             await anyio.to_thread.run_sync(shutil.copyfileobj, upload.file, fh)
         return fmt, upload.filename, fields
-
-
-def _clean_name(name: str) -> str:
-    cleaned = _CONTROL.sub("", name).strip()[:200]
-    if not cleaned:
-        raise InvalidInput("The dataset name is empty.", errors=[{"loc": ["query", "name"], "msg": "empty name"}])
-    return cleaned
 
 
 @router.get("", summary="List datasets, newest first")

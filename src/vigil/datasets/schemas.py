@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from vigil.core.bounds import MAX_VERSION
+from vigil.core.names import Name
 
-DatasetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+DatasetName = Name
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 
 
@@ -110,6 +111,11 @@ class AnalysisRequest(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     target: ColumnName | None = Field(
         default=None, description="A label (or score) column: feature relevance by mutual information with it."
+    )
+    label_column: ColumnName | None = Field(
+        default=None,
+        description="The dataset's known answer (a label): left out of the distribution fits and correlations, "
+        "and the target of feature relevance unless `target` or `detector_id` says otherwise.",
     )
     detector_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None,

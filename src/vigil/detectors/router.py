@@ -454,6 +454,10 @@ def _encoded(result: Detection, accept: str) -> Response:
             "score": result.scores,
             "is_anomaly": result.flags,
         }
+        if result.percentiles is not None:
+            columns["percentile"] = result.percentiles
+        if result.imputed is not None:
+            columns["imputed"] = result.imputed
         if result.explanation is not None:
             k = max((len(row) for row in result.explanation), default=0)
             for rank in range(k):
@@ -482,7 +486,18 @@ def _encoded(result: Detection, accept: str) -> Response:
     body["results"] = [
         {"index": i, "score": s, "is_anomaly": f} for i, (s, f) in enumerate(zip(scores, flags, strict=True))
     ]
-    if result.explanation is not None:
-        for row, top in zip(body["results"], result.explanation, strict=True):
-            row["explanation"] = [{"feature": name, "contribution": value} for name, value in top]
+    _add_row_details(body["results"], result)
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _add_row_details(rows: list[dict[str, Any]], result: Detection) -> None:
+    """Each JSON row's percentile, imputed flag and explanation, where the detection has them."""
+    if result.percentiles is not None:
+        for row, percentile in zip(rows, result.percentiles.round(4).tolist(), strict=True):
+            row["percentile"] = percentile
+    if result.imputed is not None:
+        for row, imputed in zip(rows, result.imputed.tolist(), strict=True):
+            row["imputed"] = imputed
+    if result.explanation is not None:
+        for row, top in zip(rows, result.explanation, strict=True):
+            row["explanation"] = [{"feature": name, "contribution": value} for name, value in top]

@@ -16,8 +16,8 @@ from pydantic import (
 )
 
 from vigil.core.bounds import MAX_ROW, MAX_VERSION
+from vigil.core.names import Name
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 DetectorStatus = Literal["created", "training", "trained", "failed"]
 MAX_INLINE_RECORDS = 10_000
@@ -181,8 +181,18 @@ class Contribution(BaseModel):
 
 class ScoredRow(BaseModel):
     index: int
-    score: float
+    score: float = Field(
+        description="The algorithm's raw score: higher is more anomalous; its scale is the algorithm's."
+    )
     is_anomaly: bool
+    percentile: float | None = Field(
+        default=None,
+        description="0–1: the share of the training rows that scored lower (1: beyond every one of them) — the same "
+        "scale whatever the algorithm.",
+    )
+    imputed: bool = Field(
+        default=False, description="A feature value of this row was missing and filled in (as the preprocessing says)."
+    )
     explanation: list[Contribution] | None = None
 
 
@@ -193,6 +203,7 @@ class DetectionResult(BaseModel):
     total: int
     anomalies: int
     anomaly_rate: float
+    imputed_rows: int = Field(default=0, description="How many rows had a missing feature value filled in.")
     explanation_method: str | None = None
     results: list[ScoredRow]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,10 @@ class Detection:
     flags: np.ndarray
     explanation: builtins.list[builtins.list[tuple[str, float]]] | None = None
     explanation_method: str | None = None
+    # 0–1: where each score falls among the training scores (see `FittedDetector.percentiles`).
+    percentiles: np.ndarray | None = None
+    # Rows with a missing feature value that preprocessing filled in (None: none could be missing).
+    imputed: np.ndarray | None = None
 
     @property
     def anomalies(self) -> int:
@@ -106,6 +111,7 @@ class Detection:
             "total": total,
             "anomalies": self.anomalies,
             "anomaly_rate": self.anomalies / total if total else 0.0,
+            "imputed_rows": int(self.imputed.sum()) if self.imputed is not None else 0,
             **({"explanation_method": self.explanation_method} if self.explanation_method else {}),
         }
 
@@ -326,7 +332,12 @@ class DetectorService:
             assert isinstance(frame, pl.DataFrame)
             _check_columns(frame.columns, model.features, strict=strict_columns)
             explain = (frame, explain_top_k) if explain_top_k is not None else None
-            return self._detection(ref, model, lambda: model.score(frame), explain=explain)
+            detection = self._detection(ref, model, lambda: model.score(frame), explain=explain)
+            present = [name for name in model.features if name in frame.columns]
+            if present and frame.height:
+                missing = frame.select(pl.any_horizontal([pl.col(name).is_null() for name in present])).to_series()
+                return dataclasses.replace(detection, imputed=missing.to_numpy())
+            return detection
 
     @staticmethod
     def _detection(
@@ -350,6 +361,7 @@ class DetectorService:
             flags=scores > model.threshold,
             explanation=explanation.top(explain[1]) if explanation is not None and explain and explain[1] else None,
             explanation_method=explanation.method if explanation is not None else None,
+            percentiles=model.percentiles(scores),
         )
 
     def detect_dataset(
@@ -427,7 +439,9 @@ class DetectorService:
     def _loaded(self, version_id: str, artifact_key: str) -> ml.FittedDetector:
         def load() -> ml.FittedDetector:
             try:
-                return ml.load_artifact(self.app.blobs.get_bytes(artifact_key), key=self.app.secret_key)
+                return ml.load_artifact(
+                    self.app.blobs.get_bytes(artifact_key), key=self.app.artifact_key, also=(self.app.secret_key,)
+                )
             except ml.MLError as exc:
                 raise ml_problem(exc) from exc
             except FileNotFoundError as exc:

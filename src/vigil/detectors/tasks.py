@@ -88,7 +88,7 @@ def train(ctx: JobContext) -> JobOutcome:
         raise ml_problem(exc) from exc
     ctx.progress(85, "saving the model")
     key = ctx.app.blobs.key(ctx.scope, "models", payload["detector_id"], f"{ctx.job_id}.vmdl")
-    ctx.app.blobs.put_bytes(key, ml.dump_artifact(model, key=ctx.app.secret_key))
+    ctx.app.blobs.put_bytes(key, ml.dump_artifact(model, key=ctx.app.artifact_key))
     ctx.progress(95)
     result: dict[str, Any] = {
         "detector_id": payload["detector_id"],

@@ -184,7 +184,7 @@ class VersionService:
                 errors=[{"loc": ["body"], "msg": "algorithm mismatch", "type": "algorithm_mismatch"}],
             )
         key = self.app.blobs.key(self.scope, "models", detector.id, f"{new_id('imp')}.vmdl")
-        self.app.blobs.put_bytes(key, ml.dump_artifact(model, key=self.app.secret_key))
+        self.app.blobs.put_bytes(key, ml.dump_artifact(model, key=self.app.artifact_key))
         origin = {
             "imported_at": datetime.now(UTC).isoformat(),
             "signer_key_id": ml.key_id(signer),

@@ -25,7 +25,15 @@ from vigil.identity.permissions import Permission, Role, permissions_of
 from vigil.identity.principal import Principal
 from vigil.identity.quotas import TenantPolicy
 from vigil.identity.repository import PlatformRepository, SessionRepository
-from vigil.identity.schemas import MePublic, PasswordChange, SessionPublic, TenantRef, TokenPublic, UserPublic
+from vigil.identity.schemas import (
+    ApiKeyRef,
+    MePublic,
+    PasswordChange,
+    SessionPublic,
+    TenantRef,
+    TokenPublic,
+    UserPublic,
+)
 from vigil.identity.throttle import LoginThrottle
 from vigil.identity.tokens import TokenService
 
@@ -382,13 +390,16 @@ class AuthService:
         self.session.commit()
 
     def describe(self, principal: Principal) -> MePublic:
-        user = self.platform.user_by_id(principal.user_id)
+        key = self.platform.api_key_by_id(principal.api_key_id) if principal.api_key_id else None
+        acting_for = key.created_by if key is not None else principal.user_id
+        user = self.platform.user_by_id(acting_for) if acting_for else None
         tenant = self.platform.tenant(principal.tenant_id)
         if user is None or tenant is None:
             raise Unauthorized("The account behind this token no longer exists.")
         return MePublic(
             user=UserPublic.model_validate(user),
             tenant=TenantRef(id=tenant.id, name=tenant.name),
-            role=principal.role,
+            role=Role(user.role) if key else principal.role,
             permissions=sorted(principal.permissions),
+            api_key=ApiKeyRef(id=key.id, name=key.name, prefix=key.prefix) if key else None,
         )

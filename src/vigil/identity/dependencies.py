@@ -21,6 +21,7 @@ from vigil.config import Settings
 from vigil.core.clientinfo import ClientInfo, Networks, parse_networks
 from vigil.core.database import bind_tenant, utcnow
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
+from vigil.core.secrets import ACCESS_TOKENS, LOGIN_THROTTLE, derive_key
 from vigil.identity.auth_cache import AuthCache, watch
 from vigil.identity.auth_service import AuthService
 from vigil.identity.credentials import looks_like_api_key
@@ -54,9 +55,9 @@ class IdentityRuntime:
             watch(sessions, cache)
         return cls(
             settings=settings,
-            key=key,
+            key=derive_key(key, LOGIN_THROTTLE),
             passwords=Passwords(settings),
-            tokens=TokenService(settings=settings, key=key),
+            tokens=TokenService(settings=settings, key=derive_key(key, ACCESS_TOKENS)),
             limiter=RateLimiter(settings),
             trusted_proxies=parse_networks(settings.trusted_proxies),
             cache=cache,

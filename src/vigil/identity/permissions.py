@@ -16,6 +16,7 @@ TENANT_ROLES = (Role.ADMIN, Role.ANALYST, Role.VIEWER)
 
 
 class Permission(StrEnum):
+    WHOAMI = "whoami:read"  # GET /me: every user and every API key may ask who it is
     ME_READ = "me:read"
     ME_WRITE = "me:write"  # one's own password and sessions
     TENANTS_MANAGE = "tenants:manage"
@@ -38,6 +39,7 @@ class Permission(StrEnum):
 
 _VIEWER = frozenset(
     {
+        Permission.WHOAMI,
         Permission.ME_READ,
         Permission.ME_WRITE,
         Permission.DATASETS_READ,
@@ -84,6 +86,8 @@ API_KEY_SCOPES: frozenset[Permission] = frozenset(
         Permission.STREAMS_WRITE,
     }
 )
+# What every key has whatever its scopes: asking who it is (GET /me).
+API_KEY_IMPLICIT: frozenset[Permission] = frozenset({Permission.WHOAMI})
 READ_ONLY_SCOPE = "read-only"  # shorthand for every readable scope
 READ_ONLY_SCOPES: frozenset[Permission] = frozenset(p for p in API_KEY_SCOPES if p.value.endswith(":read"))
 

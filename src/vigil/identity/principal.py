@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vigil.core.database import TenantScope
-from vigil.identity.permissions import Permission, Role, permissions_of
+from vigil.identity.permissions import API_KEY_IMPLICIT, Permission, Role, permissions_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class Principal:
     @property
     def permissions(self) -> frozenset[Permission]:
         if self.scopes is not None:
-            return self.scopes
+            return self.scopes | API_KEY_IMPLICIT
         return permissions_of(self.role)
 
     @property

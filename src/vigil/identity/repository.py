@@ -46,12 +46,26 @@ class UserRepository:
     def delete(self, user: User) -> None:
         self.session.delete(user)
 
-    def count_admins(self) -> int:
+    def count_active_admins(self, *, other_than: str) -> int:
+        """Active admins of the tenant besides `other_than`, read fresh (call it with the tenant's row locked)."""
         return int(
             self.session.scalar(
-                select(func.count()).where(User.tenant_id == self.scope.tenant_id, User.role == "admin")
+                select(func.count()).where(
+                    User.tenant_id == self.scope.tenant_id,
+                    User.role == "admin",
+                    User.is_active.is_(True),
+                    User.id != other_than,
+                )
             )
             or 0
+        )
+
+    def get_fresh(self, user_id: str) -> User | None:
+        """The user as committed now (after a lock was taken), not as this session first loaded it."""
+        return self.session.scalar(
+            select(User)
+            .where(User.id == user_id, User.tenant_id == self.scope.tenant_id)
+            .execution_options(populate_existing=True)
         )
 
 
@@ -68,6 +82,10 @@ class PlatformRepository:
     @platform_query
     def user_by_id(self, user_id: str) -> User | None:
         return self.session.get(User, user_id)
+
+    @platform_query
+    def api_key_by_id(self, key_id: str) -> ApiKey | None:
+        return self.session.get(ApiKey, key_id)
 
     @platform_query
     def session_with_owner(self, session_id: str) -> SessionOwner | None:

@@ -124,7 +124,7 @@ def end_session(
 
 @router.get("/me", tags=["auth"], summary="The caller: user, tenant, role and permissions")
 def me(
-    principal: Annotated[Principal, require(Permission.ME_READ)], session: SessionDep, identity: IdentityDep
+    principal: Annotated[Principal, require(Permission.WHOAMI)], session: SessionDep, identity: IdentityDep
 ) -> MePublic:
     return identity.auth(session).describe(principal)
 

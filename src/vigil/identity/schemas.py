@@ -8,19 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from vigil.core.names import Name, check_printable
 from vigil.identity.permissions import API_KEY_SCOPES, READ_ONLY_SCOPE, Permission, Role
 
-
-def _printable(value: str) -> str:
-    # Control characters (NUL above all: PostgreSQL refuses it, SQLite keeps it) have no place in a name.
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_printable)
-]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 _EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
@@ -36,7 +26,7 @@ def _email(value: str) -> str:
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=254),
-    AfterValidator(_printable),
+    AfterValidator(check_printable),
     AfterValidator(_email),
 ]
 
@@ -169,8 +159,15 @@ class TenantRef(BaseModel):
     name: str
 
 
+class ApiKeyRef(BaseModel):
+    id: str
+    name: str
+    prefix: str
+
+
 class MePublic(BaseModel):
-    user: UserPublic
+    user: UserPublic = Field(description="The user; for an API key, the user who made it (the key acts for them).")
     tenant: TenantRef
-    role: Role
-    permissions: list[Permission]
+    role: Role = Field(description="The user's role (for an API key, its creator's: the most the key may do).")
+    permissions: list[Permission] = Field(description="What this credential may do (a key: its effective scopes).")
+    api_key: ApiKeyRef | None = Field(default=None, description="Set when the caller is an API key.")

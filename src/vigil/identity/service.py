@@ -117,6 +117,8 @@ class UserService:
             raise Forbidden("The superadmin role cannot be changed through the API.")
         if user.id == self.principal.user_id and (data.role not in (None, Role(user.role)) or data.is_active is False):
             raise Conflict("You cannot demote or disable yourself.")
+        if (data.role not in (None, Role.ADMIN)) or data.is_active is False:
+            user = self._keep_an_admin(user, "demote or disable")
         if data.role is not None and data.role.value != user.role:
             self._audit("user.role_change", user, old_role=user.role, new_role=data.role.value)
             user.role = data.role.value
@@ -137,6 +139,7 @@ class UserService:
             raise Conflict("You cannot delete yourself.")
         if user.role == Role.SUPERADMIN:
             raise Forbidden("The superadmin cannot be deleted through the API.")
+        user = self._keep_an_admin(user, "delete")
         # The keys they made stop with them (authentication refuses a key without a creator anyway); revoking them
         # here makes the key list say so.
         keys = ApiKeyRepository(session=self.session, scope=TenantScope(user.tenant_id))
@@ -150,6 +153,20 @@ class UserService:
         if user is None:
             raise NotFound("user", user_id)
         return user
+
+    def _keep_an_admin(self, user: User, what: str) -> User:
+        """A tenant always keeps an active admin. Checked with the tenant's row locked (`FOR UPDATE`; SQLite's write
+        lock) and the user and the count read after the lock, so two admins demoting each other at once are
+        serialised: the second sees the first's change and is refused. Returns the user as read under the lock."""
+        if user.role != Role.ADMIN or not user.is_active:
+            return user
+        self.platform.tenant_for_update(user.tenant_id)
+        fresh = self.users.get_fresh(user.id)
+        if fresh is None:
+            raise NotFound("user", user.id)
+        if fresh.role == Role.ADMIN and fresh.is_active and self.users.count_active_admins(other_than=fresh.id) == 0:
+            raise Conflict(f"Cannot {what} the tenant's last active admin: make another user admin first.")
+        return fresh
 
 
 class ApiKeyService:

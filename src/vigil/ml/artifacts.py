@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+from collections.abc import Sequence
 
 from vigil.ml.detector import FittedDetector
 from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, MLError
@@ -52,7 +53,7 @@ def dump_artifact(model: FittedDetector, *, key: bytes) -> bytes:
     return MAGIC + bytes([FORMAT_VERSION]) + _sign(payload, key) + payload
 
 
-def load_artifact(data: bytes, *, key: bytes) -> FittedDetector:
+def load_artifact(data: bytes, *, key: bytes, also: Sequence[bytes] = ()) -> FittedDetector:
     """The model in `data`, after checking magic, format version and HMAC (in constant time).
 
     Raises `ArtifactTampered` if any check fails (a changed byte, another key, not an artifact): the bytes are
@@ -74,7 +75,8 @@ def load_artifact(data: bytes, *, key: bytes) -> FittedDetector:
     if version != FORMAT_VERSION:
         raise ArtifactTampered(f"Unsupported model artifact format version {version}.")
     signature, payload = data[len(MAGIC) + 1 : _HEADER_SIZE], data[_HEADER_SIZE:]
-    if not hmac.compare_digest(signature, _sign(payload, key)):
+    # `also`: keys that signed earlier artifacts (before the key was derived), still accepted for reading.
+    if not any(hmac.compare_digest(signature, _sign(payload, k)) for k in (key, *also)):
         raise ArtifactTampered("The model artifact failed its integrity check (signature mismatch).")
     try:
         # Safe only because the HMAC above proved these bytes were written by dump_artifact under our key.

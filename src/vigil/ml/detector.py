@@ -89,6 +89,31 @@ class FittedDetector:
         """
         return self._scores(self.preprocessor.transform(frame))
 
+    def percentiles(self, scores: Float64Array) -> Float64Array | None:
+        """Each score's place among the training scores, 0–1 (the share of training rows that scored lower, read
+        from the quantiles kept in `score_summary` and interpolated between them): a scale a person can read
+        whatever the algorithm's raw scores look like. None for models saved without a summary.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> train = pl.DataFrame({"x": rng.normal(size=200), "y": rng.normal(size=200)})
+        >>> model = fit_detector(
+        ...     train, algorithm="knn", parameters={}, contamination=0.1, features=["x", "y"],
+        ...     preprocessing=Preprocessing(),
+        ... )
+        >>> low, high = model.percentiles(model.score(pl.DataFrame({"x": [0.0, 60.0], "y": [0.0, -40.0]})))
+        >>> bool(0.0 <= low < 0.9), float(high)
+        (True, 1.0)
+        """
+        summary = self.score_summary
+        names = ["min", *(f"p{round(q * 100):02d}" for q in _QUANTILES), "max"]
+        if not all(name in summary for name in names):
+            return None
+        points = np.array([summary[name] for name in names], dtype=np.float64)
+        levels = np.array([0.0, *_QUANTILES, 1.0], dtype=np.float64)
+        return np.asarray(np.interp(scores, points, levels), dtype=np.float64)
+
     def score_matrix(self, X: Float64Array) -> Float64Array:
         """`score` for a float64 matrix of the features in training order (when `preprocessor.takes_matrix`): the
         same scores, bit for bit, without building a frame — what small inline batches want.

@@ -435,7 +435,9 @@ def dump_state(model: OnlineModel, *, key: bytes) -> bytes:
     return STATE_MAGIC + bytes([_STATE_FORMAT]) + hmac.new(key, payload, hashlib.sha256).digest() + payload
 
 
-def load_state(data: bytes, *, key: bytes, scorer: FittedDetector | None = None) -> OnlineModel:
+def load_state(
+    data: bytes, *, key: bytes, scorer: FittedDetector | None = None, also: Sequence[bytes] = ()
+) -> OnlineModel:
     """The model in `data`, after checking its signature (never unpickled otherwise); `scorer` re-attached.
 
     >>> load_state(b"VIGILSTR\\x01" + bytes(40), key=b"k")
@@ -447,7 +449,7 @@ def load_state(data: bytes, *, key: bytes, scorer: FittedDetector | None = None)
     if len(data) <= _HEADER or not data.startswith(STATE_MAGIC) or data[len(STATE_MAGIC)] != _STATE_FORMAT:
         raise ArtifactTampered("The data is not a Vigil stream state.")
     signature, payload = data[len(STATE_MAGIC) + 1 : _HEADER], data[_HEADER:]
-    if not hmac.compare_digest(signature, hmac.new(key, payload, hashlib.sha256).digest()):
+    if not any(hmac.compare_digest(signature, hmac.new(k, payload, hashlib.sha256).digest()) for k in (key, *also)):
         raise ArtifactTampered("The stream state failed its integrity check.")
     try:
         model = pickle.loads(payload)  # noqa: S301 - the HMAC above proved the server wrote these bytes

@@ -9,10 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from typing_extensions import TypedDict
 
 from vigil.core.bounds import MAX_VERSION
+from vigil.core.names import Name
 
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
-]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]*$")]
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
 

@@ -364,7 +364,9 @@ class StreamService:
         if snapshot is None:
             raise InvalidState(f"Stream {stream.id!r} has no snapshot to recover from.")
         try:
-            model = ml.load_state(snapshot.state, key=self.app.secret_key, scorer=self._scorer_of(stream))
+            model = ml.load_state(
+                snapshot.state, key=self.app.artifact_key, scorer=self._scorer_of(stream), also=(self.app.secret_key,)
+            )
         except ml.MLError as exc:
             raise ml_problem(exc) from exc
         self.runtime.loads += 1
@@ -491,7 +493,7 @@ class StreamService:
             tenant_id=self.scope.tenant_id,
             last_seq=last_seq,
             events_seen=events_seen,
-            state=ml.dump_state(model, key=self.app.secret_key),
+            state=ml.dump_state(model, key=self.app.artifact_key),
             created_at=utcnow(),
         )
 

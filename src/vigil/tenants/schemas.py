@@ -9,7 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from vigil.core.bounds import MAX_DURATION_S
-from vigil.identity.schemas import Name, Strict
+from vigil.core.names import Name
+from vigil.identity.schemas import Strict
 
 
 class TenantSecurityUpdate(Strict):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.core.bounds import json_cost
 from vigil.core.errors import PayloadTooLarge, VigilError
 from vigil.web.problems import problem_response
 
@@ -28,6 +29,8 @@ class BodyLimitRule:
     path: re.Pattern[str]
     max_bytes: int
     method: str | None = None
+    # Upload routes stream the body to disk; every other route parses it whole in memory, so its parsed size counts.
+    streamed: bool = False
 
     def applies(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and self.path.fullmatch(path) is not None
@@ -46,17 +49,39 @@ class UnsupportedContentEncoding(VigilError):
         )
 
 
+class ParsedTooLarge(VigilError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(
+            f"The body would parse into more than {limit_bytes} bytes in memory (JSON of many tiny objects); "
+            "send large data as a dataset (CSV, Parquet, Arrow).",
+            limit_bytes=limit_bytes,
+        )
+
+
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, default_max_bytes: int, rules: Sequence[BodyLimitRule] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        default_max_bytes: int,
+        rules: Sequence[BodyLimitRule] = (),
+        max_parsed_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.default_max_bytes = default_max_bytes
         self.rules = tuple(rules)
+        self.max_parsed_bytes = max_parsed_bytes
 
-    def limit_for(self, method: str, path: str) -> int:
+    def limit_for(self, method: str, path: str) -> tuple[int, bool]:
+        """The route's byte limit, and whether its body is parsed in memory (so what it parses into counts)."""
         for rule in self.rules:
             if rule.applies(method, path):
-                return rule.max_bytes
-        return self.default_max_bytes
+                return rule.max_bytes, not rule.streamed
+        return self.default_max_bytes, True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,32 +92,40 @@ class BodySizeLimitMiddleware:
         if encoding not in _IDENTITY_ENCODINGS:
             await _refuse(UnsupportedContentEncoding(encoding.decode("latin-1")[:40]), scope, receive, send)
             return
-        limit = self.limit_for(scope["method"], scope["path"])
+        limit, parsed = self.limit_for(scope["method"], scope["path"])
+        budget = self.max_parsed_bytes if parsed else None
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(PayloadTooLarge(limit), scope, receive, send)
             return
         received = 0
-        exceeded = False
+        cost = 0  # what the body parses into, estimated as it arrives (a JSON bomb of tiny objects is refused)
+        exceeded: VigilError | None = None
         started = False
 
         async def counting_receive() -> Message:
-            nonlocal received, exceeded
-            if exceeded:
+            nonlocal received, cost, exceeded
+            if exceeded is not None:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if budget is not None:
+                    cost += json_cost(chunk)
                 if received > limit:
+                    exceeded = PayloadTooLarge(limit)
+                elif budget is not None and cost > budget:
+                    exceeded = ParsedTooLarge(budget)
+                if exceeded is not None:
                     # Tell the endpoint the client went away: whatever it was reading stops here, and whatever it
                     # answers is dropped in favour of the 413 below.
-                    exceeded = True
                     return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded and not started:
+            if exceeded is not None and not started:
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -101,10 +134,10 @@ class BodySizeLimitMiddleware:
         try:
             await self.app(scope, counting_receive, guarded_send)
         except Exception:
-            if not exceeded or started:
+            if exceeded is None or started:
                 raise
-        if exceeded and not started:
-            await _refuse(PayloadTooLarge(limit), scope, receive, send)
+        if exceeded is not None and not started:
+            await _refuse(exceeded, scope, receive, send)
 
 
 async def _refuse(error: VigilError, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from vigil import __version__
-from vigil.core.errors import PROBLEM_TYPES, NotFound, ServiceUnavailable
+from vigil.core.errors import PROBLEM_TYPES, NotFound, ServiceUnavailable, Unauthorized
 from vigil.web.deps import ContextDep
 
 router = APIRouter(tags=["operations"])
@@ -40,8 +41,19 @@ async def ready(context: ContextDep) -> dict[str, Any]:
     return {"status": "ready", "checks": checks}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(context: ContextDep) -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (with VIGIL_METRICS_TOKEN set: 'Authorization: Bearer <token>')",
+    response_class=Response,
+    responses={401: {"description": "VIGIL_METRICS_TOKEN is set and this is not it (problem+json)"}},
+)
+def metrics(context: ContextDep, request: Request) -> Response:
+    token = context.settings.metrics_token
+    if token is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+            raise Unauthorized("The metrics need the scraper's token: 'Authorization: Bearer <VIGIL_METRICS_TOKEN>'.")
     return Response(context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vigil.client import VigilClient
 from vigil_validation import handover
@@ -34,8 +36,12 @@ def record_attack(record: Recorder, family: str, name: str, response: httpx.Resp
 
 
 def signing_key() -> bytes | None:
+    """The key that signs the target's access tokens: derived from its secret as the server derives it
+    (HKDF-SHA256, RFC 5869, info `vigil/access-tokens/v1` — documented in docs/architecture.md, Secrets)."""
     value = handover.target_from_env().signing_key or os.environ.get(SIGNING_KEY_ENV)
-    return value.encode() if value else None
+    if not value:
+        return None
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"vigil/access-tokens/v1").derive(value.encode())
 
 
 def login_pair(anonymous: VigilClient, email: str, password: str, **headers: str) -> dict[str, Any]:

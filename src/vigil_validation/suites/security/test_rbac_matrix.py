@@ -15,6 +15,7 @@ from vigil_validation.suites.security.attacks import API, Recorder
 
 # The permission table as documented (docs/architecture.md, identity): what each role may do.
 VIEWER = {
+    "whoami:read",
     "me:read",
     "me:write",
     "datasets:read",
@@ -27,6 +28,7 @@ ANALYST = VIEWER | {"datasets:write", "detectors:write", "detect", "jobs:manage"
 ADMIN = ANALYST | {"users:read", "users:manage", "api-keys:manage", "audit:read", "tenant-settings:manage"}
 SUPERADMIN = ADMIN | {"tenants:manage"}
 TABLE = {"viewer": VIEWER, "analyst": ANALYST, "admin": ADMIN, "superadmin": SUPERADMIN}
+KEY_IMPLICIT = {"whoami:read"}  # every API key may ask who it is (GET /me), whatever its scopes
 NOTHING = "nothing_0000000000000000000000"  # an id nobody has: allowed calls get past authorization, then 404
 
 
@@ -40,7 +42,7 @@ class RouteClass:
 
 
 ROUTE_CLASSES = (
-    RouteClass("read own profile", "me:read", "GET", "/me"),
+    RouteClass("read own profile", "whoami:read", "GET", "/me"),
     RouteClass("list own sessions", "me:read", "GET", "/auth/sessions"),
     RouteClass("change own password", "me:write", "POST", "/me/password", {}),
     RouteClass("end a session", "me:write", "DELETE", f"/auth/sessions/{NOTHING}"),
@@ -105,7 +107,7 @@ def test_scoped_api_keys_against_every_route_class(
         assert created.status_code == 201, created.text
         client = client_factory()
         client.api_key = created.json()["key"]
-        principals[name] = (client, set(created.json()["scopes"]))
+        principals[name] = (client, set(created.json()["scopes"]) | KEY_IMPLICIT)
     allowed, denied, failures = check_matrix(principals)
     record("rbac:api-key-route-checks", allowed + denied, "checks")
     assert not failures, "\n".join(failures)
