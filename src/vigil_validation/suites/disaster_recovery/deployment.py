@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from vigil.client import VigilClient
+from vigil.client import NO_RETRY, VigilClient
 from vigil_validation.faults import FaultProxy, Link, through_link, upstream_of
 from vigil_validation.faults.postgres import PrivatePostgres, private_postgres
 from vigil_validation.faults.server import VigilProcess
@@ -41,7 +41,8 @@ class Deployment:
         return self.api.url
 
     def client(self, *, timeout: float = 10.0) -> VigilClient:
-        return VigilClient(self.url, timeout=timeout)
+        # No retries: the checker and the prober must see what each single request got.
+        return VigilClient(self.url, timeout=timeout, retry=NO_RETRY)
 
     def admin(self, *, timeout: float = 10.0) -> VigilClient:
         client = self.client(timeout=timeout)

@@ -11,7 +11,7 @@ import pytest
 
 from vigil_validation.config import DisasterRecoveryConfig
 from vigil_validation.plugin import Recorder, SeriesRecorder
-from vigil_validation.suites.disaster_recovery.checker import Workload, check
+from vigil_validation.suites.disaster_recovery.checker import REAPPLIED_FINDING, Workload, check
 from vigil_validation.suites.disaster_recovery.conftest import TenantFactory, record_verdict, wait_recovered
 from vigil_validation.suites.disaster_recovery.deployment import Deployment
 from vigil_validation.suites.disaster_recovery.schedule import inject, schedule
@@ -67,3 +67,6 @@ def test_nothing_acknowledged_is_lost_under_a_seeded_fault_schedule(
     assert not unrecovered, f"no recovery after: {unrecovered}"
     late = [r for r in rtos if r > dr_config.recovery_time_objective_s]
     assert not late, f"recoveries slower than the objective: {late}"
+    if verdict.reapplied:
+        # Every check above held; what is left is the known finding, shown by name (and counted in the summary).
+        pytest.xfail(f"{len(verdict.reapplied)} write(s) re-applied: {REAPPLIED_FINDING}; e.g. {verdict.reapplied[0]}")

@@ -12,7 +12,7 @@ import pytest
 
 from vigil_validation.config import DisasterRecoveryConfig
 from vigil_validation.plugin import Recorder, SeriesRecorder
-from vigil_validation.suites.disaster_recovery.checker import Workload, check
+from vigil_validation.suites.disaster_recovery.checker import REAPPLIED_FINDING, Workload, check
 from vigil_validation.suites.disaster_recovery.conftest import TenantFactory, record_verdict, wait_recovered
 from vigil_validation.suites.disaster_recovery.deployment import Deployment
 from vigil_validation.suites.disaster_recovery.timeline import Prober, Timeline, standard_probes
@@ -61,3 +61,6 @@ def test_sigkill_during_idempotent_writes(
     assert not verdict.unfinishable, f"unacknowledged writes a retry cannot complete: {verdict.unfinishable[:5]}"
     assert len(rtos) == dr_config.crash_kills, "after a restart the service did not serve reads and writes again"
     assert max(rtos) <= dr_config.recovery_time_objective_s
+    if verdict.reapplied:
+        # Every check above held; what is left is the known finding, shown by name (and counted in the summary).
+        pytest.xfail(f"{len(verdict.reapplied)} write(s) re-applied: {REAPPLIED_FINDING}; e.g. {verdict.reapplied[0]}")

@@ -45,8 +45,10 @@ def test_database_fault(
     probes = standard_probes(healthy.client(timeout=60), tenant.analyst, prefix=f"dr-probe-{fault}")
     with Prober(timeline, probes):
         time.sleep(1.0)  # a baseline before the fault
+        # Long enough for a request sent in it to reach the server's deadline while the fault still holds.
+        hold_s = max(dr_config.fault_duration_s, 2 * dr_config.server_request_timeout_s + 1)
         with timeline.fault(f"database {fault}"), link.fault(_toxic(fault, dr_config)):
-            time.sleep(dr_config.fault_duration_s)
+            time.sleep(hold_s)
         window = timeline.windows[0]
         rto = wait_recovered(timeline, window[1], limit_s=dr_config.recovery_time_objective_s + 20)
     record_series(f"database {fault}", "timeline", timeline.series())

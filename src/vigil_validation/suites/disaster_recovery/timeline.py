@@ -62,9 +62,10 @@ class Timeline:
             self.windows.append((start, end, label))
 
     def during(self, op: str, window: tuple[float, float, str], *, settle_s: float = 0.0) -> list[Sample]:
-        """The samples of `op` sent inside the fault window (after `settle_s`, the fault's time to take hold)."""
+        """The samples of `op` *sent* inside the fault window (after `settle_s`, the fault's time to take hold),
+        whenever they were answered: how long a request sent during a fault waits is what a client feels."""
         start, end, _ = window
-        return [s for s in self.samples if s.op == op and start + settle_s <= s.t_s - s.latency_s and s.t_s <= end]
+        return [s for s in self.samples if s.op == op and start + settle_s <= s.t_s - s.latency_s <= end]
 
     def recovery_s(self, after: float, ops: tuple[str, ...] = ("read", "write")) -> float | None:
         """Seconds from `after` (a fault's end) until every op in `ops` has answered 2xx at least once."""
