@@ -28,12 +28,13 @@ from vigil.core.secrets import resolve_secret_key
 from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
+from vigil.datasets.service import dataset_bytes
 from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.models import Detector, ModelVersion
 from vigil.detectors.router import router as detectors_router
-from vigil.detectors.service import scorer_for
+from vigil.detectors.service import model_bytes, scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
-from vigil.identity.quotas import concurrent_job_caps, retention_days_of
+from vigil.identity.quotas import StorageMeter, concurrent_job_caps, retention_days_of
 from vigil.identity.router import router as identity_router
 from vigil.identity.service import bootstrap_superadmin
 from vigil.jobs.broker import Broker
@@ -89,6 +90,8 @@ def build_context(settings: Settings) -> AppContext:
     )
     invalidate_on_commit(database.sessions, (Detector, ModelVersion), context.lookups)
     context.provide(build_registry(settings))
+    # The storage quota counts what every domain stores: each lends its counter.
+    context.provide(StorageMeter((dataset_bytes, model_bytes)))
     context.probes.update({"database": database.ping, "blob_store": blobs.ping})
     if settings.broker_url is not None:
         broker = Broker(settings)

@@ -12,7 +12,7 @@ import polars as pl
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login, wait_for_job
 from vigil.core.database import TenantScope, utcnow
 from vigil.datasets.retention import sweep_expired
 
@@ -175,3 +175,43 @@ def test_narrowed_algorithms_also_stop_training(client: TestClient, tenant: Tena
     assert train.status_code == 422
     assert "not allowed" in train.json()["detail"]
     assert client.get("/api/v1/jobs", headers=tenant.viewer).json()["items"] == []
+
+
+def test_model_artifacts_count_toward_storage_and_are_refused_past_it(client: TestClient, tenant: Tenant) -> None:
+    """Everything a tenant stores counts: a training whose model would pass `storage_bytes` fails, names the quota
+    and leaves no version; with room, the model's bytes show in the usage beside the datasets'."""
+    su = root(client)
+    rows = "\n".join(f"{i % 7},{(i * 3) % 11}" for i in range(400))
+    dataset = upload(client, tenant.analyst, f"a,b\n{rows}\n".encode()).json()
+    detector = client.post(
+        "/api/v1/detectors", json={"name": "m", "algorithm": "iforest"}, headers=tenant.analyst
+    ).json()
+
+    def train() -> dict[str, object]:
+        job = client.post(
+            f"/api/v1/detectors/{detector['id']}/train", json={"dataset_id": dataset["id"]}, headers=tenant.analyst
+        )
+        assert job.status_code == 202, job.text
+        return wait_for_job(client, job.json()["id"], tenant.analyst)
+
+    def used() -> int:
+        usage = client.get(f"/api/v1/tenants/{tenant.id}/usage", headers=tenant.admin).json()["usage"]
+        return int(usage["storage_bytes"]["used"])
+
+    datasets_only = used()
+    assert datasets_only == dataset["size_bytes"]
+    # Room for the dataset and a few bytes more, never a model (an IForest artifact is kilobytes).
+    patched = client.patch(
+        f"/api/v1/tenants/{tenant.id}", json={"quotas": {"storage_bytes": datasets_only + 100}}, headers=su
+    )
+    assert patched.status_code == 200, patched.text
+    refused = train()
+    assert refused["status"] == "failed"
+    assert "storage_bytes" in json.dumps(refused["error"])
+    versions = client.get(f"/api/v1/detectors/{detector['id']}/versions", headers=tenant.viewer).json()["items"]
+    assert versions == []
+    assert used() == datasets_only
+
+    client.patch(f"/api/v1/tenants/{tenant.id}", json={"quotas": {"storage_bytes": 10**9}}, headers=su)
+    assert train()["status"] == "succeeded"
+    assert used() > datasets_only

@@ -28,7 +28,7 @@ from vigil.datasets.decoding import TooManyRows
 from vigil.datasets.models import Dataset
 from vigil.datasets.repository import DatasetRepository
 from vigil.datasets.schemas import DatasetPublic, DatasetUpdate, RowsPublic
-from vigil.identity.quotas import policy_of
+from vigil.identity.quotas import StorageMeter, policy_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +119,9 @@ class DatasetService:
             # Quotas are checked with the tenant's row locked until the commit: no two uploads share the last slot.
             policy = policy_of(self.session, self.scope, self.app.settings, lock=True)
             policy.check("rows_per_dataset", used=table.num_rows, adding=0)
-            count, stored = self.datasets.usage()
+            count, _ = self.datasets.usage()
             policy.check("datasets", used=count)
+            stored = storage_meter(self.app).stored_bytes(self.session, self.scope)
             policy.check("storage_bytes", used=stored, adding=staging.stat().st_size)
             size = self.app.blobs.put_file(key, staging)
             dataset = Dataset(
@@ -234,8 +235,9 @@ class DatasetService:
         return self.app.blobs.local_path(self._get(dataset_id).blob_key)
 
     def usage(self) -> DatasetUsage:
-        """What the tenant's datasets take of its quotas."""
-        count, stored = self.datasets.usage()
+        """What the tenant's datasets take of its quotas (`storage_bytes`: everything it stores, models too)."""
+        count, _ = self.datasets.usage()
+        stored = storage_meter(self.app).stored_bytes(self.session, self.scope)
         return DatasetUsage(datasets=count, storage_bytes=stored, largest_rows=self.datasets.largest_rows())
 
     def stored(self, *, dataset_id: str) -> Dataset:
@@ -247,3 +249,13 @@ class DatasetService:
         if dataset is None:
             raise NotFound("dataset", dataset_id)
         return dataset
+
+
+def dataset_bytes(session: Session, scope: TenantScope) -> int:
+    """The datasets' share of a tenant's storage (result datasets included): a counter for the `StorageMeter`."""
+    return DatasetRepository(session=session, scope=scope).usage()[1]
+
+
+def storage_meter(app: AppContext) -> StorageMeter:
+    """The app's meter; an app context assembled by hand (tests) without one counts the datasets alone."""
+    return app.find(StorageMeter) or StorageMeter((dataset_bytes,))

@@ -47,6 +47,7 @@ class ModelVersion(Base):
     dataset_id: Mapped[str] = mapped_column(String(32))
     job_id: Mapped[str | None] = mapped_column(String(32))
     artifact_key: Mapped[str] = mapped_column(String(300))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # the artifact's
     algorithm: Mapped[str] = mapped_column(String(64))
     parameters: Mapped[dict[str, Any]]
     features: Mapped[list[Any]]

@@ -81,6 +81,15 @@ class DetectorRepository:
             query = query.where(ModelVersion.id < after_id)
         return self.session.scalars(query.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
 
+    def stored_bytes(self) -> int:
+        """What the tenant's model artifacts take of its storage."""
+        total = self.session.scalar(
+            select(func.coalesce(func.sum(ModelVersion.size_bytes), 0)).where(
+                ModelVersion.tenant_id == self.scope.tenant_id
+            )
+        )
+        return int(total or 0)
+
     def all_artifact_keys(self, detector_id: str) -> builtins.list[str]:
         return list(
             self.session.scalars(

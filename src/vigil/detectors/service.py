@@ -21,7 +21,7 @@ from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
 from vigil.core.timing import PhaseTimer
 from vigil.datasets import formats
-from vigil.datasets.service import DatasetService
+from vigil.datasets.service import DatasetService, storage_meter
 from vigil.detectors.artifact_cache import models as model_cache
 from vigil.detectors.inline import records_matrix
 from vigil.detectors.models import Detector, ModelVersion
@@ -458,6 +458,7 @@ class DetectorService:
         payload: dict[str, Any],
         artifact_key: str,
         model: ml.FittedDetector,
+        size_bytes: int = 0,
         dataset: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         origin: dict[str, Any] | None = None,
@@ -474,6 +475,7 @@ class DetectorService:
                 dataset_id=payload["dataset_id"],
                 job_id=job_id,
                 artifact_key=artifact_key,
+                size_bytes=size_bytes,
                 algorithm=payload["algorithm"],
                 parameters=payload["parameters"],
                 features=list(model.features),
@@ -496,6 +498,11 @@ class DetectorService:
             detector.status = "trained"
         detector.status_reason = None
         return number
+
+    def store_artifact(self, key: str, artifact: bytes) -> int:
+        """Writes a model artifact once the tenant's storage quota has room for it; its size (to record)."""
+        storage_meter(self.app).check(self.session, self.scope, self.app.settings, adding=len(artifact))
+        return self.app.blobs.put_bytes(key, artifact)
 
     def activate(self, detector: Detector, number: int) -> None:
         """Makes version `number` the active one, remembering the one it replaces for rollback."""
@@ -586,3 +593,8 @@ def scorer_for(
     return analysis.Scorer(
         features=list(model.features), score=score, name=f"{detector.name} (v{model_version.version})"
     )
+
+
+def model_bytes(session: Session, scope: TenantScope) -> int:
+    """The model artifacts' share of a tenant's storage: a counter for the `StorageMeter`."""
+    return DetectorRepository(session=session, scope=scope).stored_bytes()

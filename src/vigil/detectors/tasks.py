@@ -88,7 +88,9 @@ def train(ctx: JobContext) -> JobOutcome:
         raise ml_problem(exc) from exc
     ctx.progress(85, "saving the model")
     key = ctx.app.blobs.key(ctx.scope, "models", payload["detector_id"], f"{ctx.job_id}.vmdl")
-    ctx.app.blobs.put_bytes(key, ml.dump_artifact(model, key=ctx.app.artifact_key))
+    artifact = ml.dump_artifact(model, key=ctx.app.artifact_key)
+    with ctx.app.database.session() as session:
+        size = DetectorService(session=session, scope=ctx.scope, app=ctx.app).store_artifact(key, artifact)
     ctx.progress(95)
     result: dict[str, Any] = {
         "detector_id": payload["detector_id"],
@@ -109,6 +111,7 @@ def train(ctx: JobContext) -> JobOutcome:
             payload=payload,
             artifact_key=key,
             model=model,
+            size_bytes=size,
             dataset={
                 "id": stored.id,
                 "name": stored.name,

@@ -184,7 +184,7 @@ class VersionService:
                 errors=[{"loc": ["body"], "msg": "algorithm mismatch", "type": "algorithm_mismatch"}],
             )
         key = self.app.blobs.key(self.scope, "models", detector.id, f"{new_id('imp')}.vmdl")
-        self.app.blobs.put_bytes(key, ml.dump_artifact(model, key=self.app.artifact_key))
+        size = self.service.store_artifact(key, ml.dump_artifact(model, key=self.app.artifact_key))
         origin = {
             "imported_at": datetime.now(UTC).isoformat(),
             "signer_key_id": ml.key_id(signer),
@@ -203,6 +203,7 @@ class VersionService:
             },
             artifact_key=key,
             model=model,
+            size_bytes=size,
             dataset=manifest.get("dataset"),
             metrics=manifest.get("metrics"),
             origin=origin,

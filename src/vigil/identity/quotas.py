@@ -7,6 +7,7 @@ tenant's row while a count and an insert happen, so two concurrent requests cann
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,26 @@ class TenantPolicy:
         limit = self.quotas[quota]
         if used + adding > limit:
             raise QuotaExceeded(quota, limit, used)
+
+
+StorageCounter = Callable[[Session, TenantScope], int]
+
+
+@dataclass(frozen=True)
+class StorageMeter:
+    """Everything a tenant stores, for its `storage_bytes` quota: each domain that keeps bytes (datasets, and the
+    result datasets among them; model artifacts) lends a counter of its own, and `vigil.app` hands the meter to
+    all — so a domain's check counts what the others store without importing them."""
+
+    counters: tuple[StorageCounter, ...]
+
+    def stored_bytes(self, session: Session, scope: TenantScope) -> int:
+        return sum(count(session, scope) for count in self.counters)
+
+    def check(self, session: Session, scope: TenantScope, settings: Settings, *, adding: int) -> None:
+        """Refuses `adding` bytes past the quota, with the tenant's row locked until the caller's transaction ends."""
+        policy = policy_of(session, scope, settings, lock=True)
+        policy.check("storage_bytes", used=self.stored_bytes(session, scope), adding=adding)
 
 
 def policy_of(session: Session, scope: TenantScope, settings: Settings, *, lock: bool = False) -> TenantPolicy:
