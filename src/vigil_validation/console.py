@@ -1,4 +1,6 @@
-"""Rich output of a run: what is validated against which target before, and a summary table after."""
+"""Rich output of a run: what is validated against which target before, and a summary table after.
+
+Names and values are folded onto further lines, never cut: a narrow terminal (or CI's 80 columns) shows them whole."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def print_summary(console: Console, summary: dict[str, Any] | None, report_dir: 
         console.print("[red]pytest wrote no summary (it failed before running any test); see its output above[/]")
         return
     table = Table(title="Validation summary", show_lines=False)
-    table.add_column("suite")
+    table.add_column("suite", overflow="fold")
     outcomes = ("passed", "failed", "error", "skipped")
     for outcome in outcomes:
         table.add_column(outcome, justify="right", style=OUTCOME_STYLE.get(outcome))
@@ -52,17 +54,18 @@ def print_summary(console: Console, summary: dict[str, Any] | None, report_dir: 
     if figures:
         measured = Table(title="Measured figures")
         for column in ("test", "figure", "value"):
-            measured.add_column(column)
+            measured.add_column(column, overflow="fold")
         for nodeid, figure in figures:
             measured.add_row(nodeid.split("::")[-1], figure["name"], f"{figure['value']:.4g} {figure['unit']}".strip())
         console.print(measured)
     for test in summary.get("tests", []):
         if test["outcome"] in ("failed", "error"):
             first = (test.get("failure") or "").strip().splitlines()[:1]
-            console.print(f"[red]✗ {test['nodeid']}[/] {first[0] if first else ''}")
+            console.print(f"[red]✗ {test['nodeid']}[/] {first[0] if first else ''}", overflow="fold")
     console.print(
         f"{totals.get('total', 0)} tests in {summary.get('duration_s', 0):.1f}s — reports in {report_dir} "
-        "(summary.json, junit.xml)"
+        "(report.html, summary.json, junit.xml)",
+        overflow="fold",
     )
 
 
@@ -71,11 +74,11 @@ def print_attack_families(console: Console, families: dict[str, dict[str, Any]])
     if not families:
         return
     table = Table(title="Attacks by family")
-    table.add_column("family", no_wrap=True)
+    table.add_column("family", overflow="fold")
     # refused (4xx), accepted (2xx/3xx), server errors (5xx), attempts made by tests that failed
     for column in ("attempts", "4xx", "2xx/3xx", "5xx", "failed"):
         table.add_column(column, justify="right")
-    table.add_column("statuses")
+    table.add_column("statuses", overflow="fold")
     totals = dict.fromkeys(("attempts", "refused", "accepted", "server_error", "in_failed_tests"), 0)
     for family, entry in families.items():
         for key in totals:

@@ -56,3 +56,18 @@ def test_the_console_shows_one_line_per_family_not_per_attack(tmp_path: Path) ->
     family_line = next(line for line in text.splitlines() if "hostile-input" in line)
     assert "413×1" in family_line
     assert "500×1" in family_line
+
+
+def test_a_narrow_console_folds_names_instead_of_cutting_them(tmp_path: Path) -> None:
+    name = "test_feedback_then_retrain_improves_the_holdout_metrics"
+    figure = "roc_auc_before_feedback_on_the_holdout"
+    tests = [{"nodeid": f"suites/e2e/test_x.py::{name}", "suite": "end_to_end", "outcome": "passed",
+              "figures": [{"name": figure, "value": 0.52, "unit": ""}]}]  # fmt: skip
+    console = Console(record=True, width=50)
+    print_summary(console, {"suites": {"end_to_end": {"passed": 1}}, "totals": {"passed": 1}, "tests": tests}, tmp_path)
+    lines = console.export_text().splitlines()
+    rows = [line.split("│") for line in lines if line.count("│") == 4]
+    # Each cell of the figures table, read down its column, holds the whole name.
+    assert name in "".join(row[1].strip() for row in rows)
+    assert figure in "".join(row[2].strip() for row in rows)
+    assert max(len(line) for line in lines) <= 50
