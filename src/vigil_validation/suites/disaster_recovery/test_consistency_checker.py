@@ -11,8 +11,14 @@ import pytest
 
 from vigil_validation.config import DisasterRecoveryConfig
 from vigil_validation.plugin import Recorder, SeriesRecorder
-from vigil_validation.suites.disaster_recovery.checker import REAPPLIED_FINDING, Workload, check
-from vigil_validation.suites.disaster_recovery.conftest import TenantFactory, record_verdict, wait_recovered
+from vigil_validation.suites.disaster_recovery.checker import Workload, check
+from vigil_validation.suites.disaster_recovery.conftest import (
+    TenantFactory,
+    assert_consistent,
+    record_verdict,
+    wait_recovered,
+    xfail_if_reapplied,
+)
 from vigil_validation.suites.disaster_recovery.deployment import Deployment
 from vigil_validation.suites.disaster_recovery.schedule import inject, schedule
 from vigil_validation.suites.disaster_recovery.timeline import Prober, Timeline, standard_probes
@@ -58,15 +64,8 @@ def test_nothing_acknowledged_is_lost_under_a_seeded_fault_schedule(
     verdict = check(workload.history, clients)
     record_verdict(record, verdict, faults=len(plan), rtos=rtos)
 
-    assert verdict.acknowledged > 0, "no write was acknowledged: the schedule tested nothing"
-    assert not verdict.lost, f"acknowledged writes lost: {verdict.lost[:5]}"
-    assert not verdict.duplicated, f"writes applied twice: {verdict.duplicated[:5]}"
-    assert not verdict.wrong, f"writes stored wrongly: {verdict.wrong[:5]}"
-    assert not verdict.leaked, f"writes seen in another tenant: {verdict.leaked[:5]}"
-    assert not verdict.unfinishable, f"unacknowledged writes a retry cannot complete: {verdict.unfinishable[:5]}"
+    assert_consistent(verdict, scenario="the schedule")
     assert not unrecovered, f"no recovery after: {unrecovered}"
     late = [r for r in rtos if r > dr_config.recovery_time_objective_s]
     assert not late, f"recoveries slower than the objective: {late}"
-    if verdict.reapplied:
-        # Every check above held; what is left is the known finding, shown by name (and counted in the summary).
-        pytest.xfail(f"{len(verdict.reapplied)} write(s) re-applied: {REAPPLIED_FINDING}; e.g. {verdict.reapplied[0]}")
+    xfail_if_reapplied(verdict)
