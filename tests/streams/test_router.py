@@ -126,6 +126,16 @@ def test_a_bad_event_refuses_the_whole_batch(client: TestClient, tenant: Tenant)
     assert send(client, stream["id"], good, tenant.analyst) == send(client, twin["id"], good, tenant.analyst)
 
 
+def test_values_near_the_float_limit_are_finite(client: TestClient, tenant: Tenant) -> None:
+    # Their sum overflows to infinity; each of them is still a finite number, and an integer one is a number too.
+    stream = create_stream(client, tenant.analyst)
+    events = make_events(3)
+    events[1]["values"] = dict.fromkeys(FEATURES, 1.5e308)
+    events[2]["values"] = dict.fromkeys(FEATURES, 7)
+    answer = send(client, stream["id"], events, tenant.analyst)
+    assert (answer["accepted"], answer["last_seq"]) == (3, 3)
+
+
 def test_seqs_must_increase_within_a_batch(client: TestClient, tenant: Tenant) -> None:
     stream = create_stream(client, tenant.analyst)
     events = make_events(5)

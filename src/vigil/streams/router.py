@@ -3,10 +3,10 @@ and the WebSocket (`socket.py` holds its protocol)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import anyio
+import orjson
 from fastapi import APIRouter, Depends, Query, Response, WebSocket, status
 from starlette.requests import HTTPConnection
 
@@ -105,7 +105,7 @@ async def send_events(stream_id: str, data: EventsRequest, principal: Writer, se
     # The model's work is CPU-bound: off the event loop, so other requests and WebSockets keep flowing.
     batch = await anyio.to_thread.run_sync(lambda: svc.ingest(stream_id=stream_id, events=data.events))
     # Already JSON-safe (its shape is EventsResponse): serialised directly, without a model per event.
-    return Response(json.dumps(batch.as_dict(), allow_nan=False), media_type="application/json")
+    return Response(orjson.dumps(batch.as_dict()), media_type="application/json")
 
 
 @router.get("/streams/{stream_id}/anomalies", summary="Flagged events with their values and scores, newest first")
