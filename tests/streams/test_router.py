@@ -253,6 +253,11 @@ def test_anomalies_drift_and_metrics(client: TestClient, tenant: Tenant) -> None
     assert metrics["drift_events"] == details["drift_count"]
     drifts = client.get(f"/api/v1/streams/{stream['id']}/drifts", headers=tenant.viewer).json()["items"]
     assert [d["seq"] for d in drifts][: len(drift_seqs)] == drift_seqs
+    # …and the server's Prometheus metrics count the same (this app served no other stream).
+    exposed = client.get("/metrics").text
+    assert f"vigil_stream_drifts_total {float(details['drift_count'])}" in exposed
+    assert f"vigil_stream_anomalies_total {float(len(flagged))}" in exposed
+    assert 'vigil_stream_events_total{status="new"} 2000.0' in exposed
 
 
 def test_a_trained_batch_model_scores_a_stream(client: TestClient, tenant: Tenant) -> None:

@@ -128,6 +128,7 @@ class Ingestion:
         self._count(answers, old)
         self.app.metrics.stream_events.labels("new").inc(len(fresh))
         self.app.metrics.stream_anomalies.inc(sum(step.flags))
+        self.app.metrics.stream_drifts.inc(len(step.drifts))
         for event, score, flag in zip(fresh, step.scores, step.flags, strict=True):
             answers[event.seq] = {"seq": event.seq, "score": score, "is_anomaly": flag, "status": "new"}
         return _batch([answers[e.seq] for e in checked], head, accepted=len(fresh))
