@@ -126,6 +126,27 @@ def test_a_bad_event_refuses_the_whole_batch(client: TestClient, tenant: Tenant)
     assert send(client, stream["id"], good, tenant.analyst) == send(client, twin["id"], good, tenant.analyst)
 
 
+def test_a_body_that_is_not_a_json_batch_is_422(client: TestClient, tenant: Tenant) -> None:
+    stream = create_stream(client, tenant.analyst)
+    url = f"/api/v1/streams/{stream['id']}/events"
+    good = json.dumps({"events": make_events(2)})
+    cases = [
+        ('{"events": [', "application/json", ["body"], "json_invalid"),
+        ("", "application/json", ["body"], "json_invalid"),
+        ("[1, 2]", "application/json", ["body"], "model_type"),
+        ('{"events": [], "more": 1}', "application/json", ["body", "events"], "too_short"),
+        (good, "text/plain", ["body"], "json_type"),  # JSON in disguise is not read as JSON
+    ]
+    for body, media, loc, kind in cases:
+        refused = client.post(url, content=body.encode(), headers={**tenant.analyst, "Content-Type": media})
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert (refused.json()["errors"][0]["loc"], refused.json()["errors"][0]["type"]) == (loc, kind), body
+    assert stream_of(client, stream["id"], tenant.viewer)["events_seen"] == 0
+    charset = {**tenant.analyst, "Content-Type": "application/json; charset=utf-8"}
+    assert client.post(url, content=good.encode(), headers=charset).json()["accepted"] == 2
+
+
 def test_values_near_the_float_limit_are_finite(client: TestClient, tenant: Tenant) -> None:
     # Their sum overflows to infinity; each of them is still a finite number, and an integer one is a number too.
     stream = create_stream(client, tenant.analyst)
