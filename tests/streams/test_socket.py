@@ -65,6 +65,43 @@ def test_events_in_scores_out_like_http(client: TestClient, tenant: Tenant) -> N
     assert client.get(f"/api/v1/streams/{over_ws['id']}", headers=tenant.viewer).json()["events_seen"] == 150
 
 
+def test_pipelined_frames_keep_their_order_and_their_own_answers(client: TestClient, tenant: Tenant) -> None:
+    # Frames read while a batch is applied are applied together (one commit): each still gets its own answer, in
+    # the order sent, a refused one its problem, and a ping between them its pong in its turn.
+    over_ws = create_stream(client, tenant.analyst)
+    over_http = create_stream(client, tenant.analyst, name="http")
+    events = make_events(200)
+    bad = make_events(5, start=101)
+    bad[2]["values"]["f1"] = None
+    frames: list[dict[str, Any]] = [
+        {"type": "events", "id": "a", "events": events[:50]},
+        {"type": "events", "id": "b", "events": events[50:100]},
+        {"type": "events", "id": "bad", "events": bad},
+        {"type": "ping", "id": "p"},
+        {"type": "events", "id": "c", "events": events[90:150]},
+        {"type": "events", "id": "d", "events": events[150:]},
+    ]
+    with connect(client, over_ws["id"]) as ws:
+        ws.send_json({"type": "auth", "token": token_of(tenant.analyst)})
+        ws.receive_json()
+        for frame in frames:
+            ws.send_json(frame)
+        got = [ws.receive_json() for _ in frames]
+    assert [(f["type"], f["id"]) for f in got] == [
+        ("scores", "a"),
+        ("scores", "b"),
+        ("problem", "bad"),
+        ("pong", "p"),
+        ("scores", "c"),
+        ("scores", "d"),
+    ]
+    assert got[2]["problem"]["errors"][0]["seq"] == 103
+    expected = [send(client, over_http["id"], b, tenant.analyst) for b in (events[:50], events[50:100])]
+    expected += [send(client, over_http["id"], b, tenant.analyst) for b in (events[90:150], events[150:])]
+    assert [f["results"] for f in got if f["type"] == "scores"] == [e["results"] for e in expected]
+    assert client.get(f"/api/v1/streams/{over_ws['id']}", headers=tenant.viewer).json()["events_seen"] == 200
+
+
 def test_bad_frames_get_problem_frames_and_the_connection_goes_on(client: TestClient, tenant: Tenant) -> None:
     stream = create_stream(client, tenant.analyst)
     with connect(client, stream["id"]) as ws:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import builtins
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from vigil import ml
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope, utcnow
-from vigil.core.errors import InvalidState, NotFound, RateLimited, VigilError
+from vigil.core.errors import InvalidInput, InvalidState, NotFound, RateLimited, VigilError
 from vigil.core.ids import new_id
 from vigil.detectors.service import DetectorService, ml_problem
 from vigil.identity.quotas import policy_of
@@ -54,6 +55,16 @@ class _Stale(Exception):
     """Another process applied a batch first: retry from the version it left."""
 
 
+@dataclass
+class _Tally:
+    """What a transaction's batches did so far: the version they reach, and what the metrics will count."""
+
+    version: int
+    statuses: Counter[str] = field(default_factory=Counter)
+    anomalies: int = 0
+    drifts: int = 0
+
+
 class Ingestion:
     """The batches of one unit of work (a session) of one tenant, applied with this process's hot models."""
 
@@ -76,17 +87,27 @@ class Ingestion:
     def run(self, *, stream_id: str, events: Sequence[Event]) -> Batch:
         """Applies `events` to the stream (module docstring): its answers, once they are durable."""
         limit = self.app.settings.stream_max_batch_events
-        if len(events) > limit:
+        if len(events) > limit:  # refused before the stream is even read
             raise BatchTooLarge(limit=limit, got=len(events))
+        (answer,) = self.run_many(stream_id=stream_id, batches=[events])
+        if isinstance(answer, VigilError):
+            raise answer
+        return answer
+
+    def run_many(self, *, stream_id: str, batches: Sequence[Sequence[Event]]) -> list[Batch | VigilError]:
+        """Consecutive batches of one client (a WebSocket's in-flight frames) in one transaction: one commit — one
+        fsync — for all. Each batch is still checked and answered on its own, in order: a refused one is answered
+        with its problem and changes nothing, and the others go on; after a rate-limited one nothing more is
+        applied (its answer ends the list). Every batch answered with scores is durable before any answer."""
         with self.runtime.lock(stream_id):
             for _ in range(_ATTEMPTS):
                 try:
-                    return self._apply(stream_id, events)
+                    return self._apply(stream_id, batches)
                 except _Stale:
                     self.session.rollback()
             raise InvalidState("The stream kept changing under this batch; retry it.")
 
-    def _apply(self, stream_id: str, events: Sequence[Event]) -> Batch:
+    def _apply(self, stream_id: str, batches: Sequence[Sequence[Event]]) -> list[Batch | VigilError]:
         # One scalar read (PostgreSQL: FOR UPDATE, which also orders processes); the whole row only when this
         # process's model is not at the stored version.
         version = self.streams.version_of(stream_id, for_update=True)
@@ -98,57 +119,76 @@ class Ingestion:
             if stream is None:
                 raise NotFound("stream", stream_id)
             hot = self._current(stream, hot)
-        head = hot.head
+        answers: list[Batch | VigilError] = []
+        tally = _Tally(version=version)
         try:
-            checked = check_events(events, head.features)
-            self._limit_rate(len(checked))
-        except BaseException:
-            self.runtime.keep(stream_id, hot)  # nothing was learnt: the model stays good
-            self.session.rollback()
-            raise
-        last = head.last_seq
-        fresh = [e for e in checked if last is None or e.seq > last]
-        old = [e.seq for e in checked if last is not None and e.seq <= last]
-        answers = self._answer_old(head, old) if old else {}
-        if not fresh:
-            self.runtime.keep(stream_id, hot)
-            self.session.rollback()
-            self._count(answers, old)
-            return _batch([answers[e.seq] for e in checked], head, accepted=0)
-        try:
-            step = hot.model.process([e.values for e in fresh])
-            self._commit(head, version, fresh, step, hot.model)
+            for events in batches:
+                try:
+                    answers.append(self._one(hot, events, tally))
+                except RateLimited as exc:
+                    answers.append(exc)
+                    break
+                except (InvalidInput, BatchTooLarge) as exc:
+                    answers.append(exc)
+            if tally.version == version:  # nothing new: nothing to write, and the model learnt nothing
+                self.session.rollback()
+                self.runtime.keep(stream_id, hot)
+                self._count(tally)
+                return answers
+            self._finish(hot, from_version=version, to_version=tally.version)
         except IntegrityError as exc:  # another process wrote this version's log record first
             self.session.rollback()
             raise _Stale from exc
         except BaseException:
             self.session.rollback()
             raise  # the half-taught model is dropped: `take` removed it from the cache
-        self.runtime.keep(stream_id, HotState(version=version + 1, model=hot.model, head=head))
-        self._count(answers, old)
-        self.app.metrics.stream_events.labels("new").inc(len(fresh))
-        self.app.metrics.stream_anomalies.inc(sum(step.flags))
-        self.app.metrics.stream_drifts.inc(len(step.drifts))
-        for event, score, flag in zip(fresh, step.scores, step.flags, strict=True):
-            answers[event.seq] = {"seq": event.seq, "score": score, "is_anomaly": flag, "status": "new"}
+        self.runtime.keep(stream_id, HotState(version=tally.version, model=hot.model, head=hot.head))
+        self._count(tally)
+        return answers
+
+    def _one(self, hot: HotState, events: Sequence[Event], tally: _Tally) -> Batch:
+        """One batch: checked, its duplicates answered from the log, its new events scored, learnt and written
+        (not committed); `hot.head` and `tally` move along."""
+        limit = self.app.settings.stream_max_batch_events
+        if len(events) > limit:
+            raise BatchTooLarge(limit=limit, got=len(events))
+        head = hot.head
+        checked = check_events(events, head.features)
+        self._limit_rate(len(checked))
+        last = head.last_seq
+        fresh = [e for e in checked if last is None or e.seq > last]
+        old = [e.seq for e in checked if last is not None and e.seq <= last]
+        answers = self._answer_old(head, old) if old else {}
+        for seq in old:
+            tally.statuses[answers[seq]["status"]] += 1
+        if fresh:
+            step = hot.model.process([e.values for e in fresh])
+            tally.version += 1
+            self._write(head, tally.version, fresh, step, hot.model)
+            tally.statuses["new"] += len(fresh)
+            tally.anomalies += sum(step.flags)
+            tally.drifts += len(step.drifts)
+            for event, score, flag in zip(fresh, step.scores, step.flags, strict=True):
+                answers[event.seq] = {"seq": event.seq, "score": score, "is_anomaly": flag, "status": "new"}
         return _batch([answers[e.seq] for e in checked], head, accepted=len(fresh))
 
-    def _count(self, answers: dict[int, dict[str, Any]], old: builtins.list[int]) -> None:
-        for status in ("duplicate", "late"):
-            if seen := sum(1 for seq in old if answers[seq]["status"] == status):
+    def _count(self, tally: _Tally) -> None:
+        for status, seen in tally.statuses.items():
+            if seen:
                 self.app.metrics.stream_events.labels(status).inc(seen)
+        self.app.metrics.stream_anomalies.inc(tally.anomalies)
+        self.app.metrics.stream_drifts.inc(tally.drifts)
 
-    def _commit(
+    def _write(
         self, head: StreamHead, version: int, fresh: Sequence[CheckedEvent], step: ml.Step, model: ml.OnlineModel
     ) -> None:
-        """Writes the batch (log record, flagged events, drift events, counters, maybe a snapshot) if the stream is
-        still at `version`, commits, and moves `head` along; raises `_Stale` otherwise."""
-        new_version = version + 1
+        """Adds the batch's log record (as `version`), flagged events and drift events to the transaction, and moves
+        `head`'s counters along (a head whose transaction fails is dropped with its model)."""
         now = utcnow()
         flagged = [i for i, flag in enumerate(step.flags) if flag]
         self.streams.add_batch(
             stream_id=head.id,
-            state_version=new_version,
+            state_version=version,
             tenant_id=self.scope.tenant_id,
             first_seq=fresh[0].seq,
             last_seq=fresh[-1].seq,
@@ -188,39 +228,48 @@ class Ingestion:
                     for i, details in step.drifts
                 ]
             )
-        events_seen = head.events_seen + len(fresh)
+        head.last_seq = fresh[-1].seq
+        head.events_seen += len(fresh)
+        head.anomaly_count += len(flagged)
+        head.drift_count += len(step.drifts)
+        head.current_threshold = _finite(model.current_threshold)
+
+    def _finish(self, hot: HotState, *, from_version: int, to_version: int) -> None:
+        """Moves the stream from `from_version` to `to_version` with `hot.head`'s counters and, every N events or T
+        seconds, a snapshot; commits. Raises `_Stale` when another process moved the stream first."""
+        head, now = hot.head, utcnow()
         values: dict[str, Any] = {
-            "last_seq": fresh[-1].seq,
-            "events_seen": events_seen,
-            "anomaly_count": head.anomaly_count + len(flagged),
-            "drift_count": head.drift_count + len(step.drifts),
-            "current_threshold": _finite(model.current_threshold),
+            "last_seq": head.last_seq,
+            "events_seen": head.events_seen,
+            "anomaly_count": head.anomaly_count,
+            "drift_count": head.drift_count,
+            "current_threshold": head.current_threshold,
             "last_event_at": now,
         }
         settings = self.app.settings
         age = timedelta(seconds=settings.stream_snapshot_every_s)
         due = head.snapshot_at is None or now - head.snapshot_at >= age
-        if due or events_seen - head.snapshot_events >= settings.stream_snapshot_every_events:
+        if due or head.events_seen - head.snapshot_events >= settings.stream_snapshot_every_events:
             self.streams.add_snapshot(
                 snapshot(
                     head.id,
-                    model,
+                    hot.model,
                     scope=self.scope,
                     key=self.app.artifact_key,
-                    version=new_version,
-                    last_seq=fresh[-1].seq,
-                    events_seen=events_seen,
+                    version=to_version,
+                    last_seq=head.last_seq,
+                    events_seen=head.events_seen,
                 )
             )
             # Keep the previous snapshot and the log after it: one snapshot to spare, and recent duplicates answered.
             self.streams.prune(head.id, keep_from_version=head.snapshot_version)
-            values.update(snapshot_version=new_version, snapshot_events=events_seen, snapshot_at=now)
-        if not self.streams.advance(stream_id=head.id, from_version=version, values=values):
+            values.update(snapshot_version=to_version, snapshot_events=head.events_seen, snapshot_at=now)
+        if not self.streams.advance(stream_id=head.id, from_version=from_version, to_version=to_version, values=values):
             raise _Stale
         self.session.commit()
-        for name, value in values.items():
-            if hasattr(head, name):
-                setattr(head, name, value)
+        head.snapshot_version = values.get("snapshot_version", head.snapshot_version)
+        head.snapshot_events = values.get("snapshot_events", head.snapshot_events)
+        head.snapshot_at = values.get("snapshot_at", head.snapshot_at)
 
     def _current(self, stream: Stream, hot: HotState | None) -> HotState:
         """This process's model of the stream at its stored version: caught up from the log, or reloaded."""

@@ -79,12 +79,12 @@ class StreamRepository:
     def delete(self, stream: Stream) -> None:
         self.session.delete(stream)
 
-    def advance(self, *, stream_id: str, from_version: int, values: dict[str, Any]) -> bool:
-        """Moves the stream to `from_version + 1` with `values`, only if it is still at `from_version`."""
+    def advance(self, *, stream_id: str, from_version: int, to_version: int, values: dict[str, Any]) -> bool:
+        """Moves the stream to `to_version` with `values`, only if it is still at `from_version`."""
         names = tuple(sorted(values))
         params = {f"new_{name}": value for name, value in values.items()}
         params.update(
-            the_stream=stream_id, the_tenant=self._tenant, from_version=from_version, new_state_version=from_version + 1
+            the_stream=stream_id, the_tenant=self._tenant, from_version=from_version, new_state_version=to_version
         )
         result = self.session.execute(_advance(names), params)
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]

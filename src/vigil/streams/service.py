@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from vigil import ml
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope, utcnow
-from vigil.core.errors import InvalidInput, NotFound
+from vigil.core.errors import InvalidInput, NotFound, VigilError
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, encode_cursor
 from vigil.detectors.service import ml_problem
@@ -205,6 +205,13 @@ class StreamService:
             session=self.session, scope=self.scope, app=self.app, runtime=self.runtime, limiter=self.limiter
         )
         return ingestion.run(stream_id=stream_id, events=events)
+
+    def ingest_many(self, *, stream_id: str, batches: Sequence[Sequence[Event]]) -> builtins.list[Batch | VigilError]:
+        """Consecutive batches in one transaction, each answered on its own (`Ingestion.run_many`)."""
+        ingestion = Ingestion(
+            session=self.session, scope=self.scope, app=self.app, runtime=self.runtime, limiter=self.limiter
+        )
+        return ingestion.run_many(stream_id=stream_id, batches=batches)
 
     # -- reading ---------------------------------------------------------------------------------------------
     def anomalies(

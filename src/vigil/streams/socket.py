@@ -204,14 +204,31 @@ class StreamSocket:
     async def _serve(self, principal: Principal) -> None:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=self.settings.stream_ws_max_in_flight)
         reader = asyncio.create_task(self._read(queue))
+        held: dict[str, Any] | object | None = _NOTHING  # a frame taken off the queue, to answer next
         try:
             while True:
-                item = await queue.get()
+                item = await queue.get() if held is _NOTHING else held
+                held = _NOTHING
                 if item is None:
                     return
                 if time.monotonic() - self.checked_at >= RECHECK_S:
                     principal = await self._check_credential()
-                await self._answer(item, principal)
+                assert isinstance(item, dict)
+                first = _events_frame(item, self.settings.stream_max_frame_bytes)
+                if first is None:
+                    await self._answer(item, principal)
+                    continue
+                # The events frames already read behind it join its transaction: one commit (one fsync) for all,
+                # each still answered on its own and in order. The first other frame waits for its turn.
+                group = [first]
+                while not queue.empty():
+                    following = queue.get_nowait()
+                    frame = _events_frame(following, self.settings.stream_max_frame_bytes) if following else None
+                    if frame is None:
+                        held = following
+                        break
+                    group.append(frame)
+                await self._apply(group, principal)
         finally:
             reader.cancel()
             with suppress(asyncio.CancelledError, Exception):
@@ -251,20 +268,29 @@ class StreamSocket:
             error = InvalidInput("Already authenticated; send events.")
             await self._send(problem_frame(error, connection_id=self.connection_id))
             return
-        if not isinstance(frame, EventsFrame):  # sync: where the stream is
-            last_seq = await self._in_thread(lambda svc: svc.last_seq(stream_id=self.stream_id), principal)
-            await self._send({"type": "ack", "stream_id": self.stream_id, "last_seq": last_seq})
+        if isinstance(frame, EventsFrame):
+            await self._apply([frame], principal)
             return
-        events = frame.events
+        # sync: where the stream is
+        last_seq = await self._in_thread(lambda svc: svc.last_seq(stream_id=self.stream_id), principal)
+        await self._send({"type": "ack", "stream_id": self.stream_id, "last_seq": last_seq})
+
+    async def _apply(self, frames: list[EventsFrame], principal: Principal) -> None:
+        batches = [frame.events for frame in frames]
         try:
-            result = await self._in_thread(lambda svc: svc.ingest(stream_id=self.stream_id, events=events), principal)
-        except RateLimited as exc:
-            await self._send(problem_frame(exc, connection_id=self.connection_id, batch_id=frame.id))
-            raise _Closing(CLOSE_RATE_LIMITED) from exc
-        except VigilError as exc:
-            await self._send(problem_frame(exc, connection_id=self.connection_id, batch_id=frame.id))
-            return
-        await self._send({"type": "scores", "id": frame.id, **result.as_dict()})
+            answers = await self._in_thread(
+                lambda svc: svc.ingest_many(stream_id=self.stream_id, batches=batches), principal
+            )
+        except VigilError as exc:  # nothing of these batches was applied: each is answered with the problem
+            answers = [exc] * len(frames)
+        for frame, answer in zip(frames, answers, strict=False):
+            if isinstance(answer, RateLimited):  # the last answer: nothing after it was applied
+                await self._send(problem_frame(answer, connection_id=self.connection_id, batch_id=frame.id))
+                raise _Closing(CLOSE_RATE_LIMITED) from answer
+            if isinstance(answer, VigilError):
+                await self._send(problem_frame(answer, connection_id=self.connection_id, batch_id=frame.id))
+            else:
+                await self._send({"type": "scores", "id": frame.id, **answer.as_dict()})
 
     async def _in_thread(self, work: Any, principal: Principal) -> Any:
         def call() -> Any:
@@ -306,3 +332,19 @@ def _bad_frame(exc: ValidationError) -> VigilError:
         return MalformedFrame("The frame is not JSON (or is nested too deeply).")
     errors = [{"loc": ["frame", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]} for e in problems[:50]]
     return InvalidInput("The frame did not validate.", errors=errors)
+
+
+_NOTHING = object()
+
+
+def _events_frame(item: dict[str, Any], limit: int) -> EventsFrame | None:
+    """The item's events frame when it is a well-formed one within the size limit; anything else (answered on its
+    own turn) is None."""
+    text: str = item["raw"]
+    if len(text) > limit or len(text.encode("utf-8")) > limit:
+        return None
+    try:
+        frame = IN_FRAME.validate_json(text)
+    except ValidationError:
+        return None
+    return frame if isinstance(frame, EventsFrame) else None

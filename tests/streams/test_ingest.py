@@ -1,0 +1,43 @@
+"""Applying batches (`streams/ingest.py`): consecutive batches of one client share one transaction — one commit —
+and each keeps its own answer, exactly as if sent one at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from tests.conftest import Tenant
+from tests.streams.conftest import create_stream, make_events, send
+from vigil.core.database import TenantScope
+from vigil.core.errors import InvalidInput
+from vigil.streams.service import StreamService
+
+
+def test_consecutive_batches_share_one_commit_and_keep_their_own_answers(client: TestClient, tenant: Tenant) -> None:
+    stream = create_stream(client, tenant.analyst)
+    twin = create_stream(client, tenant.analyst, name="twin")
+    events = make_events(150, anomalies=(120,))
+    bad = make_events(10, start=51)
+    bad[3]["values"]["f0"] = "x"
+    # A good batch, a refused one, a good one, and one that repeats 41..100 (duplicates) and adds 101..150.
+    batches = [events[:50], bad, events[50:100], events[40:150]]
+    context, commits = client.app.state.context, []  # type: ignore[attr-defined]
+    with context.database.sessions() as session:
+        event.listen(session, "after_commit", lambda _: commits.append(1))
+        answers: list[Any] = StreamService(
+            session=session,
+            scope=TenantScope(tenant.id),
+            app=context,
+            runtime=client.app.state.streams,  # type: ignore[attr-defined]
+            limiter=None,
+        ).ingest_many(stream_id=stream["id"], batches=batches)
+    assert len(commits) == 1
+    assert isinstance(answers[1], InvalidInput)
+    assert answers[1].extra["errors"][0]["seq"] == 54
+    one_at_a_time = [send(client, twin["id"], b, tenant.analyst) for b in (events[:50], events[50:100], events[40:150])]
+    assert [answers[0].as_dict(), answers[2].as_dict(), answers[3].as_dict()] == one_at_a_time
+    assert [r["status"] for r in answers[3].results] == ["duplicate"] * 60 + ["new"] * 50
+    stored = client.get(f"/api/v1/streams/{stream['id']}", headers=tenant.viewer).json()
+    assert (stored["events_seen"], stored["last_seq"]) == (150, 150)
