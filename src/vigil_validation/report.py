@@ -124,7 +124,7 @@ class SummaryCollector:
         self.path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-DR_COUNTS = ("faults injected", "requests", "acknowledged", "lost", "duplicated", "reapplied", "unfinishable", "leaked")
+DR_COUNTS = ("faults injected", "requests", "acknowledged", "lost", "duplicated", "unfinishable", "leaked")
 
 
 def disaster_recovery_summary(tests: list[dict[str, Any]]) -> dict[str, Any]:

@@ -25,11 +25,6 @@ from vigil.client import VigilClient, VigilConnectionError
 Outcome = Literal["ack", "refused", "unknown"]
 Kind = Literal["dataset", "detector"]
 ROWS = 20
-REAPPLIED_FINDING = (
-    "a write committed just before a crash is applied again by the retry: the idempotency record is finished in a "
-    "transaction of its own after the answer, so the retry that takes over the dead request's claim runs the "
-    "write a second time (the record must be finished, or marked applied, in the write's own transaction)"
-)
 
 
 @dataclass
@@ -55,10 +50,6 @@ class Verdict:
     wrong: list[str] = field(default_factory=list)
     unfinishable: list[str] = field(default_factory=list)
     leaked: list[str] = field(default_factory=list)
-    # Unknown writes that had been applied, which the retry applied a second time (the retry took over the claim
-    # of a request that died between its commit and the recording of its answer). Duplicates, kept apart so the
-    # known finding (REAPPLIED_FINDING) is reported by name while every other duplicate fails outright.
-    reapplied: list[str] = field(default_factory=list)
     completed_by_retry: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -72,7 +63,6 @@ class Verdict:
             "wrong_content": len(self.wrong),
             "unfinishable": len(self.unfinishable),
             "leaked": len(self.leaked),
-            "reapplied": len(self.reapplied),
             "completed_by_retry": self.completed_by_retry,
         }
 
@@ -220,5 +210,6 @@ def check(
             continue
         verdict.completed_by_retry += 1
         if found and response.json()["id"] != found[0]["id"]:
-            verdict.reapplied.append(f"{label}: applied before the crash, applied again by the retry")
+            # Applied before the answer was lost, then applied again by the retry (which took over the claim).
+            verdict.duplicated.append(f"{label}: applied before the crash, applied again by the retry")
     return verdict

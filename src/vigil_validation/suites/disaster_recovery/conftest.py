@@ -17,7 +17,7 @@ from vigil.client import VigilClient
 from vigil_validation import handover
 from vigil_validation.config import DisasterRecoveryConfig, ValidationConfig
 from vigil_validation.plugin import Recorder
-from vigil_validation.suites.disaster_recovery.checker import REAPPLIED_FINDING, Verdict
+from vigil_validation.suites.disaster_recovery.checker import Verdict
 from vigil_validation.suites.disaster_recovery.deployment import Database, Deployment, deployment
 from vigil_validation.suites.disaster_recovery.timeline import Timeline, percentile
 from vigil_validation.targets import Target
@@ -141,9 +141,3 @@ def assert_consistent(verdict: Verdict, *, scenario: str) -> None:
     assert not verdict.leaked, f"writes seen in another tenant: {verdict.leaked[:5]}"
     assert not verdict.unfinishable, f"unacknowledged writes a retry cannot complete: {verdict.unfinishable[:5]}"
 
-
-def xfail_if_reapplied(verdict: Verdict) -> None:
-    """Called once every other check held: what is left is the known finding, shown by name (and counted in the
-    summary)."""
-    if verdict.reapplied:
-        pytest.xfail(f"{len(verdict.reapplied)} write(s) re-applied: {REAPPLIED_FINDING}; e.g. {verdict.reapplied[0]}")

@@ -17,7 +17,6 @@ from vigil_validation.suites.disaster_recovery.conftest import (
     assert_consistent,
     record_verdict,
     wait_recovered,
-    xfail_if_reapplied,
 )
 from vigil_validation.suites.disaster_recovery.deployment import Deployment
 from vigil_validation.suites.disaster_recovery.schedule import inject, schedule
@@ -68,4 +67,3 @@ def test_nothing_acknowledged_is_lost_under_a_seeded_fault_schedule(
     assert not unrecovered, f"no recovery after: {unrecovered}"
     late = [r for r in rtos if r > dr_config.recovery_time_objective_s]
     assert not late, f"recoveries slower than the objective: {late}"
-    xfail_if_reapplied(verdict)

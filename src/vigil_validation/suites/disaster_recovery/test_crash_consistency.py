@@ -18,7 +18,6 @@ from vigil_validation.suites.disaster_recovery.conftest import (
     assert_consistent,
     record_verdict,
     wait_recovered,
-    xfail_if_reapplied,
 )
 from vigil_validation.suites.disaster_recovery.deployment import Deployment
 from vigil_validation.suites.disaster_recovery.timeline import Prober, Timeline, standard_probes
@@ -62,4 +61,3 @@ def test_sigkill_during_idempotent_writes(
     assert_consistent(verdict, scenario="the scenario")
     assert len(rtos) == dr_config.crash_kills, "after a restart the service did not serve reads and writes again"
     assert max(rtos) <= dr_config.recovery_time_objective_s
-    xfail_if_reapplied(verdict)
