@@ -215,7 +215,6 @@ class IdempotencyStore:
             pruned = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
             return _rowcount(pruned)
 
-
     @contextmanager
     def _session(self) -> Iterator[Session]:
         with self.database.session() as session:

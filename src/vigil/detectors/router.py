@@ -46,6 +46,7 @@ from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_created, replay_from
 
 router = APIRouter(tags=["detectors"])
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -107,6 +108,7 @@ def create_detector(
     session: SessionDep,
     app: ContextDep,
 ) -> DetectorPublic:
+    replay_created("detectors", "/api/v1/detectors/{id}")
     return _service(session, principal, app).create(data=data, created_by=principal.user_id)
 
 
@@ -166,6 +168,7 @@ def train_detector(
     session: SessionDep,
     app: ContextDep,
 ) -> JobPublic:
+    replay_created("jobs", "/api/v1/jobs/{id}", status=202)
     return _service(session, principal, app).train(
         detector_id=detector_id, dataset_id=data.dataset_id, created_by=principal.user_id, promote=data.promote
     )
@@ -215,6 +218,7 @@ def promote_version(
     session: SessionDep,
     app: ContextDep,
 ) -> DetectorPublic:
+    replay_from(f"/api/v1/detectors/{detector_id}")
     return _versions(session, principal, app).promote(detector_id=detector_id, version=version)
 
 
@@ -225,6 +229,7 @@ def rollback(
     session: SessionDep,
     app: ContextDep,
 ) -> DetectorPublic:
+    replay_from(f"/api/v1/detectors/{detector_id}")
     return _versions(session, principal, app).rollback(detector_id=detector_id)
 
 
@@ -280,6 +285,7 @@ async def import_version(
     if media_type != "application/octet-stream":
         raise UnsupportedMediaType(media_type or None, ["application/octet-stream"])
     body = await request.body()
+    replay_created("model_versions", "/api/v1/detectors/{detector_id}/versions/{version}")
     svc = _versions(session, principal, app)
     return await anyio.to_thread.run_sync(lambda: svc.import_(detector_id=detector_id, data=body, promote=promote))
 
@@ -379,6 +385,7 @@ async def detect(
     # All the request's work after reading its body — parse, load the model, score, encode — runs in one worker
     # thread, under the app's scoring limit: a few CPU-bound scorings at once, the rest waiting without a thread (so
     # the event loop is not starved of the GIL by a crowd of them). `Server-Timing` says where the time went.
+    replay_created("jobs", "/api/v1/jobs/{id}", status=202)  # a dataset scored by a job; inline scoring writes nothing
     svc = _service(session, principal, app)
     timer = PhaseTimer()
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -14,6 +14,7 @@ from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic, JobStatus
 from vigil.jobs.service import MAX_WAIT_S, JobService, wait_for_job
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_from
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -67,4 +68,5 @@ def cancel_job(
     session: SessionDep,
     app: ContextDep,
 ) -> JobPublic:
+    replay_from(f"/api/v1/jobs/{job_id}")
     return JobService(session=session, scope=principal.scope, app=app).cancel(job_id=job_id)

@@ -28,6 +28,7 @@ from vigil.streams.service import StreamService
 from vigil.streams.socket import StreamSocket
 from vigil.streams.state import StreamRuntime
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_created, rerun_is_safe
 
 router = APIRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
@@ -67,6 +68,7 @@ ServicesDep = Annotated[Services, Depends()]
 
 @router.post("/streams", status_code=status.HTTP_201_CREATED, summary="Create a stream")
 def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep) -> StreamPublic:
+    replay_created("streams", "/api/v1/streams/{id}")
     return services.of(principal).create(data=data, created_by=principal.user_id)
 
 
@@ -101,6 +103,7 @@ def delete_stream(stream_id: str, principal: Writer, services: ServicesDep) -> R
     responses={413: {"description": "More events than the server's batch limit"}},
 )
 async def send_events(stream_id: str, data: EventsRequest, principal: Writer, services: ServicesDep) -> Response:
+    rerun_is_safe()  # an event whose seq is not above the stream's last is answered, never learned again
     svc = services.of(principal)
     # The model's work is CPU-bound: off the event loop, so other requests and WebSockets keep flowing.
     batch = await anyio.to_thread.run_sync(lambda: svc.ingest(stream_id=stream_id, events=data.events))

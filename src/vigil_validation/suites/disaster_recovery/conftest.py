@@ -140,4 +140,3 @@ def assert_consistent(verdict: Verdict, *, scenario: str) -> None:
     assert not verdict.wrong, f"writes stored wrongly: {verdict.wrong[:5]}"
     assert not verdict.leaked, f"writes seen in another tenant: {verdict.leaked[:5]}"
     assert not verdict.unfinishable, f"unacknowledged writes a retry cannot complete: {verdict.unfinishable[:5]}"
-
