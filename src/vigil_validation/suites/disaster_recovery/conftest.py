@@ -80,6 +80,9 @@ def healthy(dr: Deployment) -> Iterator[Deployment]:
     restore(dr)
 
 
+DR_QUOTAS = {"datasets": 1_000_000, "detectors": 1_000_000, "api_calls_per_hour": 50_000_000, "storage_bytes": 2**40}
+
+
 @dataclass
 class DRTenant:
     id: str
@@ -97,6 +100,9 @@ def dr_tenants(healthy: Deployment, validation_config: ValidationConfig) -> Iter
     def make() -> DRTenant:
         suffix = uuid.uuid4().hex[:10]
         tenant = admin.create_tenant(f"dr-{suffix}")
+        # The workload writes as fast as faults let it, for as long as the schedule runs: quotas an operator would
+        # raise for such a tenant, so a quota's 403 (not a fault) never stands for a refusal.
+        admin.call("PATCH", f"/api/v1/tenants/{tenant['id']}", json={"quotas": DR_QUOTAS})
         email = f"analyst-{suffix}@dr.example.com"
         admin.create_user(email, validation_config.security.password, role="analyst", tenant_id=tenant["id"])
         client = healthy.client(timeout=30)
@@ -126,6 +132,8 @@ def record_verdict(record: Recorder, verdict: Verdict, *, faults: int, rtos: lis
     record("faults injected", faults)
     for name, value in verdict.counts().items():
         record(name.replace("_", " "), value)
+    if verdict.jobs:
+        record("jobs ended after", verdict.jobs_end_s, "s")
     if rtos:
         record("RTO p50", percentile(rtos, 0.5), "s")
         record("RTO max", max(rtos), "s")
@@ -140,3 +148,5 @@ def assert_consistent(verdict: Verdict, *, scenario: str) -> None:
     assert not verdict.wrong, f"writes stored wrongly: {verdict.wrong[:5]}"
     assert not verdict.leaked, f"writes seen in another tenant: {verdict.leaked[:5]}"
     assert not verdict.unfinishable, f"unacknowledged writes a retry cannot complete: {verdict.unfinishable[:5]}"
+    assert not verdict.unended, f"jobs that did not end: {verdict.unended[:5]}"
+    assert not verdict.failed_jobs, f"jobs that did not succeed: {verdict.failed_jobs[:5]}"
