@@ -18,6 +18,7 @@ from vigil_validation import handover
 from vigil_validation.config import DisasterRecoveryConfig, ValidationConfig
 from vigil_validation.plugin import Recorder
 from vigil_validation.suites.disaster_recovery.checker import Verdict
+from vigil_validation.suites.disaster_recovery.cluster_deployment import ClusterDeployment, cluster_deployment
 from vigil_validation.suites.disaster_recovery.deployment import Database, Deployment, deployment
 from vigil_validation.suites.disaster_recovery.timeline import Timeline, percentile
 from vigil_validation.targets import Target
@@ -60,6 +61,40 @@ def dr(
         },
     ) as made:
         yield made
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    target: Target, validation_config: ValidationConfig, dr_config: DisasterRecoveryConfig
+) -> Iterator[ClusterDeployment]:
+    """The cluster scenarios' own small cluster (one per session: it takes a while to start)."""
+    if target.kind != "cluster":
+        pytest.skip("the cluster scenarios run with the cluster target (`vigil validate … --cluster`)")
+    summary = handover.summary_path_from_env()
+    log_dir = (Path(summary).parent if summary else Path("/tmp")) / "disaster_recovery" / "cluster"
+    # The server's default deadline (30 s): nothing here blackholes a link, and a cluster of eight processes on two
+    # loaded cores answers job polls slower than the single deployment's short deadline.
+    with cluster_deployment(config=validation_config.cluster, log_dir=log_dir, request_timeout_s=30.0) as made:
+        yield made
+
+
+@pytest.fixture
+def analyst(cluster: ClusterDeployment, validation_config: ValidationConfig) -> Iterator[VigilClient]:
+    """An analyst of a fresh tenant on the cluster, healed and with every process running again."""
+    for process in (*cluster.apis, *cluster.workers):
+        if process.process is None or process.process.poll() is not None:
+            process.restart(wait=process.command == "serve")
+    cluster.proxy.heal_all()
+    admin = cluster.admin()
+    suffix = uuid.uuid4().hex[:10]
+    tenant = admin.create_tenant(f"dr-cluster-{suffix}")
+    email = f"analyst-{suffix}@dr.example.com"
+    admin.create_user(email, validation_config.security.password, role="analyst", tenant_id=tenant["id"])
+    client = cluster.client(retries=4)
+    client.login(email, validation_config.security.password)
+    yield client
+    client.close()
+    admin.close()
 
 
 def restore(dr: Deployment) -> None:
