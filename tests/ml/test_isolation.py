@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from vigil import ml
-from vigil.ml.isolation import SMALL_BATCH_ROWS, outlyingness
+from vigil.ml.isolation import CHUNK_ROWS, PROOF_ROWS, outlyingness
 
 
 def _fitted(planted: tuple[pl.DataFrame, np.ndarray], algorithm: str, **parameters: Any) -> ml.FittedDetector:
@@ -40,7 +40,7 @@ def _library(model: ml.FittedDetector, X: np.ndarray) -> np.ndarray:
         ("sklearn_iforest", {"max_features": 0.4, "n_estimators": 7}),
     ],
 )
-@pytest.mark.parametrize("rows", [1, 100, SMALL_BATCH_ROWS, SMALL_BATCH_ROWS + 1])
+@pytest.mark.parametrize("rows", [1, 100, PROOF_ROWS + 1, CHUNK_ROWS + 7])
 def test_scores_equal_the_library_bit_for_bit(
     planted: tuple[pl.DataFrame, np.ndarray], algorithm: str, parameters: dict[str, Any], rows: int
 ) -> None:
