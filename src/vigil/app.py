@@ -176,10 +176,13 @@ def migrate(settings: Settings, database: Database) -> None:
         upgrade_database(database.engine)
 
 
-def _warm_imports() -> None:
-    """After start, in the background: the libraries that start-up leaves to their first use (seconds each)."""
+def _warm_imports(metrics: Metrics) -> None:
+    """After start, in the background: the libraries that start-up leaves to their first use (seconds each). The
+    imports hold the interpreter lock most of that time, so requests meanwhile are slower: `/metrics` says when
+    it is over (a benchmark waits for it)."""
     ml.warm_up()
     analysis.warm_up()
+    metrics.warm.set(1)
 
 
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
@@ -223,7 +226,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if run_workers:
             background.start()
         if settings.warm_imports:
-            threading.Thread(target=_warm_imports, name="vigil-warm-imports", daemon=True).start()
+            threading.Thread(
+                target=_warm_imports, args=(context.metrics,), name="vigil-warm-imports", daemon=True
+            ).start()
         try:
             yield
         finally:
