@@ -20,6 +20,7 @@ from vigil.core.pagination import Page
 from vigil.core.timing import HEADER as SERVER_TIMING
 from vigil.core.timing import PhaseTimer
 from vigil.datasets import formats
+from vigil.detectors.detection import Detection, DetectionService
 from vigil.detectors.feedback import FeedbackService
 from vigil.detectors.schemas import (
     MAX_INLINE_RECORDS,
@@ -39,7 +40,7 @@ from vigil.detectors.schemas import (
     TrainRequest,
     VersionComparison,
 )
-from vigil.detectors.service import Detection, DetectorService, catalog
+from vigil.detectors.service import DetectorService, catalog
 from vigil.detectors.versions import VersionService
 from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
@@ -380,7 +381,7 @@ async def detect(
     # All the request's work after reading its body — parse, load the model, score, encode — runs in one worker
     # thread, under the app's scoring limit: a few CPU-bound scorings at once, the rest waiting without a thread (so
     # the event loop is not starved of the GIL by a crowd of them). `Server-Timing` says where the time went.
-    svc = _service(session, principal, app)
+    svc = DetectionService(session=session, scope=principal.scope, app=app)
     timer = PhaseTimer()
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     accept = request.headers.get("accept", "")
