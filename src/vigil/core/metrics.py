@@ -73,6 +73,9 @@ class Metrics:
             registry=self.registry,
         )
         self.stream_anomalies = Counter("vigil_stream_anomalies_total", "Stream events flagged", registry=self.registry)
+        self.stream_drifts = Counter(
+            "vigil_stream_drifts_total", "Drift detected in streams' scores (ADWIN)", registry=self.registry
+        )
         self.stream_state_loads = Counter(
             "vigil_stream_state_loads_total",
             "Stream models brought to the stored version: from a snapshot (load) or the log of another process "
