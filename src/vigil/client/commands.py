@@ -23,6 +23,7 @@ from rich.table import Table
 
 from vigil.client.client import VigilClient
 from vigil.client.errors import JobFailed, VigilAPIError, VigilConnectionError, VigilError
+from vigil.client.models import ApiModel, Job
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 out = Console()
@@ -118,6 +119,7 @@ def login(
 # -- output ---------------------------------------------------------------------------------------------------------
 def emit(value: Any, as_json: bool, columns: list[str] | None = None, title: str | None = None) -> None:
     """JSON for scripts, or a table for people (one row per item, or one row per field of a single item)."""
+    value = _plain(value)
     if as_json:
         sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
         return
@@ -136,6 +138,15 @@ def emit(value: Any, as_json: bool, columns: list[str] | None = None, title: str
             if columns is None or name in columns:
                 table.add_row(name, _cell(cell))
     out.print(table)
+
+
+def _plain(value: Any) -> Any:
+    """The SDK's typed results as the JSON they came from."""
+    if isinstance(value, ApiModel):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -229,7 +240,7 @@ def detectors_train(
     with session() as vigil:
         job = vigil.detectors.train(detector_id, dataset)
         if wait:
-            job = _wait(vigil, str(job["id"]), bar=not as_json)
+            job = _wait(vigil, job.id, bar=not as_json)
     emit(job, as_json, ["id", "kind", "status", "progress", "stage", "result"])
 
 
@@ -249,9 +260,9 @@ def detectors_detect(
         raise typer.Exit(2)
     with session() as vigil:
         if dataset is not None:
-            job = vigil.detectors.detect(detector_id, dataset_id=dataset)
-            job = _wait(vigil, str(job["id"]), bar=not as_json)
-            result = job.get("result") or {}
+            started = vigil.detectors.detect(detector_id, dataset_id=dataset)
+            job = _wait(vigil, str(started["id"]), bar=not as_json)
+            result = job.result or {}
             if output is not None:
                 vigil.datasets.download(str(result["result_dataset_id"]), format="csv", to=output)
             emit(result, as_json)
@@ -289,7 +300,7 @@ def jobs_wait(
         raise typer.Exit(1)
 
 
-def _wait(vigil: VigilClient, job_id: str, *, bar: bool) -> dict[str, Any]:
+def _wait(vigil: VigilClient, job_id: str, *, bar: bool) -> Job:
     job = vigil.jobs.wait(job_id, progress=bar)
     if job["status"] != "succeeded":
         raise JobFailed(job)

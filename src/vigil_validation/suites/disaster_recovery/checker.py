@@ -158,7 +158,7 @@ class Workload:
 
 def _names(client: VigilClient, kind: Kind) -> list[tuple[str, dict[str, Any]]]:
     collection = client.datasets if kind == "dataset" else client.detectors
-    return [(item["name"], item) for item in collection.iter_all(page_size=100)]
+    return [(item.name, item.to_dict()) for item in collection.iter_all(page_size=100)]
 
 
 def _retry(client: VigilClient, write: Write, *, for_s: float) -> httpx.Response:
