@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
 from vigil.client.errors import VigilAPIError, VigilConnectionError
+from vigil.client.jobs import Jobs
 from vigil.client.models import Algorithm, DetectionResult, Job, Me, Page, Tenant, Token, User
-from vigil.client.resources import ApiKeys, Datasets, Detectors, Jobs
+from vigil.client.resources import ApiKeys, Datasets, Detectors
 from vigil.client.retry import RetryPolicy, retryable_error, retryable_status
 from vigil.client.streams import Streams
 from vigil.client.types import JSON, Params
@@ -158,6 +160,26 @@ class VigilClient:
         if response.is_error:
             raise VigilAPIError.from_response(response)
         return response
+
+    @contextmanager
+    def open_stream(self, path: str, *, params: Params | None = None) -> Iterator[httpx.Response]:
+        """A GET whose answer is read as it comes (server-sent events): the open response, once its status said
+        yes; an error status raises `VigilAPIError`, a failed or cut connection `VigilConnectionError`."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in range(2):
+            headers = {**self.auth_headers(), "Accept": "text/event-stream"}
+            try:
+                with self._http.stream("GET", path, params=clean, headers=headers) as response:
+                    if response.status_code == 401 and attempt == 0 and self.refresh_token:
+                        self.refresh()  # the access token expired: rotate the pair and open the stream again
+                        continue
+                    if response.is_error:
+                        response.read()
+                        raise VigilAPIError.from_response(response)
+                    yield response
+                    return
+            except httpx.TransportError as exc:
+                raise VigilConnectionError(f"GET {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
 
     def call(
         self,

@@ -1,14 +1,13 @@
-"""The API's resource collections as namespaces of `VigilClient`: `datasets`, `detectors`, `jobs`, `api_keys`."""
+"""The API's resource collections as namespaces of `VigilClient`: `datasets`, `detectors`, `api_keys` (and the base
+of `jobs`, in `vigil.client.jobs`)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic
 
 from vigil.client import frames
-from vigil.client.errors import JobTimeout
 from vigil.client.models import (
     ApiKey,
     ApiKeyCreated,
@@ -25,8 +24,6 @@ from vigil.client.models import (
     Rows,
     VersionComparison,
 )
-from vigil.client.progress import JobBar
-from vigil.client.types import FINAL_JOB_STATES
 
 if TYPE_CHECKING:
     from vigil.client.client import VigilClient
@@ -42,9 +39,6 @@ MEDIA_BY_SUFFIX = {
     ".arrows": "application/vnd.apache.arrow.stream",
 }
 
-
-# The longest a single long-poll asks the server to hold a job request (the server's own bound is 60 s).
-LONG_POLL_S = 30.0
 REPORT_KINDS = ("profile", "quality", "analysis")
 
 
@@ -53,7 +47,7 @@ def parquet_bytes(frame: Any) -> bytes:
     return frames.parquet_bytes(frame)
 
 
-class _Collection(Generic[M]):
+class Collection(Generic[M]):
     path: str
     model: type[M]
 
@@ -81,7 +75,7 @@ class _Collection(Generic[M]):
         return Page[self.model].model_validate(body)  # type: ignore[name-defined]
 
 
-class Datasets(_Collection[Dataset]):
+class Datasets(Collection[Dataset]):
     path = "datasets"
     model = Dataset
 
@@ -161,7 +155,7 @@ class Datasets(_Collection[Dataset]):
         job = Job.model_validate(answer.json())
         if not wait:
             return job
-        job = Jobs(self._client).wait(job.id)
+        job = self._client.jobs.wait(job.id)
         if job.status != "succeeded":
             return job
         return self.get_report(dataset_id, kind)
@@ -187,7 +181,7 @@ class Datasets(_Collection[Dataset]):
                 return rows
 
 
-class Detectors(_Collection[DetectorInfo]):
+class Detectors(Collection[DetectorInfo]):
     path = "detectors"
     model = DetectorInfo
 
@@ -366,71 +360,7 @@ class Detectors(_Collection[DetectorInfo]):
         self._client.request("DELETE", f"{API}/detectors/{detector_id}/feedback/{label_id}")
 
 
-class Jobs(_Collection[Job]):
-    path = "jobs"
-    model = Job
-
-    def list(
-        self,
-        *,
-        limit: int | None = None,
-        cursor: str | None = None,
-        status: str | None = None,
-        kind: str | None = None,
-    ) -> Page[Job]:
-        return self._page(
-            self._client.call(
-                "GET", f"{API}/jobs", params={"limit": limit, "cursor": cursor, "status": status, "kind": kind}
-            )
-        )
-
-    def cancel(self, job_id: str) -> Job:
-        return Job.model_validate(self._client.call("POST", f"{API}/jobs/{job_id}/cancel"))
-
-    def get(self, item_id: str, *, wait: float | None = None) -> Job:
-        """The job; with `wait`, the server answers as soon as it ends or after that many seconds (at most 60)."""
-        return Job.model_validate(self._client.call("GET", f"{API}/jobs/{item_id}", params={"wait": wait}))
-
-    def wait(
-        self,
-        job_id: str,
-        *,
-        timeout: float | None = 3600.0,
-        progress: bool | Callable[[Job], None] = False,
-        poll: float | None = None,
-    ) -> Job:
-        """Waits until the job succeeded, failed or was cancelled and returns it (whatever the outcome); raises
-        `JobTimeout` if it is still queued or running after `timeout` seconds (None: no limit).
-
-        Each request is a long-poll the server holds until the job ends; with `progress`, shorter ones, so a Rich
-        progress bar (`True`) or the caller's function (given each state of the job) follows stage and progress.
-        `poll` is accepted for compatibility and ignored: nothing is polled."""
-        del poll
-        deadline = None if timeout is None else time.monotonic() + timeout
-        report: Callable[[Job], None] | None = None
-        bar = None
-        if progress is True:
-            bar = JobBar(job_id)
-            report = bar.update
-        elif callable(progress):
-            report = progress
-        try:
-            while True:
-                left = LONG_POLL_S if deadline is None else max(0.0, deadline - time.monotonic())
-                hold = min(left, 1.0 if report is not None else LONG_POLL_S)
-                job = self.get(job_id, wait=round(hold, 3) or None)
-                if report is not None:
-                    report(job)
-                if job.status in FINAL_JOB_STATES:
-                    return job
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise JobTimeout(job, timeout or 0.0)
-        finally:
-            if bar is not None:
-                bar.close()
-
-
-class ApiKeys(_Collection[ApiKey]):
+class ApiKeys(Collection[ApiKey]):
     """Scoped API keys of the caller's tenant (a tenant admin makes them; the secret is in `create`'s answer only)."""
 
     path = "api-keys"
