@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -118,40 +119,54 @@ def login(
 
 # -- output ---------------------------------------------------------------------------------------------------------
 def emit(value: Any, as_json: bool, columns: list[str] | None = None, title: str | None = None) -> None:
-    """JSON for scripts, or a table for people (one row per item, or one row per field of a single item)."""
-    value = _plain(value)
+    """JSON for scripts, or a table for people (one row per item, or one row per field of a single item).
+
+    In a table, ids are never folded — however narrow the output (a pipe or CI's log: 80 columns), an id stays
+    whole on one line, so it can be copied into the next command; other columns give way."""
     if as_json:
-        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(_plain(value, as_json=True), indent=2, default=str) + "\n")
         return
+    value = _plain(value, as_json=False)
     items = value if isinstance(value, list) else None
     table = Table(title=title, expand=False)
     if items is not None:
         names = columns or (list(items[0]) if items else [])
-        for name in names:
-            table.add_column(name, overflow="fold")
-        for item in items:
-            table.add_row(*(_cell(item.get(name)) for name in names))
+        rows = [[_cell(item.get(name)) for name in names] for item in items]
+        for i, name in enumerate(names):
+            if _is_id(name):
+                table.add_column(name, no_wrap=True, min_width=max((len(row[i]) for row in rows), default=0))
+            else:
+                table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
     else:
+        cells = [(name, _cell(cell)) for name, cell in value.items() if columns is None or name in columns]
+        ids = [text for name, text in cells if _is_id(name)]
         table.add_column("field", style="bold")
-        table.add_column("value", overflow="fold")
-        for name, cell in value.items():
-            if columns is None or name in columns:
-                table.add_row(name, _cell(cell))
+        table.add_column("value", overflow="fold", min_width=max((len(text) for text in ids), default=None))
+        for name, text in cells:
+            table.add_row(name, text)
     out.print(table)
 
 
-def _plain(value: Any) -> Any:
-    """The SDK's typed results as the JSON they came from."""
+def _is_id(name: str) -> bool:
+    return name == "id" or name.endswith("_id")
+
+
+def _plain(value: Any, *, as_json: bool) -> Any:
+    """The SDK's typed results as the JSON they came from (for a table, with dates as dates)."""
     if isinstance(value, ApiModel):
-        return value.to_dict()
+        return value.to_dict() if as_json else value.model_dump(by_alias=True)
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [_plain(item, as_json=as_json) for item in value]
     return value
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")  # to the second, in UTC (as the API gives it)
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict | list):
