@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 
 from vigil.client import VigilClient
+from vigil.client.models import Job
 
 T = TypeVar("T")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -62,9 +63,7 @@ def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.nda
     return float(u / (len(positives) * len(negatives)))
 
 
-def watch_job(
-    client: VigilClient, job_id: str, *, timeout: float, poll: float
-) -> tuple[dict[str, Any], list[str], list[float]]:
+def watch_job(client: VigilClient, job_id: str, *, timeout: float, poll: float) -> tuple[Job, list[str], list[float]]:
     """Polls a job to a final state, returning it with every status and progress value seen on the way."""
     statuses: list[str] = []
     progress: list[float] = []

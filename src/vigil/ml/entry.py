@@ -25,6 +25,7 @@ __all__ = [
     "CatalogEntry",
     "Factory",
     "Float64Array",
+    "ProgressFit",
     "ScoreConvention",
     "from_library",
     "quantile_threshold",
@@ -32,6 +33,8 @@ __all__ = [
 
 Float64Array = npt.NDArray[np.float64]
 Factory = Callable[[Mapping[str, Any], float], Any]
+# Fits `estimator` on X (and labels) as its `fit` would, calling the last argument with the share done (0–1).
+ProgressFit = Callable[[Any, Float64Array, Any, Callable[[float], None]], None]
 
 
 def quantile_threshold(training_scores: Float64Array, contamination: float) -> float:
@@ -135,6 +138,8 @@ class CatalogEntry:
     """How rows' scores are explained (`vigil.ml.explain`): the algorithm's own method, or Shapley sampling."""
     learns_from_labels: bool = False
     """Whether `fit` takes labels (1 anomaly, 0 normal, -1 unlabelled); others use labels only to be judged."""
+    fit_with_progress: ProgressFit | None = None
+    """A fit that reports how far it is (`vigil.ml.stepwise`), where the library allows one; None: one `fit` call."""
 
     def describe(self) -> dict[str, Any]:
         """The public shape of the entry (the API's `AlgorithmPublic`)."""

@@ -141,15 +141,13 @@ def _listed(client: VigilClient, kind: Kind, subject: Subject | None) -> list[tu
     """(name, item) of what a tenant holds of a kind; jobs (nameless) by id, only those on the tenant's subject."""
     if kind in RESOURCE_KINDS:
         collection = client.datasets if kind == "dataset" else client.detectors
-        return [(item["name"], item) for item in collection.iter_all(page_size=100)]
+        return [(item.name, item.to_dict()) for item in collection.iter_all(page_size=100)]
     if subject is None:
         return []
     return [
-        (item["id"], item)
-        for item in client.jobs.iter_all(page_size=100)
-        if item.get("subject_id") == subject.detector_id
-        and item["kind"] == JOB_KIND[kind]
-        and item["id"] != subject.setup_job_id
+        (job.id, job.to_dict())
+        for job in client.jobs.iter_all(page_size=100)
+        if job.subject_id == subject.detector_id and job.kind == JOB_KIND[kind] and job.id != subject.setup_job_id
     ]
 
 

@@ -42,7 +42,7 @@ def train(client: VigilClient, rows: int, estimators: int) -> str:
 
 
 def _status(client: VigilClient, job_id: str) -> dict[str, object]:
-    return client.jobs.get(job_id)
+    return client.jobs.get(job_id).to_dict()
 
 
 def test_a_worker_killed_mid_job_another_finishes_it(cluster: ClusterDeployment, analyst: VigilClient) -> None:

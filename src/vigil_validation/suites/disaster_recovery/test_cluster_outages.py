@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from vigil.client import NO_RETRY, VigilClient
+from vigil.client.models import Dataset
 from vigil_validation.config import DisasterRecoveryConfig
 from vigil_validation.faults import Blackhole, Down
 from vigil_validation.plugin import Recorder
@@ -33,8 +34,8 @@ def _upload(client: VigilClient, name: str, key: str) -> httpx.Response:
     )
 
 
-def _named(client: VigilClient, name: str) -> list[dict[str, object]]:
-    return [item for item in client.datasets.iter_all(page_size=100) if item["name"] == name]
+def _named(client: VigilClient, name: str) -> list[Dataset]:
+    return [item for item in client.datasets.iter_all(page_size=100) if item.name == name]
 
 
 def test_object_store_down_uploads_answer_503_and_nothing_is_half_written(
@@ -71,8 +72,8 @@ def test_object_store_down_uploads_answer_503_and_nothing_is_half_written(
     assert after.status_code == 201, after.text
     assert rto <= dr_config.recovery_time_objective_s
     stored = _named(analyst, name)
-    assert [item["id"] for item in stored] == [after.json()["id"]]
-    assert stored[0]["rows"] == ROWS
+    assert [item.id for item in stored] == [after.json()["id"]]
+    assert stored[0].rows == ROWS
 
 
 def _versions(client: VigilClient, detector_id: str) -> int:
