@@ -13,6 +13,7 @@ import pytest
 from tests.client.conftest import SdkTenant
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from vigil.client import JobTimeout, VigilAPIError, VigilClient, VigilConnectionError
+from vigil.client.models import Dataset, DetectionResult, DetectorInfo, Job, ModelVersion, Page
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "breastw.csv"
 FEATURES = [c for c in pl.read_csv(EXAMPLE).columns if c != "malignant"]
@@ -124,6 +125,19 @@ def test_detector_workflow(sdk_tenant: SdkTenant) -> None:
     job = analyst.detectors.train(detector["id"], dataset["id"])
     finished = analyst.jobs.wait(job["id"], timeout=60, poll=0.05)
     assert finished["status"] == "succeeded", finished
+    # Typed results, validated against what the server really sent (their schemas: tests/client/test_models.py).
+    assert isinstance(dataset, Dataset)
+    assert dataset.rows == frame.height
+    assert dataset.column_names == frame.columns
+    assert isinstance(detector, DetectorInfo)
+    assert detector.features == FEATURES
+    assert isinstance(finished, Job)
+    assert finished.done
+    assert finished.finished_at is not None
+    versions = analyst.detectors.versions(detector.id)
+    assert isinstance(versions, Page)
+    assert isinstance(versions.items[0], ModelVersion)
+    assert versions.items[0].training_rows == frame.height
     assert analyst.detectors.versions(detector["id"])["items"][0]["version"] == 1
     assert job["id"] in {j["id"] for j in analyst.jobs.list(kind=job["kind"])["items"]}
     with pytest.raises(VigilAPIError) as finished_already:
@@ -132,9 +146,12 @@ def test_detector_workflow(sdk_tenant: SdkTenant) -> None:
 
     inline = analyst.detect(detector["id"], records=frame.head(5).drop("malignant").to_dicts())
     assert inline["total"] == 5
+    assert isinstance(inline, DetectionResult)
+    assert [row.index for row in inline.results] == list(range(5))
     by_frame = analyst.detect(detector["id"], frame=frame.head(7), version=1)
     assert (by_frame["total"], by_frame["model_version"]) == (7, 1)
     scoring = analyst.detect(detector["id"], dataset_id=dataset["id"])
+    assert isinstance(scoring, Job)
     result = analyst.jobs.wait(scoring["id"], timeout=60, poll=0.05)["result"]
     assert result["total"] == frame.height
     with pytest.raises(ValueError, match="exactly one"):

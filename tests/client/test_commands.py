@@ -87,3 +87,20 @@ def test_errors_are_one_readable_line_and_an_exit_code(vigil: Vigil) -> None:
     unreachable = Vigil("http://127.0.0.1:9", vigil.env["VIGIL_CONFIG_DIR"] + "-none")
     unreachable.env["VIGIL_TOKEN"] = "x"
     assert "cannot reach" in unreachable("jobs", "show", "job_x", code=3)
+
+
+def test_a_narrow_non_terminal_table_keeps_ids_whole(vigil: Vigil, tmp_path: Path) -> None:
+    # CI's logs and pipes: 80 columns, no terminal. An id folded over two lines cannot be copied.
+    csv = tmp_path / "narrow.csv"
+    planted().write_csv(csv)
+    uploaded = [
+        vigil.json("datasets", "upload", str(csv), "--name", f"a-long-dataset-name-{i}")["id"] for i in range(3)
+    ]
+    vigil.env["COLUMNS"] = "80"
+    table = vigil("datasets", "list")
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for dataset_id in uploaded:
+        assert any(dataset_id in line for line in lines), f"{dataset_id} is not whole on any line:\n{table}"
+    shown = vigil("datasets", "show", uploaded[0])
+    assert any(uploaded[0] in line for line in shown.splitlines()), shown

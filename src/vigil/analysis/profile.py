@@ -29,6 +29,7 @@ from vigil.analysis.columns import (
     valued,
 )
 from vigil.analysis.correlation import DEFAULT_MAX_COLUMNS, DEFAULT_SAMPLE_ROWS, correlations
+from vigil.analysis.label import label_classes, label_relevance, split_label
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _HASH_MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -43,7 +44,9 @@ class ProfileOptions:
     """What to profile and how much detail to keep.
 
     `columns` limits the per-column part (all columns by default); `duplicates` and `correlations` switch off
-    the dataset-level passes; `column_batch` bounds how many columns are in memory at once.
+    the dataset-level passes; `column_batch` bounds how many columns are in memory at once. `label` names the
+    dataset's known answer: it is left out of the features (their profiles and correlations), summarised as classes
+    under ``label``, and the target of ``relevance``.
     """
 
     columns: Sequence[str] | None = None
@@ -54,6 +57,8 @@ class ProfileOptions:
     correlation_sample_rows: int = DEFAULT_SAMPLE_ROWS
     correlation_max_columns: int = DEFAULT_MAX_COLUMNS
     column_batch: int = 16
+    label: str | None = None
+    relevance_rows: int = 5_000
 
 
 def quantile_key(q: float) -> str:
@@ -82,14 +87,15 @@ def profile(frame: Frame, *, options: ProfileOptions | None = None, progress: Pr
     options = options or ProfileOptions()
     scan = lazy(frame)
     schema = scan.collect_schema()
-    columns = check_columns(frame, options.columns)
+    columns = split_label(frame, check_columns(frame, options.columns), options.label)
     height = height_of(frame)
     batches = [columns[i : i + options.column_batch] for i in range(0, len(columns), max(1, options.column_batch))]
-    steps = progress_steps(progress, 0.0, 85.0, len(batches))
+    steps = progress_steps(progress, 0.0, 80.0, len(batches))
     steps(0)
     profiles: dict[str, Report] = {}
     row_hash: np.ndarray | None = None
-    hash_all = options.duplicates and options.columns is None
+    # Duplicates are whole rows (the label included): hashed batch by batch when the batches are whole rows.
+    hash_all = options.duplicates and options.columns is None and options.label is None
     for i, batch in enumerate(batches):
         found, batch_hash = _profile_batch(scan, {c: schema[c] for c in batch}, height, options, hash_all)
         profiles.update(found)
@@ -117,12 +123,20 @@ def profile(frame: Frame, *, options: ProfileOptions | None = None, progress: Pr
         )
         if options.correlations
         else None,
+        "label": None,
+        "relevance": None,
         "parameters": {
             "top_values": options.top_values,
             "bins": options.bins,
             "quantiles": list(QUANTILES),
+            "label_column": options.label,
         },
     }
+    if options.label is not None:
+        if progress is not None:
+            progress(90.0)
+        report["label"] = label_classes(scan, options.label)
+        report["relevance"] = label_relevance(scan, columns, options.label, max_rows=options.relevance_rows, seed=0)
     if progress is not None:
         progress(100.0)
     return clean(report)  # type: ignore[no-any-return]

@@ -29,6 +29,7 @@ from vigil.analysis.columns import (
     progress_steps,
 )
 from vigil.analysis.expectations import Expectation, Rule, rules_for
+from vigil.analysis.label import label_classes, split_label
 from vigil.analysis.recommend import recommendations, severity
 
 DIMENSIONS = ("completeness", "uniqueness", "validity", "consistency", "outliers")
@@ -49,6 +50,9 @@ class QualityOptions:
     samples: int = 10
     column_batch: int = 16
     max_categories: int = 100_000  # category checks are skipped above this many distinct values
+    # The dataset's known answer: checked for what is missing or breaks a rule, not as a feature (its rare class
+    # is no outlier, its text no category to encode); summarised as classes.
+    label: str | None = None
 
 
 @dataclass
@@ -78,7 +82,7 @@ def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Pro
     options = options or QualityOptions()
     scan = lazy(frame)
     schema = scan.collect_schema()
-    columns = check_columns(frame, options.columns)
+    columns = split_label(frame, check_columns(frame, options.columns), options.label)
     check_columns(frame, list(options.expectations), field="expectations")
     rules = {c: rules_for(c, schema[c], e) for c, e in options.expectations.items()}
     height = height_of(frame)
@@ -92,7 +96,11 @@ def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Pro
         findings += batch_findings
         row_hash = batch_hash if row_hash is None else (row_hash * _HASH_MIX) ^ batch_hash
         steps(i + 1)
-    extra = [c for c in rules if c not in set(columns)]
+    if options.label is not None:
+        labelled, label_hash = _assess_batch(scan, {options.label: schema[options.label]}, rules, options, label=True)
+        findings += labelled
+        row_hash = label_hash if row_hash is None else (row_hash * _HASH_MIX) ^ label_hash
+    extra = [c for c in rules if c not in {*columns, options.label}]
     if extra:
         more, _ = _assess_batch(scan, {c: schema[c] for c in extra}, rules, options, only_rules=True)
         findings += more
@@ -102,7 +110,7 @@ def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Pro
     if duplicates.affected:
         _judge_duplicates(duplicates, scan, list(schema.names()), height)
         findings.append(duplicates)
-    kinds = {c: kind_of(schema[c]) for c in columns}
+    kinds = {c: kind_of(schema[c]) for c in [*columns, *([options.label] if options.label else [])]}
     scores = _scores(findings, height, kinds)
     issues = _issues(findings, height)
     report: Report = {
@@ -110,8 +118,9 @@ def assess(frame: Frame, *, options: QualityOptions | None = None, progress: Pro
         "scores": scores,
         "overall": sum(scores.values()) / len(scores),
         "issues": issues,
-        "recommendations": recommendations(issues, kinds),
-        "parameters": {"outlier_z": options.outlier_z, "samples": options.samples},
+        "recommendations": recommendations(issues, kinds, label=options.label),
+        "label": label_classes(scan, options.label) if options.label is not None else None,
+        "parameters": {"outlier_z": options.outlier_z, "samples": options.samples, "label_column": options.label},
     }
     if progress is not None:
         progress(100.0)
@@ -129,10 +138,13 @@ def _assess_batch(
     options: QualityOptions,
     *,
     only_rules: bool = False,
+    label: bool = False,
 ) -> tuple[list[_Finding], np.ndarray]:
+    """The findings of a batch of columns (only its expectations' with `only_rules`; no feature checks — outliers,
+    categories — for the `label`) and its part of the rows' hash."""
     kinds = {c: kind_of(dtype) for c, dtype in schema.items()}
-    numeric = [c for c, k in kinds.items() if k == "numeric"]
-    text = [c for c, k in kinds.items() if k == "categorical"]
+    numeric = [c for c, k in kinds.items() if k == "numeric" and not label]
+    text = [c for c, k in kinds.items() if k == "categorical" and not label]
     findings: list[_Finding] = []
     if not only_rules:
         robust, categories = _batch_statistics(scan, schema, numeric, text, options)

@@ -31,11 +31,14 @@ def severity(check: str, share: float) -> str:
     return "low"
 
 
-def recommendations(issues: list[Report], kinds: Mapping[str, str]) -> list[Report]:
-    """One recommendation per issue that has a remedy, most urgent first (the issues come sorted that way)."""
+def recommendations(issues: list[Report], kinds: Mapping[str, str], *, label: str | None = None) -> list[Report]:
+    """One recommendation per issue that has a remedy, most urgent first (the issues come sorted that way). The
+    `label` column's remedies are a label's: an answer is not imputed."""
     found: list[Report] = []
     for issue in issues:
-        advice = _advice(issue, kinds.get(issue["column"] or "", ""))
+        column = issue["column"] or ""
+        advice = _label_advice(issue) if label is not None and column == label else None
+        advice = advice or _advice(issue, kinds.get(column, ""))
         if advice is not None:
             action, detail = advice
             found.append(
@@ -48,6 +51,18 @@ def recommendations(issues: list[Report], kinds: Mapping[str, str]) -> list[Repo
                 }
             )
     return found
+
+
+def _label_advice(issue: Report) -> tuple[str, str] | None:
+    """>>> _label_advice({"check": "missing_values", "affected_rows": 3, "share": 0.1})[0]
+    'drop'
+    """
+    if issue["check"] in ("missing_values", "null_violated", "non_finite"):
+        return "drop", (
+            f"{issue['affected_rows']} rows have no usable label: label them, or leave them out when judging a "
+            "detector — never impute an answer."
+        )
+    return None
 
 
 def _advice(issue: Report, kind: str) -> tuple[str, str] | None:  # noqa: PLR0912 - one answer per check

@@ -113,8 +113,9 @@ def render_profile(report: Mapping[str, Any], *, title: str = "Data profile") ->
     return _page(
         title,
         f"{dataset['rows']} rows × {dataset['columns']} columns",
-        [_section("Dataset", tiles), _section("Columns", f"<div class=grid>{''.join(cards)}</div>"),
-         _correlations(report.get("correlations"))],
+        [_section("Dataset", tiles), _label(report.get("label")),
+         _section("Columns", f"<div class=grid>{''.join(cards)}</div>"), _correlations(report.get("correlations")),
+         _relevance(report.get("relevance"))],
     )  # fmt: skip
 
 
@@ -189,14 +190,18 @@ def render_quality(report: Mapping[str, Any], *, title: str = "Data quality") ->
     return _page(
         title,
         f"overall score {report['overall']:.3f} · {len(report['issues'])} issue(s)",
-        [_section("Scorecard", scorecard), _section("Issues", issues_table), _section("Recommendations", advice)],
+        [
+            _section("Scorecard", scorecard),
+            _section("Issues", issues_table),
+            _section("Recommendations", advice),
+            _label(report.get("label")),
+        ],
     )
 
 
 # -- analysis ----------------------------------------------------------------------------------------------------
 def render_analysis(report: Mapping[str, Any], *, title: str = "Statistical analysis") -> str:
     """Fits and normality per column, the correlation heatmaps, and the feature relevance chart."""
-    from vigil.analysis import plots
 
     rows = []
     for column in report["columns"]:
@@ -214,26 +219,47 @@ def render_analysis(report: Mapping[str, Any], *, title: str = "Statistical anal
         numeric=(2, 3, 5),
     )
     sections = [_section("Distributions", fits), _correlations(report.get("correlations"))]
-    relevance = report.get("relevance")
-    if relevance:
-        key = "permutation_importance" if relevance["method"] == "permutation" else "mutual_information"
-        features = relevance["features"][:40]
-        label = key.replace("_", " ")
-        chart = plots.bars(
-            [f["feature"] for f in features], [f[key] for f in features], title=label, x_label=label, y_label="feature"
-        )
-        if key == "permutation_importance":
-            table = _table(
-                ["rank", "feature", "permutation importance", "± std", "mutual information with scores"],
-                ([f["rank"], f["feature"], f[key], f["permutation_std"], f["mutual_information"]] for f in features),
-                numeric=(0, 2, 3, 4),
-            )
-        else:
-            table = _table(
-                ["rank", "feature", "mutual information", "Spearman"],
-                ([f["rank"], f["feature"], f[key], f["spearman"]] for f in features),
-                numeric=(0, 2, 3),
-            )
-        note = f"<p class=kind>Against {e(relevance['target'])}, on {e(relevance['sample_rows'])} rows.</p>"
-        sections.append(_section("Feature relevance", _image(chart, f"{label} by feature") + note + table))
+    sections.append(_relevance(report.get("relevance")))
     return _page(title, f"{len(report['columns'])} numeric column(s)", sections)
+
+
+def _relevance(relevance: Mapping[str, Any] | None) -> str:
+    """The feature relevance chart and table (against a label, or a detector's scores); nothing without one."""
+    from vigil.analysis import plots
+
+    if not relevance:
+        return ""
+    key = "permutation_importance" if relevance["method"] == "permutation" else "mutual_information"
+    features = relevance["features"][:40]
+    label = key.replace("_", " ")
+    chart = plots.bars(
+        [f["feature"] for f in features], [f[key] for f in features], title=label, x_label=label, y_label="feature"
+    )
+    if key == "permutation_importance":
+        table = _table(
+            ["rank", "feature", "permutation importance", "± std", "mutual information with scores"],
+            ([f["rank"], f["feature"], f[key], f["permutation_std"], f["mutual_information"]] for f in features),
+            numeric=(0, 2, 3, 4),
+        )
+    else:
+        table = _table(
+            ["rank", "feature", "mutual information", "Spearman"],
+            ([f["rank"], f["feature"], f[key], f["spearman"]] for f in features),
+            numeric=(0, 2, 3),
+        )
+    note = f"<p class=kind>Against {e(relevance['target'])}, on {e(relevance['sample_rows'])} rows.</p>"
+    return _section("Feature relevance", _image(chart, f"{label} by feature") + note + table)
+
+
+def _label(label: Mapping[str, Any] | None) -> str:
+    """The label column's classes: the dataset's known answer, kept apart from the features."""
+    if not label:
+        return ""
+    note = (
+        f"<p class=kind><code>{e(label['name'])}</code> is the label: not a feature, not profiled as one. "
+        f"{e(label['distinct'])} class(es); {e(label['missing'])} row(s) without a label.</p>"
+    )
+    table = _table(
+        ["class", "rows", "share"], ([c["value"], c["count"], c["share"]] for c in label["classes"]), numeric=(1, 2)
+    )
+    return _section("Label", note + table)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
 from vigil.client.errors import VigilAPIError, VigilConnectionError
-from vigil.client.resources import ApiKeys, Datasets, Detectors, Jobs
+from vigil.client.jobs import Jobs
+from vigil.client.models import Algorithm, DetectionResult, Job, Me, Page, Tenant, Token, User
+from vigil.client.resources import ApiKeys, Datasets, Detectors
 from vigil.client.retry import RetryPolicy, retryable_error, retryable_status
 from vigil.client.streams import Streams
 from vigil.client.types import JSON, Params
@@ -21,7 +24,9 @@ USER_AGENT = "vigil-client/0.1"
 
 
 class VigilClient:
-    """A synchronous client of one Vigil deployment. Every method returns the JSON the API answered, as dicts.
+    """A synchronous client of one Vigil deployment. Methods return typed results (`vigil.client.models`, checked
+    against the API's OpenAPI document), which also read like the JSON they came from (``job["status"]``);
+    `call` is the raw way, answering plain JSON.
 
     Errors: a non-2xx answer raises `VigilAPIError` (status and problem document), a network failure raises
     `VigilConnectionError`. Credentials: `token` (a JWT from `login`) or `api_key`; `login` replaces either.
@@ -157,6 +162,26 @@ class VigilClient:
             raise VigilAPIError.from_response(response)
         return response
 
+    @contextmanager
+    def open_stream(self, path: str, *, params: Params | None = None) -> Iterator[httpx.Response]:
+        """A GET whose answer is read as it comes (server-sent events): the open response, once its status said
+        yes; an error status raises `VigilAPIError`, a failed or cut connection `VigilConnectionError`."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in range(2):
+            headers = {**self.auth_headers(), "Accept": "text/event-stream"}
+            try:
+                with self._http.stream("GET", path, params=clean, headers=headers) as response:
+                    if response.status_code == 401 and attempt == 0 and self.refresh_token:
+                        self.refresh()  # the access token expired: rotate the pair and open the stream again
+                        continue
+                    if response.is_error:
+                        response.read()
+                        raise VigilAPIError.from_response(response)
+                    yield response
+                    return
+            except httpx.TransportError as exc:
+                raise VigilConnectionError(f"GET {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
+
     def call(
         self,
         method: str,
@@ -200,17 +225,21 @@ class VigilClient:
         return self.call("GET", "/openapi.json")
 
     # -- authentication -----------------------------------------------------------------------------------
-    def login(self, email: str, password: str) -> JSON:
+    def login(self, email: str, password: str) -> Token:
         """Exchanges email and password for tokens and keeps the access token for the next calls."""
-        tokens = self.call("POST", f"{API}/auth/token", json={"email": email, "password": password})
+        tokens = Token.model_validate(
+            self.call("POST", f"{API}/auth/token", json={"email": email, "password": password})
+        )
         self._keep(tokens)
         return tokens
 
-    def refresh(self) -> JSON:
+    def refresh(self) -> Token:
         """Rotates the token pair: the refresh token is single-use, so the new one replaces it."""
         if not self.refresh_token:
             raise ValueError("no refresh token: log in first")
-        tokens = self.call("POST", f"{API}/auth/refresh", json={"refresh_token": self.refresh_token})
+        tokens = Token.model_validate(
+            self.call("POST", f"{API}/auth/refresh", json={"refresh_token": self.refresh_token})
+        )
         self._keep(tokens)
         return tokens
 
@@ -219,32 +248,33 @@ class VigilClient:
         self.call("POST", f"{API}/auth/logout")
         self.token = self.refresh_token = None
 
-    def _keep(self, tokens: JSON) -> None:
-        self.token = str(tokens["access_token"])
-        refresh = tokens.get("refresh_token")
-        self.refresh_token = str(refresh) if refresh else None
+    def _keep(self, tokens: Token) -> None:
+        self.token = tokens.access_token
+        self.refresh_token = tokens.refresh_token or None
 
-    def me(self) -> JSON:
-        return self.call("GET", f"{API}/me")
+    def me(self) -> Me:
+        return Me.model_validate(self.call("GET", f"{API}/me"))
 
-    def algorithms(self) -> list[JSON]:
+    def algorithms(self) -> list[Algorithm]:
         """The detector catalog, each entry with its parameter schema."""
-        items: list[JSON] = self.call("GET", f"{API}/algorithms")["items"]
-        return items
+        return [Algorithm.model_validate(item) for item in self.call("GET", f"{API}/algorithms")["items"]]
 
     # -- tenants (superadmin) -----------------------------------------------------------------------------
-    def create_tenant(self, name: str, *, idempotency_key: str | None = None) -> JSON:
-        return self.call("POST", f"{API}/tenants", json={"name": name}, idempotency_key=idempotency_key)
+    def create_tenant(self, name: str, *, idempotency_key: str | None = None) -> Tenant:
+        made = self.call("POST", f"{API}/tenants", json={"name": name}, idempotency_key=idempotency_key)
+        return Tenant.model_validate(made)
 
-    def list_tenants(self, *, limit: int | None = None, cursor: str | None = None) -> JSON:
-        return self.call("GET", f"{API}/tenants", params={"limit": limit, "cursor": cursor})
+    def list_tenants(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Tenant]:
+        return Page[Tenant].model_validate(
+            self.call("GET", f"{API}/tenants", params={"limit": limit, "cursor": cursor})
+        )
 
-    def get_tenant(self, tenant_id: str) -> JSON:
-        return self.call("GET", f"{API}/tenants/{tenant_id}")
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        return Tenant.model_validate(self.call("GET", f"{API}/tenants/{tenant_id}"))
 
-    def update_tenant(self, tenant_id: str, *, name: str | None = None, status: str | None = None) -> JSON:
+    def update_tenant(self, tenant_id: str, *, name: str | None = None, status: str | None = None) -> Tenant:
         body = {k: v for k, v in {"name": name, "status": status}.items() if v is not None}
-        return self.call("PATCH", f"{API}/tenants/{tenant_id}", json=body)
+        return Tenant.model_validate(self.call("PATCH", f"{API}/tenants/{tenant_id}", json=body))
 
     def delete_tenant(self, tenant_id: str) -> None:
         self.request("DELETE", f"{API}/tenants/{tenant_id}")
@@ -258,21 +288,21 @@ class VigilClient:
         role: str = "analyst",
         tenant_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> JSON:
+    ) -> User:
         body: dict[str, Any] = {"email": email, "password": password, "role": role}
         if tenant_id is not None:
             body["tenant_id"] = tenant_id
-        return self.call("POST", f"{API}/users", json=body, idempotency_key=idempotency_key)
+        return User.model_validate(self.call("POST", f"{API}/users", json=body, idempotency_key=idempotency_key))
 
-    def list_users(self, *, limit: int | None = None, cursor: str | None = None) -> JSON:
-        return self.call("GET", f"{API}/users", params={"limit": limit, "cursor": cursor})
+    def list_users(self, *, limit: int | None = None, cursor: str | None = None) -> Page[User]:
+        return Page[User].model_validate(self.call("GET", f"{API}/users", params={"limit": limit, "cursor": cursor}))
 
-    def get_user(self, user_id: str) -> JSON:
-        return self.call("GET", f"{API}/users/{user_id}")
+    def get_user(self, user_id: str) -> User:
+        return User.model_validate(self.call("GET", f"{API}/users/{user_id}"))
 
-    def update_user(self, user_id: str, *, role: str | None = None, is_active: bool | None = None) -> JSON:
+    def update_user(self, user_id: str, *, role: str | None = None, is_active: bool | None = None) -> User:
         body = {k: v for k, v in {"role": role, "is_active": is_active}.items() if v is not None}
-        return self.call("PATCH", f"{API}/users/{user_id}", json=body)
+        return User.model_validate(self.call("PATCH", f"{API}/users/{user_id}", json=body))
 
     def delete_user(self, user_id: str) -> None:
         self.request("DELETE", f"{API}/users/{user_id}")
@@ -288,7 +318,7 @@ class VigilClient:
         version: int | None = None,
         explain: int | None = None,
         idempotency_key: str | None = None,
-    ) -> JSON:
+    ) -> DetectionResult | Job:
         """Scores inline `records`, a polars `frame` (sent as Parquet) — both answer the scores — or a stored
         `dataset_id`, which answers a job (wait for it with `jobs.wait`). `explain=k`: each row's top-k features."""
         return self.detectors.detect(

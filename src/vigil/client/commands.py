@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from vigil.client.client import VigilClient
 from vigil.client.errors import JobFailed, VigilAPIError, VigilConnectionError, VigilError
+from vigil.client.models import ApiModel, Job
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 out = Console()
@@ -117,30 +119,54 @@ def login(
 
 # -- output ---------------------------------------------------------------------------------------------------------
 def emit(value: Any, as_json: bool, columns: list[str] | None = None, title: str | None = None) -> None:
-    """JSON for scripts, or a table for people (one row per item, or one row per field of a single item)."""
+    """JSON for scripts, or a table for people (one row per item, or one row per field of a single item).
+
+    In a table, ids are never folded — however narrow the output (a pipe or CI's log: 80 columns), an id stays
+    whole on one line, so it can be copied into the next command; other columns give way."""
     if as_json:
-        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(_plain(value, as_json=True), indent=2, default=str) + "\n")
         return
+    value = _plain(value, as_json=False)
     items = value if isinstance(value, list) else None
     table = Table(title=title, expand=False)
     if items is not None:
         names = columns or (list(items[0]) if items else [])
-        for name in names:
-            table.add_column(name, overflow="fold")
-        for item in items:
-            table.add_row(*(_cell(item.get(name)) for name in names))
+        rows = [[_cell(item.get(name)) for name in names] for item in items]
+        for i, name in enumerate(names):
+            if _is_id(name):
+                table.add_column(name, no_wrap=True, min_width=max((len(row[i]) for row in rows), default=0))
+            else:
+                table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
     else:
+        cells = [(name, _cell(cell)) for name, cell in value.items() if columns is None or name in columns]
+        ids = [text for name, text in cells if _is_id(name)]
         table.add_column("field", style="bold")
-        table.add_column("value", overflow="fold")
-        for name, cell in value.items():
-            if columns is None or name in columns:
-                table.add_row(name, _cell(cell))
+        table.add_column("value", overflow="fold", min_width=max((len(text) for text in ids), default=None))
+        for name, text in cells:
+            table.add_row(name, text)
     out.print(table)
+
+
+def _is_id(name: str) -> bool:
+    return name == "id" or name.endswith("_id")
+
+
+def _plain(value: Any, *, as_json: bool) -> Any:
+    """The SDK's typed results as the JSON they came from (for a table, with dates as dates)."""
+    if isinstance(value, ApiModel):
+        return value.to_dict() if as_json else value.model_dump(by_alias=True)
+    if isinstance(value, list):
+        return [_plain(item, as_json=as_json) for item in value]
+    return value
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")  # to the second, in UTC (as the API gives it)
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict | list):
@@ -229,7 +255,7 @@ def detectors_train(
     with session() as vigil:
         job = vigil.detectors.train(detector_id, dataset)
         if wait:
-            job = _wait(vigil, str(job["id"]), bar=not as_json)
+            job = _wait(vigil, job.id, bar=not as_json)
     emit(job, as_json, ["id", "kind", "status", "progress", "stage", "result"])
 
 
@@ -249,9 +275,9 @@ def detectors_detect(
         raise typer.Exit(2)
     with session() as vigil:
         if dataset is not None:
-            job = vigil.detectors.detect(detector_id, dataset_id=dataset)
-            job = _wait(vigil, str(job["id"]), bar=not as_json)
-            result = job.get("result") or {}
+            started = vigil.detectors.detect(detector_id, dataset_id=dataset)
+            job = _wait(vigil, str(started["id"]), bar=not as_json)
+            result = job.result or {}
             if output is not None:
                 vigil.datasets.download(str(result["result_dataset_id"]), format="csv", to=output)
             emit(result, as_json)
@@ -289,7 +315,7 @@ def jobs_wait(
         raise typer.Exit(1)
 
 
-def _wait(vigil: VigilClient, job_id: str, *, bar: bool) -> dict[str, Any]:
+def _wait(vigil: VigilClient, job_id: str, *, bar: bool) -> Job:
     job = vigil.jobs.wait(job_id, progress=bar)
     if job["status"] != "succeeded":
         raise JobFailed(job)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from vigil.client.models import Job
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -21,7 +24,7 @@ class VigilConnectionError(VigilError):
 class JobTimeout(VigilError, TimeoutError):
     """A job did not reach a final state in time; `job` is its last known state."""
 
-    def __init__(self, job: dict[str, Any], timeout: float) -> None:
+    def __init__(self, job: Job, timeout: float) -> None:
         super().__init__(f"job {job.get('id')!r} still {job.get('status')!r} after {timeout:g}s")
         self.job = job
         self.timeout = timeout
@@ -30,8 +33,8 @@ class JobTimeout(VigilError, TimeoutError):
 class JobFailed(VigilError):
     """A job the caller needed ended failed or cancelled; `job` is its final state, `error` its problem document."""
 
-    def __init__(self, job: dict[str, Any]) -> None:
-        error = job.get("error") or {}
+    def __init__(self, job: Job) -> None:
+        error: dict[str, Any] = job.get("error") or {}
         super().__init__(
             f"job {job.get('id')!r} {job.get('status')}: {error.get('detail') or error.get('title') or ''}"
         )

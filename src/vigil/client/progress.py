@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from vigil.client.types import JSON
+from vigil.client.models import Job
 
 
 class JobBar:
@@ -25,7 +25,7 @@ class JobBar:
         self._task = self._progress.add_task(job_id, total=100.0, eta="")
         self._progress.start()
 
-    def update(self, job: JSON) -> None:
+    def update(self, job: Job) -> None:
         stage = job.get("stage") or job.get("status") or ""
         eta = job.get("eta_s")
         self._progress.update(

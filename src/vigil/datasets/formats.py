@@ -1,6 +1,6 @@
 """Tabular file formats: read CSV, JSON records, Parquet and Arrow IPC into one normalised Arrow table, or refuse.
 
-Every reader ends in `_normalised`, so whatever the format, a dataset holds only flat columns of four kinds
+Every reader ends in `normalise.normalised`, so whatever the format, a dataset holds only flat columns of four kinds
 (numeric, boolean, categorical, datetime) under unique, bounded names. Library errors are turned into
 `MalformedFile` problems with a short, truncated message: a hostile file must never be echoed back whole.
 """
@@ -11,10 +11,8 @@ import csv
 import enum
 import io
 import json
-import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,17 +29,39 @@ from vigil.datasets.decoding import (
     check_ipc_file,
     check_ipc_stream,
     check_parquet,
-    decoded_variable_bytes,
+)
+from vigil.datasets.normalise import (
+    ColumnSchema,
+    TableLimits,
+    check_names,
+    check_width,
+    column_label,
+    infer_schema,
+    normalised,
+    short_message,
 )
 
-ColumnKind = Literal["numeric", "categorical", "boolean", "datetime"]
+# What a caller of the readers needs is here, the column rules' names included (they live in `normalise`).
+__all__ = [
+    "MEDIA_TYPES",
+    "ROW_GROUP_ROWS",
+    "ColumnSchema",
+    "FileFormat",
+    "TableLimits",
+    "format_for",
+    "infer_schema",
+    "read_table",
+    "table_from_bytes",
+    "table_from_json",
+    "table_from_records",
+    "to_records",
+    "write_parquet",
+]
+
 # A CSV row must fit in one parse block; this bounds the longest row (and header) we accept.
 _CSV_BLOCK_BYTES = 16 * 1024 * 1024
-_MAX_MESSAGE = 300
 _PARQUET_BATCH_ROWS = 65_536
 _ARROW_FILE_MAGIC = b"ARROW1"
-# Library messages may name a file on the server (a staging path): any absolute path is cut from them.
-_PATHS = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\]+[/\\])+[^\s'\"]*")
 
 
 class FileFormat(enum.StrEnum):
@@ -72,30 +92,6 @@ _EXTENSIONS = {
 }
 # Multipart clients often label every file this way; the file name then decides.
 _GENERIC_MEDIA_TYPES = {None, "", "application/octet-stream"}
-
-
-@dataclass(frozen=True)
-class TableLimits:
-    max_columns: int = 2048
-    max_column_name_length: int = 256
-    # Rows one read may produce (the inline cap, or the rows-per-dataset quota) and the bytes it may decode to:
-    # checked from the file's metadata before decoding (`decoding.py`).
-    max_rows: int | None = None
-    max_decoded_bytes: int | None = None
-
-    def budget(self) -> DecodeBudget:
-        return DecodeBudget(max_rows=self.max_rows, max_bytes=self.max_decoded_bytes)
-
-
-@dataclass(frozen=True)
-class ColumnSchema:
-    name: str
-    kind: ColumnKind
-    dtype: str
-    nullable: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def format_for(*, media_type: str | None, filename: str | None) -> FileFormat:
@@ -140,10 +136,10 @@ def _read(data: pa.Buffer, fmt: FileFormat, *, limits: TableLimits) -> pa.Table:
             table = _read_parquet(data, limits, budget)
         else:
             table = _read_arrow(data, budget)
-        return _normalised(table, limits=limits, budget=budget)
+        return normalised(table, limits=limits, budget=budget)
     except (pa.ArrowException, OSError, ValueError) as exc:
         # UnicodeDecodeError (a ValueError) lands here too: a header that is not UTF-8 is the file's fault.
-        raise MalformedFile(f"This is not a readable {fmt.value.upper()} file: {_short(exc)}") from exc
+        raise MalformedFile(f"This is not a readable {fmt.value.upper()} file: {short_message(exc)}") from exc
 
 
 def _read_csv(data: pa.Buffer, budget: DecodeBudget) -> pa.Table:
@@ -185,7 +181,7 @@ def _read_parquet(data: pa.Buffer, limits: TableLimits, budget: DecodeBudget) ->
     kept dictionary-encoded until their decoded size has been charged."""
     probe = pq.ParquetFile(pa.BufferReader(data))
     schema = probe.schema_arrow
-    _check_width(len(schema), limits)
+    check_width(len(schema), limits)
     check_parquet(probe.metadata, schema, budget)
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=text) if text else probe
@@ -217,7 +213,7 @@ def table_from_json(data: bytes, *, limits: TableLimits) -> pa.Table:
     try:
         records = json.loads(data, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MalformedFile(f"This is not valid JSON: {_short(exc)}") from exc
+        raise MalformedFile(f"This is not valid JSON: {short_message(exc)}") from exc
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise MalformedFile('JSON data must be an array of records (objects), e.g. [{"a": 1}, {"a": 2}].')
     return table_from_records(records, limits=limits)
@@ -238,156 +234,40 @@ def table_from_records(records: list[dict[str, Any]], *, limits: TableLimits) ->
             names.setdefault(key, None)
             if len(names) > limits.max_columns:
                 raise InvalidInput(f"Too many columns: at most {limits.max_columns} are allowed.")
-    _check_names(list(names), limits)
+    check_names(list(names), limits)
     columns = {}
     for name in names:
         values = [record.get(name) for record in records]
         columns[name] = _column_from_values(name, values)
-    return _normalised(pa.table(columns), limits=limits)
+    return normalised(pa.table(columns), limits=limits)
 
 
 def _column_from_values(name: str, values: list[Any]) -> pa.Array:
     kinds = {type(v) for v in values if v is not None}
     if kinds & {dict, list}:
         raise InvalidInput(
-            f"Column {_label(name)} holds nested objects or arrays; only flat values are supported.",
+            f"Column {column_label(name)} holds nested objects or arrays; only flat values are supported.",
             errors=[{"loc": ["records", name], "msg": "nested value", "type": "nested"}],
         )
     if bool in kinds and kinds - {bool}:
         raise InvalidInput(
-            f"Column {_label(name)} mixes booleans with other values.",
+            f"Column {column_label(name)} mixes booleans with other values.",
             errors=[{"loc": ["records", name], "msg": "mixed types", "type": "mixed_types"}],
         )
     try:
         array = pa.array(values)
     except (pa.ArrowException, TypeError, OverflowError) as exc:
         raise InvalidInput(
-            f"Column {_label(name)} mixes values of different types: {_short(exc)}",
+            f"Column {column_label(name)} mixes values of different types: {short_message(exc)}",
             errors=[{"loc": ["records", name], "msg": "mixed types", "type": "mixed_types"}],
         ) from exc
     # Checked on the array, not value by value: inline detection records come through here.
     if pa.types.is_floating(array.type) and pc.all(pc.is_finite(array)).as_py() is False:
         raise InvalidInput(
-            f"Column {_label(name)} holds a non-finite number (NaN or infinity); send null for a missing value.",
+            f"Column {column_label(name)} holds a non-finite number (NaN or infinity); send null for a missing value.",
             errors=[{"loc": ["records", name], "msg": "non-finite number", "type": "non_finite"}],
         )
     return array
-
-
-# -- normalising -----------------------------------------------------------------------------------------------
-def _normalised(table: pa.Table, *, limits: TableLimits, budget: DecodeBudget | None = None) -> pa.Table:
-    if table.num_columns == 0:
-        raise MalformedFile("The data has no columns.")
-    _check_width(table.num_columns, limits)
-    _check_names(table.column_names, limits)
-    if table.num_rows == 0:
-        raise MalformedFile("The data has a header but no rows.")
-    if budget is not None:
-        # Dictionary columns expand when decoded below: what they will take is charged first. (Parquet's were
-        # charged at their decoded size as they were read; this counts them twice, erring on the safe side.)
-        budget.charge(nbytes=sum(decoded_variable_bytes(c) for c in table.columns if pa.types.is_dictionary(c.type)))
-    columns = [_normalised_column(name, table.column(name)) for name in table.column_names]
-    return pa.Table.from_arrays(columns, names=table.column_names)
-
-
-def _check_width(columns: int, limits: TableLimits) -> None:
-    if columns > limits.max_columns:
-        raise InvalidInput(
-            f"Too many columns: {columns} given, at most {limits.max_columns} are allowed.",
-            errors=[{"loc": ["body"], "msg": "too many columns", "type": "too_many_columns"}],
-        )
-
-
-def _check_names(names: list[str], limits: TableLimits) -> None:
-    errors: list[dict[str, Any]] = []
-    for position, name in enumerate(names):
-        if not name.strip():
-            errors.append({"loc": ["columns", position], "msg": "empty column name", "type": "empty_name"})
-        elif len(name) > limits.max_column_name_length:
-            errors.append(
-                {
-                    "loc": ["columns", position],
-                    "msg": f"column name longer than {limits.max_column_name_length} characters",
-                    "type": "name_too_long",
-                }
-            )
-    seen: set[str] = set()
-    for position, name in enumerate(names):
-        if name in seen:
-            errors.append({"loc": ["columns", position], "msg": "duplicate column name", "type": "duplicate_name"})
-        seen.add(name)
-    if errors:
-        raise InvalidInput(f"{len(errors)} column name(s) cannot be used.", errors=errors[:50])
-
-
-def _normalised_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """One flat column of a supported type; dictionary strings decoded, decimals as floats, dates as timestamps."""
-    dtype = column.type
-    if pa.types.is_dictionary(dtype):
-        column = _decoded(column)
-        dtype = column.type
-    if pa.types.is_null(dtype):
-        # A column of nulls only: nothing says what it holds, so it is numeric with every value missing.
-        return column.cast(pa.float64())
-    if pa.types.is_decimal(dtype) or pa.types.is_float16(dtype):
-        return column.cast(pa.float64())
-    if pa.types.is_date(dtype):
-        return column.cast(pa.timestamp("ms"))
-    if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
-        return column.cast(pa.string())
-    if (
-        pa.types.is_integer(dtype)
-        or pa.types.is_floating(dtype)
-        or pa.types.is_boolean(dtype)
-        or pa.types.is_timestamp(dtype)
-    ):
-        return column
-    if pa.types.is_string(dtype):
-        return _parsed_datetimes(column)
-    raise InvalidInput(
-        f"Column {_label(name)} has type {dtype}, which is not supported; use numbers, booleans, text or timestamps.",
-        errors=[{"loc": ["columns", name], "msg": f"unsupported type {dtype}", "type": "unsupported_type"}],
-    )
-
-
-def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A dictionary-encoded column as plain values (decoded by hand: Arrow cannot take() from string views)."""
-    value_type = column.type.value_type
-    plain = pa.string() if pa.types.is_string_view(value_type) or pa.types.is_large_string(value_type) else value_type
-    chunks = [pc.take(chunk.dictionary.cast(plain), chunk.indices) for chunk in column.chunks]
-    return pa.chunked_array(chunks, type=plain)
-
-
-def _parsed_datetimes(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Text that is all ISO-8601 timestamps (as JSON carries them) becomes a datetime column."""
-    sample = column.drop_null().slice(0, 100)
-    if len(sample) == 0:
-        return column
-    try:
-        pc.cast(sample, pa.timestamp("us"))
-        return pc.cast(column, pa.timestamp("us"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return column
-
-
-def infer_schema(table: pa.Table) -> list[ColumnSchema]:
-    """The kind of every column of a normalised table."""
-    return [
-        ColumnSchema(
-            name=field.name, kind=_kind(field.type), dtype=str(field.type), nullable=table.column(i).null_count > 0
-        )
-        for i, field in enumerate(table.schema)
-    ]
-
-
-def _kind(dtype: pa.DataType) -> ColumnKind:
-    if pa.types.is_boolean(dtype):
-        return "boolean"
-    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
-        return "numeric"
-    if pa.types.is_timestamp(dtype):
-        return "datetime"
-    return "categorical"
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
@@ -402,13 +282,3 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def to_records(table: pa.Table) -> list[dict[str, Any]]:
     """Rows as JSON-safe dicts: NaN becomes null, timestamps ISO-8601 strings."""
     return [{key: clean(value) for key, value in row.items()} for row in table.to_pylist()]
-
-
-# -- messages --------------------------------------------------------------------------------------------------
-def _short(exc: BaseException) -> str:
-    text = _PATHS.sub("<file>", " ".join(str(exc).split()))
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
-
-
-def _label(name: str) -> str:
-    return repr(name) if len(name) <= 64 else repr(name[:64] + "…")

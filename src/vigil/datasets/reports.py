@@ -76,6 +76,7 @@ def compute(
                 bins=request.bins,
                 correlation_sample_rows=request.correlation_sample_rows,
                 correlation_max_columns=request.correlation_max_columns,
+                label=request.label_column,
             )
             return analysis.profile(frame, options=options, progress=progress)
         if isinstance(request, QualityRequest):
@@ -85,6 +86,7 @@ def compute(
                 expectations=analysis.parse_expectations(raw),
                 outlier_z=request.outlier_z,
                 samples=request.samples,
+                label=request.label_column,
             )
             return analysis.assess(frame, options=quality, progress=progress)
         options_ = analysis.AnalysisOptions(
@@ -181,6 +183,8 @@ class ReportService:
             wanted += [("expectations", c) for c in request.expectations]
         if isinstance(request, AnalysisRequest) and request.target is not None:
             wanted.append(("target", request.target))
+        if request.label_column is not None:
+            wanted.append(("label_column", request.label_column))
         unknown = [(field, c) for field, c in wanted if c not in names]
         if unknown:
             raise InvalidInput(

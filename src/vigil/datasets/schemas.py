@@ -71,6 +71,11 @@ class ProfileRequest(BaseModel):
     bins: int = Field(default=20, ge=2, le=200, description="Histogram bins per numeric or datetime column.")
     correlation_sample_rows: int = Field(default=100_000, ge=100, le=5_000_000)
     correlation_max_columns: int = Field(default=50, ge=2, le=200)
+    label_column: ColumnName | None = Field(
+        default=None,
+        description="The dataset's known answer (a label): profiled apart as its classes, left out of the features "
+        "and their correlations, and the target of feature relevance.",
+    )
 
 
 class ColumnExpectation(BaseModel):
@@ -98,6 +103,11 @@ class QualityRequest(BaseModel):
         default=3.5, gt=0, le=100, description="Robust (modified) z-score beyond which a value is an outlier."
     )
     samples: int = Field(default=10, ge=0, le=100, description="Sample row indexes kept per issue.")
+    label_column: ColumnName | None = Field(
+        default=None,
+        description="The dataset's known answer (a label): checked for missing values and its expectations, not as "
+        "a feature (no outliers, no categories to encode); its classes are summarised.",
+    )
 
 
 class AnalysisRequest(BaseModel):

@@ -64,8 +64,6 @@ def train(ctx: JobContext) -> JobOutcome:
         labels, held_out = feedback.for_rows(
             detector_id=payload["detector_id"], dataset_id=dataset_id, rows=frame.height
         )
-    # The libraries' fits report nothing while they run: progress moves at the stage boundaries.
-    ctx.progress(15, "fitting")
     learn = np.where(held_out, -1, labels)
     try:
         model = ml.fit_detector(
@@ -76,6 +74,8 @@ def train(ctx: JobContext) -> JobOutcome:
             features=payload["features"],
             preprocessing=ml.Preprocessing(**payload["preprocessing"]),
             labels=learn if (learn >= 0).any() else None,
+            # 15–75 %: by its stages, and inside the fit tree by tree or member by member where the library allows.
+            progress=lambda share, stage: ctx.progress(15 + 60 * share, stage),
         )
         ctx.progress(75, "measuring")
         metrics = None

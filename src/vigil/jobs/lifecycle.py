@@ -9,7 +9,6 @@ still running (a cancel or a takeover in between wins), and an interrupted attem
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,64 +20,34 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
-from vigil.core.database import TenantScope, platform_access, utcnow
-from vigil.core.errors import (
-    JobInterrupted,
-    JobOutOfMemory,
-    JobTimeLimit,
-    VigilError,
-    problem_type_uri,
-)
+from vigil.core.database import TenantScope, is_database_outage, platform_access, utcnow
+from vigil.core.errors import JobInterrupted, JobOutOfMemory, VigilError
 from vigil.jobs.models import Job, JobWorker
-from vigil.jobs.registry import JobCancelled, JobContext, JobKind, JobOutcome, JobRegistry
+from vigil.jobs.registry import (
+    JobCancelled,
+    JobContext,
+    JobKind,
+    JobOutcome,
+    JobRegistry,
+    SoftTimeLimit,
+    forget_scratch,
+    problem_of,
+    run_whole,
+    time_limit_problem,
+)
 from vigil.jobs.repository import QueueRepository
 from vigil.jobs.scheduling import fair_order
 
 log = logging.getLogger("vigil.jobs")
 PROGRESS_WRITE_INTERVAL_S = 0.25
 RECORD_RETRIES = 3
+RECORD_OUTAGE_RETRY_S = 1.0  # between attempts to record an outcome while the database is unavailable
 # A job past its hard limit by this much, that nobody ended, is ended by the recovery sweep.
 OVERDUE_GRACE_S = 5.0
 
 # Each tenant's cap on running jobs (its `concurrent_jobs` quota): the job machinery knows no tenant policy, so the
 # domain that owns quotas hands this in (wired by `vigil.app`). A tenant missing from the answer gets the default.
 TenantCaps = Callable[[Session, list[str]], Mapping[str, int]]
-
-
-class SoftTimeLimit(Exception):
-    """Raised in a handler (through its progress reports) once its kind's soft time limit has passed."""
-
-
-def problem_of(exc: BaseException) -> dict[str, Any]:
-    """A job's error, shaped like the problem document the API would have returned."""
-    if isinstance(exc, VigilError):
-        return {
-            "type": problem_type_uri(exc.slug),
-            "title": exc.title,
-            "status": exc.status,
-            "detail": exc.detail,
-            **exc.extra,
-        }
-    return {
-        "type": problem_type_uri("internal"),
-        "title": "Internal server error",
-        "status": 500,
-        "detail": f"The job failed unexpectedly ({type(exc).__name__}).",
-    }
-
-
-def time_limit_problem(limit_s: float | None, *, hard: bool) -> dict[str, Any]:
-    which = "hard" if hard else "soft"
-    stopped = "its process was killed" if hard else "it was stopped"
-    return problem_of(
-        JobTimeLimit(
-            f"The job ran past its {which} time limit of {limit_s:g} s and {stopped}."
-            if limit_s
-            else f"The job ran past its {which} time limit and {stopped}.",
-            limit_s=limit_s,
-            limit=which,
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -218,9 +187,9 @@ class JobLifecycle:
         finally:
             self.app.metrics.jobs_running.dec()
         run_s = time.perf_counter() - started
-        recorded = self.finish(job_id, worker_id=worker_id, status=status, outcome=outcome, error=error, run_s=run_s)
+        recorded = self.record(job_id, worker_id=worker_id, status=status, outcome=outcome, error=error, run_s=run_s)
         if kind is not None and kind.partitioning is not None:
-            self.forget_scratch(job.tenant_id, job_id)
+            forget_scratch(self.app, job.tenant_id, job_id)
         return RunReport(job_id, job.kind, status, job.wait_s, run_s, recorded)
 
     def run_handler(
@@ -251,6 +220,30 @@ class JobLifecycle:
         return "failed", problem_of(exc)
 
     # -- recording -------------------------------------------------------------------------------------------
+    def record(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        status: str,
+        outcome: JobOutcome | None,
+        error: dict[str, Any] | None,
+        run_s: float,
+    ) -> bool:
+        """`finish`, again and again while the database is unavailable: a job that ran while the database went
+        away was left `running`, owned by a worker that stays alive (so never recovered), for good — found by the
+        disaster-recovery suite. The worker's heartbeat keeps the job its own meanwhile; the outcome is kept."""
+        while True:
+            try:
+                return self.finish(
+                    job_id, worker_id=worker_id, status=status, outcome=outcome, error=error, run_s=run_s
+                )
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                log.warning("job %s ended while the database is unavailable: recorded when it returns", job_id)
+                time.sleep(RECORD_OUTAGE_RETRY_S)
+
     def finish(
         self,
         job_id: str,
@@ -284,8 +277,8 @@ class JobLifecycle:
                     )
                     recorded = True
         except Exception as exc:
-            if status != "succeeded":
-                raise
+            if status != "succeeded" or is_database_outage(exc):
+                raise  # an outage: the outcome is kept, and recorded when the database is back (`record`)
             if isinstance(exc, IntegrityError) and _retry < RECORD_RETRIES:
                 # Two jobs of one subject finished at once (both took the next model version): the outcome is
                 # recorded again in a fresh transaction, which sees the other's commit.
@@ -426,26 +419,3 @@ class JobLifecycle:
                 if job is not None:
                     self.interrupted(session, job, {"detail": reason, "worker_id": worker_id})
         return len(owned)
-
-    # -- partitions ------------------------------------------------------------------------------------------
-    def store_part_summary(self, ctx: JobContext, index: int, summary: dict[str, Any]) -> None:
-        self.app.blobs.put_bytes(ctx.scratch_key(f"part-{index:05d}.json"), json.dumps(summary).encode())
-
-    def part_summaries(self, ctx: JobContext, total: int) -> list[dict[str, Any]]:
-        return [json.loads(self.app.blobs.get_bytes(ctx.scratch_key(f"part-{i:05d}.json"))) for i in range(total)]
-
-    def forget_scratch(self, tenant_id: str, job_id: str) -> None:
-        self.app.blobs.delete_prefix(self.app.blobs.key(TenantScope(tenant_id), "jobs", job_id), best_effort=True)
-
-
-def run_whole(kind: JobKind, ctx: JobContext) -> JobOutcome:
-    """The handler, or a partitioned kind's split → parts → merge, all in this process."""
-    plan = kind.partitioning
-    if plan is None:
-        return kind.run(ctx)
-    parts = plan.split(ctx)
-    summaries = []
-    for index, spec in enumerate(parts):
-        share = 90.0 / max(1, len(parts))
-        summaries.append(plan.run_part(ctx.scaled(5 + index * share, 5 + (index + 1) * share), index, spec))
-    return plan.merge(ctx.scaled(95, 100), summaries)

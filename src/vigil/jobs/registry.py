@@ -3,6 +3,7 @@ batch work, how it splits into partitions — so the job machinery knows no doma
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,11 +12,48 @@ from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
+from vigil.core.errors import JobTimeLimit, VigilError, problem_type_uri
 from vigil.jobs.models import Job
 
 
 class JobCancelled(Exception):
     """Raised inside a handler when its job was cancelled (or ended elsewhere); the executor stops the work."""
+
+
+class SoftTimeLimit(Exception):
+    """Raised in a handler (through its progress reports) once its kind's soft time limit has passed."""
+
+
+def problem_of(exc: BaseException) -> dict[str, Any]:
+    """A job's error, shaped like the problem document the API would have returned."""
+    if isinstance(exc, VigilError):
+        return {
+            "type": problem_type_uri(exc.slug),
+            "title": exc.title,
+            "status": exc.status,
+            "detail": exc.detail,
+            **exc.extra,
+        }
+    return {
+        "type": problem_type_uri("internal"),
+        "title": "Internal server error",
+        "status": 500,
+        "detail": f"The job failed unexpectedly ({type(exc).__name__}).",
+    }
+
+
+def time_limit_problem(limit_s: float | None, *, hard: bool) -> dict[str, Any]:
+    which = "hard" if hard else "soft"
+    stopped = "its process was killed" if hard else "it was stopped"
+    return problem_of(
+        JobTimeLimit(
+            f"The job ran past its {which} time limit of {limit_s:g} s and {stopped}."
+            if limit_s
+            else f"The job ran past its {which} time limit and {stopped}.",
+            limit_s=limit_s,
+            limit=which,
+        )
+    )
 
 
 @dataclass
@@ -56,6 +94,13 @@ class JobContext:
     def scratch_key(self, name: str) -> str:
         """A blob key for this attempt's intermediate files (partitions' outputs), removed when the job ends."""
         return self.app.blobs.key(self.scope, "jobs", self.job_id, f"a{self.attempt}", name)
+
+    def store_part_summary(self, index: int, summary: dict[str, Any]) -> None:
+        """A partition's small JSON summary, kept for the merge (in the attempt's scratch space)."""
+        self.app.blobs.put_bytes(self.scratch_key(f"part-{index:05d}.json"), json.dumps(summary).encode())
+
+    def part_summaries(self, total: int) -> list[dict[str, Any]]:
+        return [json.loads(self.app.blobs.get_bytes(self.scratch_key(f"part-{i:05d}.json"))) for i in range(total)]
 
     def scaled(self, low: float, high: float) -> JobContext:
         """The same job, whose 0–100 progress maps onto [low, high] of the job's (a part of a bigger whole)."""
@@ -162,3 +207,21 @@ class JobRegistry:
         kind = self.kinds.get(job.kind)
         if kind is not None and kind.on_unsuccessful is not None:
             kind.on_unsuccessful(session, job, status, error)
+
+
+def run_whole(kind: JobKind, ctx: JobContext) -> JobOutcome:
+    """The handler, or a partitioned kind's split → parts → merge, all in this process."""
+    plan = kind.partitioning
+    if plan is None:
+        return kind.run(ctx)
+    parts = plan.split(ctx)
+    summaries = []
+    for index, spec in enumerate(parts):
+        share = 90.0 / max(1, len(parts))
+        summaries.append(plan.run_part(ctx.scaled(5 + index * share, 5 + (index + 1) * share), index, spec))
+    return plan.merge(ctx.scaled(95, 100), summaries)
+
+
+def forget_scratch(app: AppContext, tenant_id: str, job_id: str) -> None:
+    """Removes a job's scratch space (its partitions' outputs), every attempt's, once the job has ended."""
+    app.blobs.delete_prefix(app.blobs.key(TenantScope(tenant_id), "jobs", job_id), best_effort=True)

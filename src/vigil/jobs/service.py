@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -25,6 +26,9 @@ log = logging.getLogger("vigil.jobs")
 MAX_WAIT_S = 60.0
 # Between looks at a waited-for job: short at first (most jobs a user waits on are quick), then at most this.
 _FIRST_LOOK_S, _MAX_LOOK_S = 0.05, 0.5
+# A stream of a job's updates is bounded too (the client reconnects for more); between looks it sleeps this long.
+MAX_FOLLOW_S = 120.0
+_FOLLOW_LOOK_S = 0.25
 
 
 class JobService:
@@ -121,3 +125,32 @@ async def wait_for_job(*, app: AppContext, scope: TenantScope, job_id: str, wait
         pause = min(pause * 2, _MAX_LOOK_S)
         job = await anyio.to_thread.run_sync(look)
     return job
+
+
+async def follow_job(
+    *, app: AppContext, scope: TenantScope, first: JobPublic, max_s: float, idle_s: float
+) -> AsyncIterator[JobPublic | None]:
+    """The job's states for a stream of updates: `first` at once, then each change of status, progress or stage,
+    until it has ended or `max_s` have passed; `None` after `idle_s` without a change (the caller keeps the
+    connection alive with it). Like `wait_for_job`, it holds no thread and no connection between looks."""
+
+    def look() -> JobPublic:
+        with app.database.session() as session:
+            return JobService(session=session, scope=scope, app=app).get(job_id=first.id)
+
+    def mark(job: JobPublic) -> tuple[str, float, str | None]:
+        return job.status, job.progress, job.stage
+
+    yield first
+    job, deadline = first, anyio.current_time() + min(max_s, MAX_FOLLOW_S)
+    last_sent = anyio.current_time()
+    while job.status not in TERMINAL and (left := deadline - anyio.current_time()) > 0:
+        await anyio.sleep(min(_FOLLOW_LOOK_S, left))
+        seen = await anyio.to_thread.run_sync(look)
+        now = anyio.current_time()
+        if mark(seen) != mark(job):
+            job, last_sent = seen, now
+            yield job
+        elif now - last_sent >= idle_s:
+            last_sent = now
+            yield None

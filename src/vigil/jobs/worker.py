@@ -40,9 +40,9 @@ from vigil.core.context import AppContext
 from vigil.jobs.broker import PART_TASK, RUN_TASK, Broker, parts_queue
 from vigil.jobs.dispatcher import Dispatcher
 from vigil.jobs.keeper import Keeper, new_node
-from vigil.jobs.lifecycle import JobLifecycle, problem_of
+from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.models import JobWorker
-from vigil.jobs.registry import JobCancelled, JobOutcome
+from vigil.jobs.registry import JobCancelled, JobOutcome, forget_scratch, problem_of
 from vigil.jobs.repository import QueueRepository
 
 log = logging.getLogger("vigil.jobs.worker")
@@ -167,13 +167,13 @@ class WorkerRuntime:
         started = time.perf_counter()
         try:
             summary = plan.run_part(ctx.scaled(5 + index * share, 5 + (index + 1) * share), index, spec)
-            self.lifecycle.store_part_summary(ctx, index, summary)
+            ctx.store_part_summary(index, summary)
         except JobCancelled:
             return {"part": index, "status": "cancelled"}
         except Exception as exc:
             failed, problem = self.lifecycle.classify(exc, registered, job_id=job_id)
             self.lifecycle.finish(job_id, worker_id=None, attempt=attempt, status=failed, error=problem)
-            self.lifecycle.forget_scratch(job.tenant_id, job_id)
+            forget_scratch(self.app, job.tenant_id, job_id)
             return {"part": index, "status": failed}
         with self.app.database.session() as session:
             done, total = QueueRepository(session=session).part_done(job_id)
@@ -183,7 +183,7 @@ class WorkerRuntime:
         outcome: JobOutcome | None = None
         error: dict[str, Any] | None = None
         try:
-            outcome = plan.merge(ctx.scaled(95, 100), self.lifecycle.part_summaries(ctx, total))
+            outcome = plan.merge(ctx.scaled(95, 100), ctx.part_summaries(total))
             status = "succeeded"
         except Exception as exc:
             status, error = "failed", problem_of(exc)
@@ -191,7 +191,7 @@ class WorkerRuntime:
         self.lifecycle.finish(
             job_id, worker_id=None, attempt=attempt, status=status, outcome=outcome, error=error, run_s=None
         )
-        self.lifecycle.forget_scratch(job.tenant_id, job_id)
+        forget_scratch(self.app, job.tenant_id, job_id)
         return {"part": index, "status": status, "merged": True, "kind": job.kind, "wait_s": job.wait_s}
 
     # -- the main process's side -----------------------------------------------------------------------------

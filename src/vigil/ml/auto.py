@@ -18,6 +18,7 @@ detector (`benchmarks/bench_adbench.py`).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,17 +135,24 @@ class AutoDetector(BaseDetector):  # type: ignore[misc]
         self.random_state = random_state
 
     # -- fitting -------------------------------------------------------------------------------------------
-    def fit(self, X: Float64Array, y: npt.ArrayLike | None = None) -> AutoDetector:
+    def fit(
+        self, X: Float64Array, y: npt.ArrayLike | None = None, *, progress: Callable[[float], None] | None = None
+    ) -> AutoDetector:
+        """Fits the members, then the classifier when there are labels; `progress` (not kept) hears the share
+        done after each member."""
         X = np.asarray(X, dtype=np.float64)
         self._set_n_classes(None)
         labels = self._labels(y, X.shape[0])
         self.members_: list[tuple[str, Any, tuple[float, float]]] = []
         standardised = []
-        for member in MEMBERS:
+        for done, member in enumerate(MEMBERS, start=1):
             estimator, training = self._fit_member(member, X)
             centre_spread = _robust_standardiser(training)
             self.members_.append((member.name, estimator, centre_spread))
             standardised.append(self._standardise(training, centre_spread))
+            if progress is not None:
+                # The classifier (with labels) and the combination take the last share.
+                progress(0.9 * done / len(MEMBERS))
         Z = np.column_stack(standardised)
         unsupervised = _unsupervised(Z)
         self.unsupervised_scale_ = _standardiser(unsupervised)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vigil.ml.entry import PYOD, CatalogEntry, from_library
 from vigil.ml.params import RANDOM_STATE, flag, real
+from vigil.ml.stepwise import fit_auto
 
 __all__ = ["AUTO", "AUTO_ENTRIES"]
 
@@ -32,5 +33,6 @@ AUTO_ENTRIES: tuple[CatalogEntry, ...] = (
             RANDOM_STATE,
         ),
         learns_from_labels=True,
+        fit_with_progress=fit_auto,
     ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +17,22 @@ from vigil.ml.entry import Float64Array, ScoreConvention
 from vigil.ml.errors import InvalidFeatures, MLError, TrainingFailed
 from vigil.ml.preprocessing import FittedPreprocessor, Preprocessing, fit_preprocessor
 
-__all__ = ["BACKGROUND_ROWS", "MIN_TRAINING_ROWS", "FittedDetector", "fit_detector", "summarise_scores"]
+__all__ = [
+    "BACKGROUND_ROWS",
+    "MIN_TRAINING_ROWS",
+    "FitReport",
+    "FittedDetector",
+    "fit_detector",
+    "summarise_scores",
+]
 
 MIN_TRAINING_ROWS = 2
 BACKGROUND_ROWS = 64
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+FitReport = Callable[[float, str], None]
+"""Hears how far a fit is: the share done (0–1) and its stage. It may raise (a cancelled job): the fit stops."""
+# The shares of a fit its stages take: preparing the features, fitting the estimator, scoring the training rows.
+_FIT_FROM, _FIT_TO = 0.05, 0.85
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,6 +179,7 @@ def fit_detector(
     features: Sequence[str],
     preprocessing: Preprocessing,
     labels: npt.ArrayLike | None = None,
+    progress: FitReport | None = None,
 ) -> FittedDetector:
     """Fits the catalog detector `algorithm` on `frame[features]` and sets its threshold from `contamination`.
 
@@ -187,6 +199,10 @@ def fit_detector(
     labels
         Optional feedback, one per row: 1 anomaly, 0 normal, -1 unlabelled. Algorithms that learn from labels
         (`CatalogEntry.learns_from_labels`, i.e. `auto`) use them; the others ignore them.
+    progress
+        Optional: hears the share of the fit done and its stage ("preparing features", "fitting", "scoring the
+        training rows") — within the fitting itself too, tree by tree or member by member, where the entry can
+        (`CatalogEntry.fit_with_progress`). What it raises stops the fit and comes out as it is.
 
     Raises
     ------
@@ -216,7 +232,19 @@ def fit_detector(
         raise InvalidFeatures("At least one feature is needed.")
     if frame.height < MIN_TRAINING_ROWS:
         raise TrainingFailed(f"{entry.title} needs at least {MIN_TRAINING_ROWS} training rows, got {frame.height}.")
+    report: FitReport = progress or (lambda share, stage: None)
+    # What the caller's report raised passes through untouched (not as a training failure).
+    stops: list[BaseException] = []
+
+    def fitting(share: float) -> None:
+        try:
+            report(_FIT_FROM + (_FIT_TO - _FIT_FROM) * share, "fitting")
+        except BaseException as exc:
+            stops.append(exc)
+            raise
+
     started = time.perf_counter()
+    report(0.0, "preparing features")
     preprocessor, X = fit_preprocessor(frame, list(features), preprocessing)
     estimator = entry.factory(params, float(contamination))
     where = f"{entry.title} could not be trained on {X.shape[0]} rows x {X.shape[1]} column(s)"
@@ -225,16 +253,22 @@ def fit_detector(
         y = np.asarray(labels, dtype=np.int64)
         if y.shape != (frame.height,):
             raise MLError(f"labels must have one value per training row ({frame.height}), got {y.shape}.")
+    fitting(0.0)
     try:
-        if y is not None:
+        if progress is not None and entry.fit_with_progress is not None:
+            entry.fit_with_progress(estimator, X, y, fitting)
+        elif y is not None:
             estimator.fit(X, y)
         else:
             estimator.fit(X)
+        report(_FIT_TO, "scoring the training rows")
         training = entry.convention.training_scores(estimator, X)
         threshold = entry.convention.threshold(estimator, training, float(contamination))
     except MemoryError:
         raise
     except Exception as exc:
+        if any(exc is stop for stop in stops):
+            raise
         # The libraries fail in many ways (ValueError, LinAlgError, IndexError, numba errors, ...); whichever it
         # is, the user needs the library's reason, as a training failure rather than a server error.
         raise TrainingFailed(f"{where}: {exc}") from exc

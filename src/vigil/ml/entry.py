@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from vigil.ml.isolation import outlyingness
 from vigil.ml.params import Param
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "CatalogEntry",
     "Factory",
     "Float64Array",
+    "ProgressFit",
     "ScoreConvention",
     "from_library",
     "quantile_threshold",
@@ -31,6 +33,8 @@ __all__ = [
 
 Float64Array = npt.NDArray[np.float64]
 Factory = Callable[[Mapping[str, Any], float], Any]
+# Fits `estimator` on X (and labels) as its `fit` would, calling the last argument with the share done (0–1).
+ProgressFit = Callable[[Any, Float64Array, Any, Callable[[float], None]], None]
 
 
 def quantile_threshold(training_scores: Float64Array, contamination: float) -> float:
@@ -58,6 +62,9 @@ class PyODConvention:
     """PyOD: `decision_function` already grows with outlyingness; `decision_scores_` and `threshold_` come with fit."""
 
     def scores(self, estimator: Any, X: Float64Array) -> Float64Array:
+        direct = outlyingness(estimator, X)  # an isolation forest's small batch: the same scores, sooner
+        if direct is not None:
+            return direct
         # asarray, not astype: the caller's contract is bit-for-bit equality with decision_function.
         return np.asarray(estimator.decision_function(X), dtype=np.float64)
 
@@ -72,6 +79,9 @@ class SklearnConvention:
     """scikit-learn: `decision_function` is lower for outliers, so it is negated; the threshold is computed here."""
 
     def scores(self, estimator: Any, X: Float64Array) -> Float64Array:
+        direct = outlyingness(estimator, X)
+        if direct is not None:
+            return direct
         return -np.asarray(estimator.decision_function(X), dtype=np.float64)
 
     def training_scores(self, estimator: Any, X: Float64Array) -> Float64Array:
@@ -128,6 +138,8 @@ class CatalogEntry:
     """How rows' scores are explained (`vigil.ml.explain`): the algorithm's own method, or Shapley sampling."""
     learns_from_labels: bool = False
     """Whether `fit` takes labels (1 anomaly, 0 normal, -1 unlabelled); others use labels only to be judged."""
+    fit_with_progress: ProgressFit | None = None
+    """A fit that reports how far it is (`vigil.ml.stepwise`), where the library allows one; None: one `fit` call."""
 
     def describe(self) -> dict[str, Any]:
         """The public shape of the entry (the API's `AlgorithmPublic`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vigil.ml.entry import PYOD, CatalogEntry, from_library
 from vigil.ml.params import RANDOM_STATE, Param, choice, flag, integer, real
+from vigil.ml.stepwise import grow_pyod_forest
 
 __all__ = ["ISOLATION_FOREST_PARAMS", "PYOD_ENTRIES"]
 
@@ -46,6 +47,7 @@ PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
         convention=PYOD,
         explainer="isolation_path",
         params=ISOLATION_FOREST_PARAMS,
+        fit_with_progress=grow_pyod_forest,
     ),
     CatalogEntry(
         name="inne",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from vigil.ml.entry import SKLEARN, SKLEARN_LOF, CatalogEntry, from_library
 from vigil.ml.params import RANDOM_STATE, choice, flag, integer, real
 from vigil.ml.pyod_detectors import ISOLATION_FOREST_PARAMS
+from vigil.ml.stepwise import grow_sklearn_forest
 
 __all__ = ["SKLEARN_ENTRIES"]
 
@@ -18,6 +19,7 @@ SKLEARN_ENTRIES: tuple[CatalogEntry, ...] = (
         convention=SKLEARN,
         params=ISOLATION_FOREST_PARAMS,
         explainer="isolation_path",
+        fit_with_progress=grow_sklearn_forest,
     ),
     CatalogEntry(
         name="sklearn_lof",

@@ -30,6 +30,7 @@ from vigil.streams.service import StreamService
 from vigil.streams.socket import StreamSocket
 from vigil.streams.state import StreamRuntime
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_created, rerun_is_safe
 
 router = APIRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
@@ -69,6 +70,7 @@ ServicesDep = Annotated[Services, Depends()]
 
 @router.post("/streams", status_code=status.HTTP_201_CREATED, summary="Create a stream")
 def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep) -> StreamPublic:
+    replay_created("streams", "/api/v1/streams/{id}")
     return services.of(principal).create(data=data, created_by=principal.user_id)
 
 
@@ -131,6 +133,7 @@ def _events_request(body: bytes, content_type: str | None) -> EventsRequest:
     openapi_extra=_events_body(),
 )
 async def send_events(stream_id: str, request: Request, principal: Writer, services: ServicesDep) -> Response:
+    rerun_is_safe()  # an event whose seq is not above the stream's last is answered, never learned again
     data = _events_request(await request.body(), request.headers.get("content-type"))
     svc = services.of(principal)
     # The model's work is CPU-bound: off the event loop, so other requests and WebSockets keep flowing.

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from vigil.client import VigilClient
+from vigil.client.models import Job
 from vigil_validation.checks import roc_auc, watch_job
 from vigil_validation.config import ValidationConfig
 from vigil_validation.plugin import ProvisionedTenant, Recorder
@@ -38,9 +39,7 @@ MALIGNANT = {
 }
 
 
-def train(
-    client: VigilClient, detector_id: str, dataset_id: str, config: ValidationConfig, record: Recorder
-) -> dict[str, object]:
+def train(client: VigilClient, detector_id: str, dataset_id: str, config: ValidationConfig, record: Recorder) -> Job:
     """Trains through the job API, checking the job's life: queued/running → succeeded at 100%."""
     started = time.perf_counter()
     job = client.detectors.train(detector_id, dataset_id)
