@@ -248,7 +248,8 @@ def main() -> None:
             f"{label:>14}: {wall[name]:.2f} s  ({rate:,.0f} events/s)  ratio {ratio:.2f}{target}  "
             f"batch latency p50 {latency[name].get_value_at_percentile(50) / 1000:.1f} ms  "
             f"p99 {latency[name].get_value_at_percentile(99) / 1000:.1f} ms  "
-            f"server CPU {cpu[name]:.2f} s (River's loop {cpu['river']:.2f} s, ratio {cpu['river'] / cpu[name]:.2f})"
+            f"server CPU {cpu[name]:.2f} s = {cpu[name] / len(batches) * 1000:.2f} ms a batch (River's loop "
+            f"{cpu['river']:.2f} s, ratio {cpu['river'] / cpu[name]:.2f})"
         )
     # A durable acknowledgement costs at least one fsync per batch, which River's in-memory loop never pays: with
     # sequential requests it bounds the ratio whatever the server does besides.
