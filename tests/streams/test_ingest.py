@@ -8,10 +8,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from tests.conftest import Tenant
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login
 from tests.streams.conftest import create_stream, make_events, send
 from vigil.core.database import TenantScope
-from vigil.core.errors import InvalidInput
+from vigil.core.errors import InvalidInput, RateLimited
 from vigil.streams.service import StreamService
 
 
@@ -41,3 +41,27 @@ def test_consecutive_batches_share_one_commit_and_keep_their_own_answers(client:
     assert [r["status"] for r in answers[3].results] == ["duplicate"] * 60 + ["new"] * 50
     stored = client.get(f"/api/v1/streams/{stream['id']}", headers=tenant.viewer).json()
     assert (stored["events_seen"], stored["last_seq"]) == (150, 150)
+
+
+def test_after_a_rate_limited_batch_nothing_more_is_applied(client: TestClient, tenant: Tenant) -> None:
+    root = bearer(login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
+    limits = {"quotas": {"stream_events_per_second": 120}}
+    assert client.patch(f"/api/v1/tenants/{tenant.id}", json=limits, headers=root).status_code == 200
+    stream = create_stream(client, tenant.analyst)
+    events = make_events(400)
+    context = client.app.state.context  # type: ignore[attr-defined]
+    with context.database.sessions() as session:
+        answers: list[Any] = StreamService(
+            session=session,
+            scope=TenantScope(tenant.id),
+            app=context,
+            runtime=client.app.state.streams,  # type: ignore[attr-defined]
+            limiter=client.app.state.identity.limiter,  # type: ignore[attr-defined]
+        ).ingest_many(stream_id=stream["id"], batches=[events[i : i + 100] for i in range(0, 400, 100)])
+    # The second batch is over the limit (the third, if the one-second window turned in between): it is the last
+    # answer, the ones before it are applied, none after it.
+    assert isinstance(answers[-1], RateLimited)
+    assert 2 <= len(answers) < 4
+    assert all(not isinstance(a, RateLimited) for a in answers[:-1])
+    stored = client.get(f"/api/v1/streams/{stream['id']}", headers=tenant.viewer).json()
+    assert (stored["events_seen"], stored["last_seq"]) == (100 * (len(answers) - 1), 100 * (len(answers) - 1))
