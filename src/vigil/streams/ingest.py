@@ -34,7 +34,7 @@ from vigil.streams import wal
 from vigil.streams.events import CheckedEvent, check_events
 from vigil.streams.models import Stream, StreamAnomaly, StreamBatch, StreamDrift, StreamSnapshot
 from vigil.streams.repository import StreamRepository
-from vigil.streams.schemas import Event
+from vigil.streams.schemas import Batch, Event
 from vigil.streams.state import HotState, StreamHead, StreamRuntime
 
 log = logging.getLogger("vigil.streams")
@@ -393,27 +393,6 @@ def batch_model(
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-@dataclass(frozen=True)
-class Batch:
-    """What a batch did, ready for the wire: plain JSON-safe dicts (no model per event on the hot path); its shape is
-    `EventsResponse`."""
-
-    results: builtins.list[dict[str, Any]]
-    last_seq: int | None
-    accepted: int
-    duplicates: int
-    threshold: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "results": self.results,
-            "last_seq": self.last_seq,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "threshold": self.threshold,
-        }
 
 
 def _batch(results: builtins.list[dict[str, Any]], head: StreamHead, *, accepted: int) -> Batch:

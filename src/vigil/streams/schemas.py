@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -216,3 +217,24 @@ class SyncFrame(Strict):
 
 InFrame = Annotated[AuthFrame | EventsFrame | PingFrame | SyncFrame, Field(discriminator="type")]
 IN_FRAME: TypeAdapter[AuthFrame | EventsFrame | PingFrame | SyncFrame] = TypeAdapter(InFrame)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a batch did, ready for the wire: plain JSON-safe dicts (no model per event on the hot path); its shape is
+    `EventsResponse`."""
+
+    results: list[dict[str, Any]]
+    last_seq: int | None
+    accepted: int
+    duplicates: int
+    threshold: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "results": self.results,
+            "last_seq": self.last_seq,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "threshold": self.threshold,
+        }

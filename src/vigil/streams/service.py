@@ -18,11 +18,12 @@ from vigil.core.pagination import decode_cursor, encode_cursor
 from vigil.detectors.service import ml_problem
 from vigil.identity.quotas import policy_of
 from vigil.identity.ratelimit import RateLimiter, quota_per_seconds
-from vigil.streams.ingest import EVENTS_LIMIT_KEY, Batch, Ingestion, batch_model, snapshot
+from vigil.streams.ingest import EVENTS_LIMIT_KEY, Ingestion, batch_model, snapshot
 from vigil.streams.models import Stream
 from vigil.streams.repository import StreamRepository
 from vigil.streams.schemas import (
     AnomalyPublic,
+    Batch,
     DriftPublic,
     Event,
     SnapshotPublic,
