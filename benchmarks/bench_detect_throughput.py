@@ -36,7 +36,11 @@ def main() -> None:
     body = parquet_bytes(score)
     X = score.to_numpy()
 
-    with running_server() as server:
+    # Inline bodies are capped (VIGIL_MAX_INLINE_RECORDS rows, 10,000 by default, and VIGIL_MAX_JSON_BODY_BYTES,
+    # 10 MiB); an operator serving bulk clients raises both, as here, so the batch is scored in the request rather
+    # than uploaded and scored by a dataset job.
+    limits = {"VIGIL_MAX_INLINE_RECORDS": str(args.rows), "VIGIL_MAX_JSON_BODY_BYTES": str(2 * len(body))}
+    with running_server(env=limits) as server:
         api = server.api()
         dataset = upload(api, train_frame)
         detector, job = train(api, dataset["id"])

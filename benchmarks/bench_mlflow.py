@@ -110,7 +110,10 @@ def main() -> None:
     bulk_parquet = parquet_bytes(bulk)
     bulk_csv = bulk.write_csv().encode()
     bulk_json = orjson.dumps({"dataframe_split": {"columns": bulk.columns, "data": bulk.rows()}})
-    with running_server() as server, tempfile.TemporaryDirectory() as tmp:
+    # The bulk batch is scored inline: the inline caps (rows, body bytes) raised to fit it, as in
+    # bench_detect_throughput.py.
+    limits = {"VIGIL_MAX_INLINE_RECORDS": str(args.bulk_rows), "VIGIL_MAX_JSON_BODY_BYTES": str(2 * len(bulk_parquet))}
+    with running_server(env=limits) as server, tempfile.TemporaryDirectory() as tmp:
         api = server.api()
         detector, job = train(api, upload(api, random_frame(20_000, COLUMNS))["id"])
         estimator = server.stored_model(job["id"]).estimator

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import make_settings
+from vigil.app import create_app
 
 DEFERRED = ("scipy", "sklearn", "matplotlib", "pyod", "river", "numba")
 
@@ -22,3 +30,15 @@ def test_the_warm_up_imports_them() -> None:
     )
     missing = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert missing.split() == []
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_metrics_say_when_the_warm_up_is_over(tmp_path: Path, warm: bool) -> None:
+    """A benchmark (or an operator) waits for this before measuring: the imports hold the interpreter lock."""
+    with TestClient(create_app(make_settings(tmp_path / "data", warm_imports=warm))) as client:
+        deadline = time.monotonic() + 120
+        while "vigil_detector_libraries_warm 1.0" not in (text := client.get("/metrics").text):
+            if not warm or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert f"vigil_detector_libraries_warm {float(warm)}" in text

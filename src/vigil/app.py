@@ -31,6 +31,7 @@ from vigil.datasets.router import router as datasets_router
 from vigil.datasets.service import dataset_bytes
 from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.models import Detector, ModelVersion
+from vigil.detectors.router import TABLE_MEDIA_TYPES
 from vigil.detectors.router import router as detectors_router
 from vigil.detectors.service import model_bytes, scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
@@ -175,10 +176,13 @@ def migrate(settings: Settings, database: Database) -> None:
         upgrade_database(database.engine)
 
 
-def _warm_imports() -> None:
-    """After start, in the background: the libraries that start-up leaves to their first use (seconds each)."""
+def _warm_imports(metrics: Metrics) -> None:
+    """After start, in the background: the libraries that start-up leaves to their first use (seconds each). The
+    imports hold the interpreter lock most of that time, so requests meanwhile are slower: `/metrics` says when
+    it is over (a benchmark waits for it)."""
     ml.warm_up()
     analysis.warm_up()
+    metrics.warm.set(1)
 
 
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
@@ -222,7 +226,9 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if run_workers:
             background.start()
         if settings.warm_imports:
-            threading.Thread(target=_warm_imports, name="vigil-warm-imports", daemon=True).start()
+            threading.Thread(
+                target=_warm_imports, args=(context.metrics,), name="vigil-warm-imports", daemon=True
+            ).start()
         try:
             yield
         finally:
@@ -282,9 +288,16 @@ def install_middleware(app: FastAPI, settings: Settings, context: AppContext, da
 
 def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
     """Which routes may receive more than a JSON body: the uploads (streamed to disk) — and which far less: the
-    credential routes, which anyone can call before authenticating."""
+    credential routes, which anyone can call before authenticating. Detection takes a JSON body's limit, but a
+    Parquet or Arrow body is read as a table (charged from its metadata), never parsed as JSON."""
     return [
         BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
+        BodyLimitRule(
+            re.compile(f"{API_PREFIX}/detectors/[^/]+/detect"),
+            settings.max_json_body_bytes,
+            method="POST",
+            table_media=TABLE_MEDIA_TYPES,
+        ),
         BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST", streamed=True),
         BodyLimitRule(
             re.compile(f"{API_PREFIX}/detectors/[^/]+/versions/import"),

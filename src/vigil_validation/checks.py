@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -12,6 +12,7 @@ import numpy as np
 from vigil.client import VigilClient
 from vigil.client.models import Job
 
+T = TypeVar("T")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_MEMBERS = ("type", "title", "status", "detail", "request_id")
 # What a leaked stack trace or internal error looks like in a response body.
@@ -76,3 +77,22 @@ def watch_job(client: VigilClient, job_id: str, *, timeout: float, poll: float) 
             return job, statuses, progress
         assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout:g}s"
         time.sleep(poll)
+
+
+def staleness_bound_s(url: str) -> float:
+    """How long a change may take to hold on every API process of the target (its `/health` says: the credential
+    and lookup caches' lifetime); 0 for a server that does not say, which must then hold at once."""
+    body = httpx.get(f"{url}/health", timeout=30).json()
+    return float(body.get("staleness_bound_s", 0.0))
+
+
+def eventually(probe: Callable[[], T], holds: Callable[[T], bool], *, within_s: float, poll_s: float = 0.1) -> T:
+    """`probe()` again until `holds` says yes or `within_s` (the target's staleness bound) has passed since the
+    call; returns the last result. The last try starts after the bound, so what it shows is what the target
+    promises: a check on it fails if the change still does not hold."""
+    deadline = time.monotonic() + within_s
+    while True:
+        result = probe()
+        if holds(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(poll_s)

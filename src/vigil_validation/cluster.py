@@ -194,12 +194,6 @@ def cluster_target(*, report_dir: Path, options: ClusterOptions) -> Iterator[Tar
             "VIGIL_BLOB_S3_REGION": S3_REGION,
             "VIGIL_BLOB_S3_ACCESS_KEY_ID": S3_ACCESS_KEY,
             "VIGIL_BLOB_S3_SECRET_ACCESS_KEY": S3_ACCESS_KEY,
-            # The suites check that a change (a revoked key, a demotion, a promoted model version) holds on the very
-            # next request. Across API processes the credential and lookup caches make that "within their bound"
-            # (2 s by default, tested in tests/identity/test_auth_cache.py): off here, so the next request is
-            # exact whichever process answers it. A deployment's `server_env` may turn them back on.
-            "VIGIL_AUTH_CACHE_TTL_S": "0",
-            "VIGIL_LOOKUP_CACHE_TTL_S": "0",
             **options.server_env,
         }
 

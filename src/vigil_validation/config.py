@@ -120,6 +120,7 @@ class DisasterRecoveryConfig(Section):
     seed: int  # its seed (`--seed S`)
     crash_kills: Annotated[int, Field(ge=1, le=1000)]  # SIGKILLs of the API in the crash-consistency scenario
     writers: Annotated[int, Field(ge=1, le=32)]
+    jobs_end_s: PositiveFloat  # after the read-back, every job the workload made has ended within this
 
 
 class ContractsConfig(Section):

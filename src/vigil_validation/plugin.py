@@ -15,6 +15,7 @@ import pytest
 from vigil.client import VigilAPIError, VigilClient
 from vigil.client.retry import NO_RETRY
 from vigil_validation import handover, testdata
+from vigil_validation.checks import staleness_bound_s
 from vigil_validation.config import ValidationConfig
 from vigil_validation.report import FIGURE_PROPERTY, SERIES_PROPERTY, SummaryCollector
 from vigil_validation.spread import RoundRobinTransport
@@ -74,6 +75,12 @@ def validation_config() -> ValidationConfig:
 def target() -> Target:
     """Where the server under validation is (`url`), and whether it is `managed` or `remote` (`kind`)."""
     return handover.target_from_env()
+
+
+@pytest.fixture(scope="session")
+def staleness_bound(target: Target) -> float:
+    """Seconds a change may take to hold on every API process of the target (`checks.staleness_bound_s`)."""
+    return staleness_bound_s(target.url)
 
 
 @pytest.fixture(scope="session")

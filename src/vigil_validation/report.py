@@ -124,7 +124,10 @@ class SummaryCollector:
         self.path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-DR_COUNTS = ("faults injected", "requests", "acknowledged", "lost", "duplicated", "reapplied", "unfinishable", "leaked")
+DR_COUNTS = (
+    "faults injected", "requests", "acknowledged", "lost", "duplicated", "unfinishable", "leaked",
+    "jobs", "jobs unended", "jobs failed", "jobs given up after kills",
+)  # fmt: skip
 
 
 def disaster_recovery_summary(tests: list[dict[str, Any]]) -> dict[str, Any]:

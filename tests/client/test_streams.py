@@ -7,6 +7,7 @@ import asyncio
 import random
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.client.conftest import SdkTenant
@@ -50,6 +51,26 @@ def test_rest_sync_and_async_connections_agree(sdk_tenant: SdkTenant) -> None:
     assert client.streams.list()["items"][0]["name"] == "async"
     assert client.streams.update(over_ws, name="renamed")["name"] == "renamed"
     assert isinstance(client.streams.anomalies(over_ws)["items"], list)
+
+
+def test_http_batches_are_made_idempotent_by_seq_not_by_a_key(sdk_tenant: SdkTenant) -> None:
+    """The SDK may send a batch again (a lost answer): the server answers it by seq, so no `Idempotency-Key` (and
+    no stored answer) is needed — and the fast encoder still sends a NaN as NaN, for the server to name it."""
+    client = sdk_tenant.analyst
+    stream_id = _stream(client, "keyless")
+    sent: list[httpx.Request] = []
+    client._http.event_hooks["request"].append(sent.append)
+    data = batches(2)
+    first = client.streams.send(stream_id, data[0])
+    again = client.streams.send(stream_id, data[0])
+    assert [r.headers.get("idempotency-key") for r in sent] == [None, None]
+    assert {r["status"] for r in again["results"]} == {"duplicate"}
+    assert [r["score"] for r in again["results"]] == [r["score"] for r in first["results"]]
+    data[1][2]["values"]["b"] = float("nan")
+    with pytest.raises(VigilAPIError) as refused:
+        client.streams.send(stream_id, data[1])
+    assert (refused.value.body["errors"][0]["seq"], refused.value.body["errors"][0]["type"]) == (53, "finite_number")
+    assert client.streams.get(stream_id)["last_seq"] == 50
 
 
 def test_problems_and_final_closes(sdk_tenant: SdkTenant) -> None:

@@ -14,7 +14,7 @@ from river import anomaly, preprocessing
 from sklearn.metrics import roc_auc_score
 
 from vigil import ml
-from vigil.ml.online import ONLINE_CATALOG, OnlineEntry
+from vigil.ml.online_catalog import ONLINE_CATALOG, OnlineEntry
 
 KEY = b"online-conformance"
 # River's one-class SVM is linear (a hyperplane learnt by SGD): it cannot enclose anomalies on every side, so it

@@ -126,6 +126,37 @@ def test_a_bad_event_refuses_the_whole_batch(client: TestClient, tenant: Tenant)
     assert send(client, stream["id"], good, tenant.analyst) == send(client, twin["id"], good, tenant.analyst)
 
 
+def test_a_body_that_is_not_a_json_batch_is_422(client: TestClient, tenant: Tenant) -> None:
+    stream = create_stream(client, tenant.analyst)
+    url = f"/api/v1/streams/{stream['id']}/events"
+    good = json.dumps({"events": make_events(2)})
+    cases = [
+        ('{"events": [', "application/json", ["body"], "json_invalid"),
+        ("", "application/json", ["body"], "json_invalid"),
+        ("[1, 2]", "application/json", ["body"], "model_type"),
+        ('{"events": [], "more": 1}', "application/json", ["body", "events"], "too_short"),
+        (good, "text/plain", ["body"], "json_type"),  # JSON in disguise is not read as JSON
+    ]
+    for body, media, loc, kind in cases:
+        refused = client.post(url, content=body.encode(), headers={**tenant.analyst, "Content-Type": media})
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert (refused.json()["errors"][0]["loc"], refused.json()["errors"][0]["type"]) == (loc, kind), body
+    assert stream_of(client, stream["id"], tenant.viewer)["events_seen"] == 0
+    charset = {**tenant.analyst, "Content-Type": "application/json; charset=utf-8"}
+    assert client.post(url, content=good.encode(), headers=charset).json()["accepted"] == 2
+
+
+def test_values_near_the_float_limit_are_finite(client: TestClient, tenant: Tenant) -> None:
+    # Their sum overflows to infinity; each of them is still a finite number, and an integer one is a number too.
+    stream = create_stream(client, tenant.analyst)
+    events = make_events(3)
+    events[1]["values"] = dict.fromkeys(FEATURES, 1.5e308)
+    events[2]["values"] = dict.fromkeys(FEATURES, 7)
+    answer = send(client, stream["id"], events, tenant.analyst)
+    assert (answer["accepted"], answer["last_seq"]) == (3, 3)
+
+
 def test_seqs_must_increase_within_a_batch(client: TestClient, tenant: Tenant) -> None:
     stream = create_stream(client, tenant.analyst)
     events = make_events(5)
@@ -243,6 +274,11 @@ def test_anomalies_drift_and_metrics(client: TestClient, tenant: Tenant) -> None
     assert metrics["drift_events"] == details["drift_count"]
     drifts = client.get(f"/api/v1/streams/{stream['id']}/drifts", headers=tenant.viewer).json()["items"]
     assert [d["seq"] for d in drifts][: len(drift_seqs)] == drift_seqs
+    # …and the server's Prometheus metrics count the same (this app served no other stream).
+    exposed = client.get("/metrics").text
+    assert f"vigil_stream_drifts_total {float(details['drift_count'])}" in exposed
+    assert f"vigil_stream_anomalies_total {float(len(flagged))}" in exposed
+    assert 'vigil_stream_events_total{status="new"} 2000.0' in exposed
 
 
 def test_a_trained_batch_model_scores_a_stream(client: TestClient, tenant: Tenant) -> None:

@@ -4,7 +4,7 @@ and the checker's classification of what a client saw."""
 from __future__ import annotations
 
 from vigil_validation.report import disaster_recovery_summary, merge_summaries
-from vigil_validation.suites.disaster_recovery.checker import classify
+from vigil_validation.suites.disaster_recovery.writes import classify
 
 
 def _test(nodeid: str, suite: str, **figures: float) -> dict[str, object]:

@@ -4,15 +4,21 @@ and a compressed body is refused rather than expanded."""
 from __future__ import annotations
 
 import gzip
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_settings, provision_tenant
+from tests.detectors.test_workflow import breastw, trained_detector, upload
 from tests.web.test_problems import assert_problem
 from vigil.app import create_app
+from vigil.core.bounds import json_cost
+
+PARQUET = "application/vnd.apache.parquet"
 
 JSON_LIMIT = 4096
 AUTH_LIMIT = 1024
@@ -125,3 +131,32 @@ def test_json_that_would_parse_into_too_much_is_413_before_parsing(tmp_path: Pat
         csv = b"a\n" + b"{}\n" * 33_000
         upload = client.post("/api/v1/datasets?name=c", content=csv, headers={**auth, "Content-Type": "text/csv"})
         assert upload.status_code in (201, 422), upload.text  # 422: the admin's own tenant may refuse; never 413
+
+
+def test_a_table_detect_body_is_charged_as_a_table_and_only_json_as_json(tmp_path: Path) -> None:
+    """Detection reads a Parquet body as a table (the reader charges what it decodes to, from its metadata), so the
+    JSON estimate, which a text column of braces would blow, must not refuse it; the same bytes labelled JSON, or
+    labelled JSON by the first of two Content-Type headers (the one the route reads), are still charged as JSON."""
+    settings = make_settings(tmp_path / "data", max_decoded_bytes=1024 * 1024)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        tenant = provision_tenant(client)
+        frame, _ = breastw()
+        detector_id = trained_detector(client, tenant, upload(client, tenant.analyst, frame))
+        rows = frame.head(3).with_columns(pl.lit("{" * 6_000).alias("note"))  # ~6 KB decoded; JSON cost > 1 MiB
+        sink = io.BytesIO()
+        rows.write_parquet(sink, compression="uncompressed", statistics=False)
+        body = sink.getvalue()
+        assert json_cost(body) > settings.max_decoded_bytes
+        url = f"/api/v1/detectors/{detector_id}/detect"
+        scored = client.post(url, content=body, headers={**tenant.analyst, "Content-Type": PARQUET})
+        assert scored.status_code == 200, scored.text
+        assert scored.json()["total"] == 3
+        as_json = client.post(url, content=body, headers={**tenant.analyst, "Content-Type": "application/json"})
+        assert_problem(as_json, 413, "payload-too-large")
+        two_labels = [
+            *tenant.analyst.items(),
+            ("Content-Type", "application/json"),
+            ("Content-Type", PARQUET),
+        ]
+        smuggled = client.post(url, content=body, headers=two_labels)
+        assert_problem(smuggled, 413, "payload-too-large")

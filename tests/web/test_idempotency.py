@@ -138,14 +138,23 @@ def test_a_secret_is_never_kept_and_its_replay_says_so(client: TestClient, tenan
 
 
 def _as_left_by_a_crash(settings: Settings, key: str, *, lease_ends: datetime) -> None:
-    """Turns a finished record back into the claim a process that died mid-request leaves behind."""
+    """Turns a finished record back into the claim a process that died mid-request, before its write committed,
+    leaves behind (a crash after the commit: `test_idempotency_applied`)."""
     database = Database(settings)
     try:
         with database.session() as session:
             session.execute(
                 update(IdempotencyRecord)
                 .where(IdempotencyRecord.key == key)
-                .values(status_code=None, headers=None, body=None, lease_expires_at=lease_ends)
+                .values(
+                    status_code=None,
+                    headers=None,
+                    body=None,
+                    lease_expires_at=lease_ends,
+                    applied_at=None,
+                    answer_status=None,
+                    answer_location=None,
+                )
             )
     finally:
         database.dispose()

@@ -19,6 +19,16 @@ def test_health_is_ok_and_carries_a_request_id(client: TestClient) -> None:
     assert len(response.headers["x-request-id"]) >= 16
 
 
+def test_health_says_how_long_a_change_may_take_to_hold_on_other_processes(tmp_path: Path) -> None:
+    # The larger of the two caches' lifetimes: a client waits out this bound, not a guess.
+    settings = make_settings(tmp_path / "data", auth_cache_ttl_s=1.5, lookup_cache_ttl_s=3.0)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").json()["staleness_bound_s"] == 3.0
+    off = make_settings(tmp_path / "off", auth_cache_ttl_s=0, lookup_cache_ttl_s=0)
+    with TestClient(create_app(off)) as client:
+        assert client.get("/health").json()["staleness_bound_s"] == 0
+
+
 def test_a_sane_client_request_id_is_echoed(client: TestClient) -> None:
     assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
     assert client.get("/health", headers={"X-Request-ID": "<bad id>"}).headers["x-request-id"] != "<bad id>"

@@ -104,12 +104,15 @@ class VigilClient:
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
+        repeatable: bool = False,
     ) -> httpx.Response:
         """One HTTP request, returning the response whatever its status (for callers that inspect errors) once
-        the retry policy has given up trying again."""
+        the retry policy has given up trying again. `repeatable`: the request is idempotent by its own content (a
+        stream's events, by seq), so it is retried like a keyed one without an `Idempotency-Key` the server would
+        have to store."""
         merged = {**(self.auth_headers() if authenticated else {}), **(headers or {})}
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        keyed = any(name.lower() == "idempotency-key" for name in merged)
+        keyed = repeatable or any(name.lower() == "idempotency-key" for name in merged)
         if not keyed and method.upper() == "POST" and self.retry.attempts > 1 and not path.startswith(f"{API}/auth/"):
             # Made once for all the tries of this call: a retried POST is answered with the first one's result.
             merged["Idempotency-Key"] = f"sdk-{uuid.uuid4().hex}"
@@ -143,20 +146,18 @@ class VigilClient:
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         authenticated: bool = True,
+        repeatable: bool = False,
     ) -> httpx.Response:
         """One request that must succeed: a non-2xx answer raises `VigilAPIError`."""
         extra = dict(headers or {})
         if idempotency_key is not None:
             extra["Idempotency-Key"] = idempotency_key
-        response = self.send(
-            method, path, json=json, content=content, params=params, headers=extra, authenticated=authenticated
-        )
+        options: dict[str, Any] = {"authenticated": authenticated, "repeatable": repeatable}
+        response = self.send(method, path, json=json, content=content, params=params, headers=extra, **options)
         if response.status_code == 401 and authenticated and self.refresh_token and not path.startswith(f"{API}/auth/"):
             # The access token expired mid-work (they live minutes): rotate the pair once and try again.
             self.refresh()
-            response = self.send(
-                method, path, json=json, content=content, params=params, headers=extra, authenticated=authenticated
-            )
+            response = self.send(method, path, json=json, content=content, params=params, headers=extra, **options)
         if response.is_error:
             raise VigilAPIError.from_response(response)
         return response
@@ -191,10 +192,18 @@ class VigilClient:
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        repeatable: bool = False,
     ) -> JSON:
         """A request whose answer is a JSON object (or nothing, for 204: then ``{}``)."""
         response = self.request(
-            method, path, json=json, content=content, params=params, headers=headers, idempotency_key=idempotency_key
+            method,
+            path,
+            json=json,
+            content=content,
+            params=params,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            repeatable=repeatable,
         )
         if response.status_code == 204 or not response.content:
             return {}

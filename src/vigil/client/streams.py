@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
+import orjson
 from websockets.asyncio.client import ClientConnection as AsyncWebSocket
 from websockets.asyncio.client import connect as connect_async
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -46,6 +47,21 @@ Events = Sequence[Mapping[str, Any]]
 FINAL_CLOSE_CODES = {4401: "unauthenticated", 4403: "forbidden", 4404: "unknown stream", 1008: "policy violation"}
 _BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 3.0)
 # Frames are JSON numbers: deflate saves little on them and costs CPU at both ends, so connections ask for none.
+
+
+def dumps(body: Any) -> bytes:
+    """`body` as JSON, quickly (orjson: a batch of events in a tenth of the standard library's time) — except where
+    orjson would change what is sent: it writes NaN and infinities as null and refuses integers past 64 bits, which
+    the server must see as they are to name the bad event. Those bodies (and any with a null) go the slow way.
+
+    >>> dumps({"seq": 1, "values": {"a": 0.5}}), dumps({"values": {"a": float("nan")}})
+    (b'{"seq":1,"values":{"a":0.5}}', b'{"values": {"a": NaN}}')
+    """
+    try:
+        encoded = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body).encode()
+    return json.dumps(body).encode() if b"null" in encoded else encoded
 
 
 class StreamClosed(VigilError):
@@ -102,8 +118,18 @@ class Streams:
         self._client.request("DELETE", f"{API}/streams/{stream_id}")
 
     def send(self, stream_id: str, events: Events) -> JSON:
-        """One batch over HTTP: ``{results: [{seq, score, is_anomaly, status}], last_seq, …}``."""
-        return self._client.call("POST", f"{API}/streams/{stream_id}/events", json={"events": list(events)})
+        """One batch over HTTP: ``{results: [{seq, score, is_anomaly, status}], last_seq, …}``. Sent without an
+        `Idempotency-Key`: a retried batch is answered by seq (its events as duplicates, with their first scores),
+        never learnt twice, so the server need not store the answer."""
+        response = self._client.request(
+            "POST",
+            f"{API}/streams/{stream_id}/events",
+            content=dumps({"events": list(events)}),
+            headers={"Content-Type": "application/json"},
+            repeatable=True,
+        )
+        answer: JSON = orjson.loads(response.content)
+        return answer
 
     def anomalies(self, stream_id: str, *, limit: int | None = None, cursor: str | None = None) -> JSON:
         return self._client.call(
@@ -162,10 +188,10 @@ class _Protocol:
     def _frame(self, events: Events) -> tuple[str, str]:
         self._counter += 1
         batch_id = f"b{self._counter}"
-        return batch_id, json.dumps({"type": "events", "id": batch_id, "events": list(events)})
+        return batch_id, dumps({"type": "events", "id": batch_id, "events": list(events)}).decode()
 
     def _hello(self, text: str | bytes) -> None:
-        frame = json.loads(text)
+        frame = orjson.loads(text)
         if frame.get("type") == "problem":
             raise _Refused(frame["problem"])
         self.last_seq = frame.get("last_seq")
@@ -174,7 +200,7 @@ class _Protocol:
 
     def _answer(self, text: str | bytes) -> JSON | None:
         """The answer to the oldest pending batch, or None for a frame that answers nothing (pong, ack)."""
-        frame: JSON = json.loads(text)
+        frame: JSON = orjson.loads(text)
         kind = frame.get("type")
         if kind == "problem" and frame.get("id") is None:  # about the connection, not a batch: it is closing
             self._closing_problem = frame["problem"]

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON, TypeDecorator
@@ -168,6 +170,14 @@ def build_engine(settings: Settings, *, admin: bool = False) -> Engine:
         # A server that is gone or silent fails a connect in seconds (libpq would wait for TCP's own minutes).
         connect_args={"connect_timeout": settings.database_connect_timeout_s},
     )
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database is down, unreachable or saturated (no pooled connection in time): not our bug, and over when
+    it returns (a request answers 503; a job's outcome waits to be recorded)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError))
 
 
 class DatabaseInUse(RuntimeError):

@@ -90,6 +90,32 @@ class SecretNotReplayed(Conflict):
         )
 
 
+class AnswerLost(Conflict):
+    """A retried request whose write was applied but whose answer was lost, on a route that cannot rebuild it."""
+
+    slug = "answer-lost"
+    title = "The request was applied; its answer was lost"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The request with this Idempotency-Key was applied once, and its answer was lost (the server stopped "
+            "before sending it). It is not applied again: read the resource to see its result."
+        )
+
+
+class ClaimTakenOver(Conflict):
+    """The request's `Idempotency-Key` claim ran out and a retry took it over: this request's write is undone."""
+
+    slug = "claim-taken-over"
+    title = "A retry with this Idempotency-Key took the request over"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This request ran past its Idempotency-Key lease and a retry with the same key took it over; this "
+            "request's write was rolled back (the retry's answer is the one that counts)."
+        )
+
+
 class InvalidState(Conflict):
     slug = "invalid-state"
     title = "Not possible in the resource's current state"

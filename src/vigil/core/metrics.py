@@ -73,6 +73,9 @@ class Metrics:
             registry=self.registry,
         )
         self.stream_anomalies = Counter("vigil_stream_anomalies_total", "Stream events flagged", registry=self.registry)
+        self.stream_drifts = Counter(
+            "vigil_stream_drifts_total", "Drift detected in streams' scores (ADWIN)", registry=self.registry
+        )
         self.stream_state_loads = Counter(
             "vigil_stream_state_loads_total",
             "Stream models brought to the stored version: from a snapshot (load) or the log of another process "
@@ -85,6 +88,11 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)  # python_gc_collections_total, objects collected, uncollectable
         PlatformCollector(registry=self.registry)
+        self.warm = Gauge(
+            "vigil_detector_libraries_warm",
+            "1 once the detector libraries were imported in the background after start (VIGIL_WARM_IMPORTS)",
+            registry=self.registry,
+        )
         threads = Gauge("vigil_process_threads", "Threads in the server process", registry=self.registry)
         threads.set_function(threading.active_count)
 

@@ -38,6 +38,7 @@ from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_created
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -84,6 +85,7 @@ async def upload_dataset(
 ) -> DatasetPublic:
     if name:  # refused before the body is read
         name = printable_name(name, loc=["query", "name"])
+    replay_created("datasets", "/api/v1/datasets/{id}")
     svc = DatasetService(session=session, scope=principal.scope, app=app)
     staging = app.blobs.staging_path(principal.scope)
     try:
@@ -237,6 +239,8 @@ def report_service(session: SessionDep, principal: Principal, app: ContextDep, s
 async def _create_report(
     svc: ReportService, dataset_id: str, kind: ReportKind, request: ReportRequest, principal: Principal
 ) -> Response:
+    replay_created("jobs", "/api/v1/jobs/{id}", status=202)
+    replay_created("dataset_reports", "/api/v1/datasets/{dataset_id}/{kind}?version={version}")
     made = await anyio.to_thread.run_sync(
         lambda: svc.create(dataset_id=dataset_id, kind=kind, request=request, created_by=principal.user_id)
     )

@@ -31,6 +31,7 @@ from vigil.identity.schemas import (
 from vigil.identity.service import ApiKeyService, AuditService, UserService
 from vigil.web.deps import SessionDep
 from vigil.web.idempotency import withhold_secret
+from vigil.web.idempotency_applied import replay_created
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -154,6 +155,7 @@ def create_user(
     identity: IdentityDep,
     client: ClientDep,
 ) -> UserPublic:
+    replay_created("users", "/api/v1/users/{id}")
     return UserService(session=session, principal=principal, passwords=identity.passwords, client=client).create(
         data=data
     )

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
-from vigil.core.database import TenantScope, platform_access, utcnow
+from vigil.core.database import TenantScope, is_database_outage, platform_access, utcnow
 from vigil.core.errors import JobInterrupted, JobOutOfMemory, VigilError
 from vigil.jobs.models import Job, JobWorker
 from vigil.jobs.registry import (
@@ -41,6 +41,7 @@ from vigil.jobs.scheduling import fair_order
 log = logging.getLogger("vigil.jobs")
 PROGRESS_WRITE_INTERVAL_S = 0.25
 RECORD_RETRIES = 3
+RECORD_OUTAGE_RETRY_S = 1.0  # between attempts to record an outcome while the database is unavailable
 # A job past its hard limit by this much, that nobody ended, is ended by the recovery sweep.
 OVERDUE_GRACE_S = 5.0
 
@@ -186,7 +187,7 @@ class JobLifecycle:
         finally:
             self.app.metrics.jobs_running.dec()
         run_s = time.perf_counter() - started
-        recorded = self.finish(job_id, worker_id=worker_id, status=status, outcome=outcome, error=error, run_s=run_s)
+        recorded = self.record(job_id, worker_id=worker_id, status=status, outcome=outcome, error=error, run_s=run_s)
         if kind is not None and kind.partitioning is not None:
             forget_scratch(self.app, job.tenant_id, job_id)
         return RunReport(job_id, job.kind, status, job.wait_s, run_s, recorded)
@@ -219,6 +220,30 @@ class JobLifecycle:
         return "failed", problem_of(exc)
 
     # -- recording -------------------------------------------------------------------------------------------
+    def record(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        status: str,
+        outcome: JobOutcome | None,
+        error: dict[str, Any] | None,
+        run_s: float,
+    ) -> bool:
+        """`finish`, again and again while the database is unavailable: a job that ran while the database went
+        away was left `running`, owned by a worker that stays alive (so never recovered), for good — found by the
+        disaster-recovery suite. The worker's heartbeat keeps the job its own meanwhile; the outcome is kept."""
+        while True:
+            try:
+                return self.finish(
+                    job_id, worker_id=worker_id, status=status, outcome=outcome, error=error, run_s=run_s
+                )
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                log.warning("job %s ended while the database is unavailable: recorded when it returns", job_id)
+                time.sleep(RECORD_OUTAGE_RETRY_S)
+
     def finish(
         self,
         job_id: str,
@@ -252,8 +277,8 @@ class JobLifecycle:
                     )
                     recorded = True
         except Exception as exc:
-            if status != "succeeded":
-                raise
+            if status != "succeeded" or is_database_outage(exc):
+                raise  # an outage: the outcome is kept, and recorded when the database is back (`record`)
             if isinstance(exc, IntegrityError) and _retry < RECORD_RETRIES:
                 # Two jobs of one subject finished at once (both took the next model version): the outcome is
                 # recorded again in a fresh transaction, which sees the other's commit.

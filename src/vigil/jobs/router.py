@@ -17,6 +17,7 @@ from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic, JobStatus
 from vigil.jobs.service import MAX_FOLLOW_S, MAX_WAIT_S, JobService, follow_job, wait_for_job
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_from
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -60,6 +61,9 @@ async def get_job(
         # Authenticating may have begun a transaction: end it, so no connection is held while the request waits
         # (what is left uncommitted at the end of a request is rolled back anyway).
         await anyio.to_thread.run_sync(session.rollback)
+    # Held at most to a second short of the request deadline: a long-poll past it was cut with a 503 (found by the
+    # disaster-recovery suite, whose server has a 3 s deadline). Answering early with the job's state is allowed.
+    wait = min(wait, max(0.0, app.settings.request_timeout_s - 1.0))
     return await wait_for_job(app=app, scope=principal.scope, job_id=job_id, wait_s=wait)
 
 
@@ -123,4 +127,5 @@ def cancel_job(
     session: SessionDep,
     app: ContextDep,
 ) -> JobPublic:
+    replay_from(f"/api/v1/jobs/{job_id}")
     return JobService(session=session, scope=principal.scope, app=app).cancel(job_id=job_id)

@@ -32,15 +32,11 @@ from vigil.ml.errors import (
 from vigil.ml.exchange import key_id, open_export, public_key, seal_export, signing_seed
 from vigil.ml.explain import Explanation, explain
 from vigil.ml.metrics import HOLDOUT_FRACTION, agreement, fpr_threshold, holdout_mask, quality
-from vigil.ml.online import (
-    OnlineModel,
-    Step,
-    ThresholdSpec,
+from vigil.ml.online import OnlineModel, Step, ThresholdSpec, dump_state, load_state
+from vigil.ml.online_catalog import (
     check_online_features,
-    dump_state,
     get_online_entry,
     is_online,
-    load_state,
     validate_online_parameters,
 )
 from vigil.ml.params import Param

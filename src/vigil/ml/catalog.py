@@ -8,7 +8,7 @@ from typing import Any
 from vigil.ml.auto_entry import AUTO_ENTRIES
 from vigil.ml.entry import CatalogEntry
 from vigil.ml.errors import UnknownAlgorithm
-from vigil.ml.online import ONLINE_CATALOG, describe_online, is_online
+from vigil.ml.online_catalog import ONLINE_CATALOG, describe_online, is_online
 from vigil.ml.params import check_parameters
 from vigil.ml.pyod_detectors import PYOD_ENTRIES
 from vigil.ml.sklearn_detectors import SKLEARN_ENTRIES

@@ -27,7 +27,6 @@ import hmac
 import importlib
 import math
 import pickle
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,195 +34,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import polars as pl
 
-from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, InvalidFeatures, MLError, UnknownAlgorithm
-from vigil.ml.params import Param, check_parameters, integer, real
+from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, MLError
+from vigil.ml.online_catalog import Scaling, check_online_features, get_online_entry
 
 if TYPE_CHECKING:
     from vigil.ml.detector import FittedDetector
 
 __all__ = [
-    "ONLINE_CATALOG",
     "STATE_MAGIC",
-    "OnlineEntry",
     "OnlineModel",
     "Step",
     "ThresholdSpec",
-    "describe_online",
     "dump_state",
-    "get_online_entry",
-    "is_online",
     "load_state",
-    "validate_online_parameters",
 ]
-
-Scaling = Literal["auto", "none", "minmax", "standard"]
-SEED = integer(
-    "seed",
-    None,
-    "Seed of the detector's random number generator (null: one is drawn when the stream is created and kept, so "
-    "a restored stream replays exactly).",
-    minimum=0,
-    maximum=2**32 - 1,
-)
-
-
-@dataclass(frozen=True)
-class OnlineEntry:
-    """An online detector of the catalog: River's class, its parameter schema and how it reads an event.
-
-    `univariate` detectors (River's supervised scorers) score one number: the stream's only feature.
-    `scaling` is what `scaling="auto"` means for it (half-space trees expect features in [0, 1]).
-    """
-
-    name: str
-    title: str
-    description: str
-    river_class: str
-    params: tuple[Param, ...]
-    univariate: bool = False
-    scaling: Scaling = "none"
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": "online",
-            "title": self.title,
-            "description": self.description,
-            "params": [p.describe() for p in self.params],
-            "explanation_method": "none",  # stream events are scored, not explained
-            "learns_from_labels": False,
-        }
-
-    def build(self, parameters: Mapping[str, Any]) -> Any:
-        module, _, name = self.river_class.rpartition(".")
-        return getattr(importlib.import_module(module), name)(**parameters)
-
-
-ONLINE_ENTRIES: tuple[OnlineEntry, ...] = (
-    OnlineEntry(
-        name="hst",
-        title="Half-Space Trees (River)",
-        description="River's HalfSpaceTrees: random half-space trees whose mass profiles are refreshed every window; "
-        "fast, bounded memory. Features are min-max scaled online (scaling 'auto'). The default online detector.",
-        river_class="river.anomaly.HalfSpaceTrees",
-        params=(
-            integer("n_trees", 10, "Number of trees.", minimum=1, maximum=200),
-            integer("height", 8, "Height of each tree.", minimum=1, maximum=20),
-            integer(
-                "window_size",
-                250,
-                "Events per reference window (scores are 0 during the first).",
-                minimum=2,
-                maximum=1_000_000,
-            ),
-            SEED,
-        ),
-        scaling="minmax",
-    ),
-    OnlineEntry(
-        name="online_svm",
-        title="One-Class SVM (River)",
-        description="River's stochastic one-class SVM (linear, learnt by SGD); features are standardised online.",
-        river_class="river.anomaly.OneClassSVM",
-        params=(
-            real(
-                "nu",
-                0.1,
-                "Upper bound on the share of training errors.",
-                minimum=0.0,
-                maximum=1.0,
-                exclusive_minimum=True,
-            ),
-            real(
-                "intercept_lr",
-                0.01,
-                "Learning rate of the intercept.",
-                minimum=0.0,
-                maximum=10.0,
-                exclusive_minimum=True,
-            ),
-        ),
-        scaling="standard",
-    ),
-    OnlineEntry(
-        name="online_lof",
-        title="Local Outlier Factor (River)",
-        description="River's incremental LOF. It keeps every event it learns, so its cost grows with the stream: "
-        "for short or slow streams. Features are standardised online.",
-        river_class="river.anomaly.LocalOutlierFactor",
-        params=(integer("n_neighbors", 10, "Neighbours each event is compared with.", minimum=1, maximum=1000),),
-        scaling="standard",
-    ),
-    OnlineEntry(
-        name="online_loda",
-        title="LODA (River)",
-        description="Lightweight on-line detector of anomalies: histograms of sparse random projections.",
-        river_class="river.anomaly.LODA",
-        params=(
-            integer("n_bins", 10, "Bins of each projection's histogram.", minimum=2, maximum=1000),
-            integer("n_random_cuts", 100, "Number of random projections.", minimum=1, maximum=1000),
-            SEED,
-        ),
-    ),
-    OnlineEntry(
-        name="gaussian",
-        title="Gaussian scorer (River, univariate)",
-        description="River's GaussianScorer: 2·|CDF(y) − 0.5| of a Gaussian fitted to the stream's one feature "
-        "(optionally over a window). Needs exactly one feature.",
-        river_class="river.anomaly.GaussianScorer",
-        params=(
-            integer(
-                "window_size", None, "Fit over this many recent values (null: all).", minimum=2, maximum=10_000_000
-            ),
-            integer("grace_period", 100, "Events scored 0 while the Gaussian settles.", minimum=0, maximum=1_000_000),
-        ),
-        univariate=True,
-    ),
-    OnlineEntry(
-        name="sad",
-        title="Standard absolute deviation (River, univariate)",
-        description="River's StandardAbsoluteDeviation: |y − mean| / standard deviation of the stream's one "
-        "feature. Needs exactly one feature.",
-        river_class="river.anomaly.StandardAbsoluteDeviation",
-        params=(),
-        univariate=True,
-    ),
-)
-ONLINE_CATALOG: Mapping[str, OnlineEntry] = {entry.name: entry for entry in ONLINE_ENTRIES}
-
-
-def is_online(algorithm: str) -> bool:
-    """Whether `algorithm` is an online (streaming) entry of the catalog.
-
-    >>> is_online("hst"), is_online("iforest")
-    (True, False)
-    """
-    return algorithm in ONLINE_CATALOG
-
-
-def get_online_entry(algorithm: str) -> OnlineEntry:
-    try:
-        return ONLINE_CATALOG[algorithm]
-    except KeyError:
-        raise UnknownAlgorithm(algorithm, sorted(ONLINE_CATALOG)) from None
-
-
-def describe_online() -> list[dict[str, Any]]:
-    return [entry.describe() for entry in ONLINE_ENTRIES]
-
-
-def validate_online_parameters(algorithm: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The full parameters (defaults filled in); a null `seed` becomes a drawn one, so replays are exact.
-
-    >>> params = validate_online_parameters("hst", {"n_trees": 5})
-    >>> params["n_trees"], isinstance(params["seed"], int)
-    (5, True)
-    """
-    entry = get_online_entry(algorithm)
-    params = check_parameters(algorithm, entry.params, parameters)
-    if "seed" in params and params["seed"] is None:
-        params["seed"] = secrets.randbelow(2**32)
-    return params
 
 
 @dataclass(frozen=True)
@@ -406,22 +230,6 @@ class OnlineModel:
         state = dict(self.__dict__)
         state["scorer"] = None  # the batch model is its own signed artifact; `load_state` is given it back
         return state
-
-
-def check_online_features(entry: OnlineEntry, features: Sequence[str]) -> None:
-    if not features:
-        raise InvalidFeatures("A stream needs at least one feature.")
-    if entry.univariate and len(features) != 1:
-        raise InvalidFeatures(
-            f"{entry.title} scores one value: give exactly one feature (got {len(features)}).",
-            errors=[
-                {
-                    "loc": ["body", "features"],
-                    "msg": "exactly one feature for a univariate detector",
-                    "type": "univariate",
-                }
-            ],
-        )
 
 
 STATE_MAGIC = b"VIGILSTR"

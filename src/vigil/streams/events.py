@@ -18,30 +18,44 @@ class CheckedEvent:
     values: dict[str, float]  # every feature, as float, in the stream's feature order
 
 
+_NUMBERS = frozenset((float, int))  # not bool: type(True) is bool
+
+
 def check_events(events: Sequence[Event], features: Sequence[str]) -> list[CheckedEvent]:
     """Every event has every feature as a finite number and nothing else, and seqs increase: else a problem naming
     each bad event's seq and field, and nothing of the batch is used."""
     names = list(features)
-    expected = frozenset(names)
+    width = len(names)
     checked: list[CheckedEvent] = []
     previous = -1
     for event in events:
         given = event["values"]
         seq = event["seq"]
-        if seq > previous and given.keys() == expected:
-            values = {name: given[name] for name in names}
-            # The common case, quickly: all floats (or ints, not bools) and a finite sum means every value is finite.
-            try:
-                if all(type(v) is float or type(v) is int for v in values.values()) and math.isfinite(
-                    sum(values.values())
-                ):
-                    checked.append(CheckedEvent(seq=seq, values={k: float(v) for k, v in values.items()}))
-                    previous = seq
-                    continue
-            except OverflowError:  # an integer too large for a float
-                pass
-        return _explain_refusal(events, names)
+        if seq <= previous or len(given) != width:
+            return _explain_refusal(events, names)
+        try:
+            row = [given[name] for name in names]  # as many as the features, all of them: nothing else
+        except KeyError:
+            return _explain_refusal(events, names)
+        kinds = set(map(type, row))
+        if not kinds <= _NUMBERS or not _all_finite(row):
+            return _explain_refusal(events, names)
+        if int in kinds:
+            row = [float(v) for v in row]
+        checked.append(CheckedEvent(seq=seq, values=dict(zip(names, row, strict=True))))
+        previous = seq
     return checked
+
+
+def _all_finite(row: list[Any]) -> bool:
+    # The common case in one step: a finite sum means every value is finite. A sum past the largest float, or an
+    # integer too large for one, is looked at value by value.
+    try:
+        if math.isfinite(sum(row)):
+            return True
+    except OverflowError:
+        pass
+    return all(_is_finite(v) for v in row)
 
 
 def _explain_refusal(events: Sequence[Event], features: list[str]) -> NoReturn:

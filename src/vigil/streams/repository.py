@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, delete, func, insert, select, update
+from sqlalchemy import Row, Table, Update, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vigil.core.database import TenantScope, bind_tenant
 from vigil.streams.models import Stream, StreamAnomaly, StreamBatch, StreamDrift, StreamSnapshot
 
 _BATCHES = cast(Table, StreamBatch.__table__)
+_STREAMS = cast(Table, Stream.__table__)
+
+# The statements of every batch, built once: a statement object keeps its cache key, so a batch costs no
+# statement building (a third of its database time when built per call). Table statements, not ORM ones: no
+# unit of work and no session synchronisation on the hot path.
+# (Bound names differ from the columns': an UPDATE keeps those for its SET clause.)
+_THIS_STREAM = (_STREAMS.c.id == bindparam("the_stream"), _STREAMS.c.tenant_id == bindparam("the_tenant"))
+_VERSION = select(_STREAMS.c.state_version).where(*_THIS_STREAM)
+_VERSION_FOR_UPDATE = _VERSION.with_for_update()  # PostgreSQL: other processes wait for this batch
+_ADD_BATCH = insert(_BATCHES)
+
+
+@functools.cache
+def _advance(columns: tuple[str, ...]) -> Update:
+    """`UPDATE streams SET state_version = :state_version, <columns> WHERE <this stream> AND state_version = :from`."""
+    return (
+        update(_STREAMS)
+        .where(*_THIS_STREAM, _STREAMS.c.state_version == bindparam("from_version"))
+        .values({name: bindparam(f"new_{name}") for name in ("state_version", *columns)})
+    )
 
 
 class StreamRepository:
@@ -36,10 +57,8 @@ class StreamRepository:
 
     def version_of(self, stream_id: str, *, for_update: bool = False) -> int | None:
         """The stream's state version (None: no such stream in this tenant)."""
-        query = select(Stream.state_version).where(Stream.id == stream_id, Stream.tenant_id == self._tenant)
-        if for_update:
-            query = query.with_for_update()
-        version = self.session.scalar(query)
+        query = _VERSION_FOR_UPDATE if for_update else _VERSION
+        version = self.session.scalar(query, {"the_stream": stream_id, "the_tenant": self._tenant})
         return int(version) if version is not None else None
 
     def list(self, *, limit: int, after_id: str | None) -> Sequence[Stream]:
@@ -62,12 +81,12 @@ class StreamRepository:
 
     def advance(self, *, stream_id: str, from_version: int, values: dict[str, Any]) -> bool:
         """Moves the stream to `from_version + 1` with `values`, only if it is still at `from_version`."""
-        result = self.session.execute(
-            update(Stream)
-            .where(Stream.id == stream_id, Stream.tenant_id == self._tenant, Stream.state_version == from_version)
-            .values(state_version=from_version + 1, **values)
-            .execution_options(synchronize_session=False)
+        names = tuple(sorted(values))
+        params = {f"new_{name}": value for name, value in values.items()}
+        params.update(
+            the_stream=stream_id, the_tenant=self._tenant, from_version=from_version, new_state_version=from_version + 1
         )
+        result = self.session.execute(_advance(names), params)
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     # -- write-ahead log -------------------------------------------------------------------------------------
@@ -75,7 +94,7 @@ class StreamRepository:
         """One log record, written with a plain INSERT (no unit of work: this is the hot path)."""
         if row["tenant_id"] != self._tenant:
             raise ValueError("a log record belongs to the scope's tenant")
-        self.session.execute(insert(_BATCHES), [row])  # the table's, not the ORM's bulk insert
+        self.session.execute(_ADD_BATCH, [row])  # the table's, not the ORM's bulk insert
 
     def batches_after(self, stream_id: str, version: int) -> Sequence[StreamBatch]:
         return self.session.scalars(

@@ -3,11 +3,13 @@ and the WebSocket (`socket.py` holds its protocol)."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Response, WebSocket, status
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from vigil.core.pagination import Page
@@ -28,6 +30,7 @@ from vigil.streams.service import StreamService
 from vigil.streams.socket import StreamSocket
 from vigil.streams.state import StreamRuntime
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_created, rerun_is_safe
 
 router = APIRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
@@ -67,6 +70,7 @@ ServicesDep = Annotated[Services, Depends()]
 
 @router.post("/streams", status_code=status.HTTP_201_CREATED, summary="Create a stream")
 def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep) -> StreamPublic:
+    replay_created("streams", "/api/v1/streams/{id}")
     return services.of(principal).create(data=data, created_by=principal.user_id)
 
 
@@ -94,18 +98,48 @@ def delete_stream(stream_id: str, principal: Writer, services: ServicesDep) -> R
     return Response(status_code=204)
 
 
+def _events_body() -> dict[str, Any]:
+    """The documented body of `send_events`, which parses it itself: `EventsRequest`, its models hoisted to the
+    components (`web/docs.hoist_definitions`), as FastAPI would have documented it."""
+    schema = EventsRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = {**schema.pop("$defs", {}), "EventsRequest": schema}
+    body = {"$ref": "#/components/schemas/EventsRequest", "$defs": definitions}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+def _events_request(body: bytes, content_type: str | None) -> EventsRequest:
+    """The batch, parsed and validated in one pass of pydantic's JSON parser (the standard library's parser and a
+    validation of its objects cost three times as much). NaN, infinities and huge integers parse as numbers, as
+    before, so the event check can name the event and the field. As for FastAPI's own bodies, a body declared as
+    something else than JSON is not read as JSON."""
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "The body must be JSON (Content-Type: application/json).", "type": "json_type"}]
+        )
+    try:
+        return EventsRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False, include_url=False)]
+        ) from exc
+
+
 @router.post(
     "/streams/{stream_id}/events",
     summary="Score, then learn, a batch of events in seq order (exactly once; all or nothing)",
     response_model=EventsResponse,
     responses={413: {"description": "More events than the server's batch limit"}},
+    openapi_extra=_events_body(),
 )
-async def send_events(stream_id: str, data: EventsRequest, principal: Writer, services: ServicesDep) -> Response:
+async def send_events(stream_id: str, request: Request, principal: Writer, services: ServicesDep) -> Response:
+    rerun_is_safe()  # an event whose seq is not above the stream's last is answered, never learned again
+    data = _events_request(await request.body(), request.headers.get("content-type"))
     svc = services.of(principal)
     # The model's work is CPU-bound: off the event loop, so other requests and WebSockets keep flowing.
     batch = await anyio.to_thread.run_sync(lambda: svc.ingest(stream_id=stream_id, events=data.events))
     # Already JSON-safe (its shape is EventsResponse): serialised directly, without a model per event.
-    return Response(json.dumps(batch.as_dict(), allow_nan=False), media_type="application/json")
+    return Response(orjson.dumps(batch.as_dict()), media_type="application/json")
 
 
 @router.get("/streams/{stream_id}/anomalies", summary="Flagged events with their values and scores, newest first")

@@ -17,6 +17,7 @@ from contextlib import suppress
 from typing import Any
 
 import anyio
+import orjson
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -283,7 +284,7 @@ class StreamSocket:
             raise _Closing(CLOSE_NOT_FOUND, exc) from exc
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        data = json.dumps(frame, allow_nan=False)
+        data = orjson.dumps(frame).decode()
         try:
             await asyncio.wait_for(self.ws.send_text(data), self.settings.stream_ws_send_timeout_s)
         except TimeoutError as exc:

@@ -24,6 +24,7 @@ from vigil.tenants.schemas import (
 )
 from vigil.tenants.service import ExportService, TenantService, TenantSettingsService, UsageService
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.idempotency_applied import replay_created, replay_from
 
 router = APIRouter()
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -60,6 +61,7 @@ def create_tenant(
     data: TenantCreate,
     tenants: TenantManagement,
 ) -> TenantPublic:
+    replay_created("tenants", "/api/v1/tenants/{id}")
     return tenants.create(data=data)
 
 
@@ -95,6 +97,7 @@ def suspend_tenant(
     tenant_id: Id,
     tenants: TenantManagement,
 ) -> TenantPublic:
+    replay_from(f"/api/v1/tenants/{tenant_id}")
     return tenants.update(tenant_id=tenant_id, data=TenantUpdate(status="suspended"))
 
 
@@ -103,6 +106,7 @@ def resume_tenant(
     tenant_id: Id,
     tenants: TenantManagement,
 ) -> TenantPublic:
+    replay_from(f"/api/v1/tenants/{tenant_id}")
     return tenants.update(tenant_id=tenant_id, data=TenantUpdate(status="active"))
 
 

@@ -31,9 +31,26 @@ class BodyLimitRule:
     method: str | None = None
     # Upload routes stream the body to disk; every other route parses it whole in memory, so its parsed size counts.
     streamed: bool = False
+    # Media types the route hands to a table reader (Parquet, Arrow) instead of parsing as JSON — the route refuses
+    # any other label but JSON — so such a body's JSON cost means nothing: the reader charges what the file decodes
+    # to, from its metadata. Estimating it anyway cost a 25 MB bulk detection 60 ms of the event loop.
+    table_media: frozenset[str] = frozenset()
 
     def applies(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and self.path.fullmatch(path) is not None
+
+    def parses(self, media_type: str) -> bool:
+        """Whether a body labelled `media_type` is parsed whole in memory (as JSON), so its parsed size counts."""
+        return not self.streamed and media_type not in self.table_media
+
+
+def _media_type(scope: Scope) -> str:
+    """The Content-Type's media type as the route will read it: the first such header, as Starlette's `headers.get`
+    takes it (a second header must not make the route parse what this middleware thought it would not)."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-type":
+            return str(value.split(b";")[0].strip().lower().decode("latin-1"))
+    return ""
 
 
 class UnsupportedContentEncoding(VigilError):
@@ -76,11 +93,11 @@ class BodySizeLimitMiddleware:
         self.rules = tuple(rules)
         self.max_parsed_bytes = max_parsed_bytes
 
-    def limit_for(self, method: str, path: str) -> tuple[int, bool]:
+    def limit_for(self, method: str, path: str, media_type: str = "") -> tuple[int, bool]:
         """The route's byte limit, and whether its body is parsed in memory (so what it parses into counts)."""
         for rule in self.rules:
             if rule.applies(method, path):
-                return rule.max_bytes, not rule.streamed
+                return rule.max_bytes, rule.parses(media_type)
         return self.default_max_bytes, True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,7 +109,7 @@ class BodySizeLimitMiddleware:
         if encoding not in _IDENTITY_ENCODINGS:
             await _refuse(UnsupportedContentEncoding(encoding.decode("latin-1")[:40]), scope, receive, send)
             return
-        limit, parsed = self.limit_for(scope["method"], scope["path"])
+        limit, parsed = self.limit_for(scope["method"], scope["path"], _media_type(scope))
         budget = self.max_parsed_bytes if parsed else None
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

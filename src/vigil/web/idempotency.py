@@ -8,17 +8,20 @@ the request (a logged-out token, a disabled user, a revoked key or a demoted rol
 replay), and keys belong to the principal the server resolved (a user or an API key), not to a header's bytes.
 Routes without a declared permission (logging in) never claim: their keys are ignored.
 
+Exactly once across a crash (a write's commit marks its claim applied): `vigil.web.idempotency_applied`.
+
 Nothing secret is kept: a route whose answer carries a secret (a new API key) says so with `withhold_secret`, and
 the record keeps a `secret-not-replayed` problem naming what was created instead of the answer. The record is
-finished only when the last byte of the response has been produced; a request that fails before then releases its
-claim, and a claim whose process died expires with its lease (`vigil.core.idempotency`).
+finished only when the last byte of the response has been produced (if recording it fails, the answer is still
+sent: the record already says applied); a request that fails before then releases its claim, and a claim whose
+process died expires with its lease (`vigil.core.idempotency`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import logging
 
 import anyio
 from fastapi import FastAPI, Request
@@ -26,30 +29,23 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.core.database import Database
-from vigil.core.errors import Conflict, InvalidInput, PayloadTooLarge, SecretNotReplayed, problem_type_uri
-from vigil.core.idempotency import MAX_KEY_LENGTH, Claim, IdempotencyRecord, IdempotencyStore
+from vigil.core.errors import (
+    AnswerLost,
+    Conflict,
+    InvalidInput,
+    PayloadTooLarge,
+    SecretNotReplayed,
+    problem_type_uri,
+)
+from vigil.core.idempotency import MAX_KEY_LENGTH, Applied, Claim, IdempotencyRecord, IdempotencyStore
 from vigil.core.logging import current_request_id
+from vigil.web.idempotency_applied import CURRENT, AppliedReplay, PendingKey, applied_handler, track_writes
 from vigil.web.problems import PROBLEM_MEDIA_TYPE, problem_response
 
 HEADER = b"idempotency-key"
 SCOPE_KEY = "vigil.idempotency"
 _REPLAYED_HEADERS = (b"content-type", b"location")
-
-
-@dataclass
-class PendingKey:
-    """An `Idempotency-Key` on its way through one request."""
-
-    key: str
-    fingerprint: str
-    path: str
-    store: IdempotencyStore
-    lease_s: float
-    admitted: bool = False
-    principal: str | None = None
-    owner: Claim | None = None  # set when this request holds the claim and must finish it
-    withheld: SecretNotReplayed | None = None
-    done: bool = False
+log = logging.getLogger("vigil.idempotency")
 
 
 class IdempotentReplay(Exception):
@@ -73,6 +69,10 @@ async def admit(request: Request, *, principal: str) -> None:
     )
     if isinstance(verdict, IdempotencyRecord):
         raise IdempotentReplay(verdict)
+    if isinstance(verdict, Applied):
+        if verdict.location is None:
+            raise AnswerLost()
+        raise AppliedReplay(verdict)
     if verdict == "mismatch":
         raise InvalidInput("This Idempotency-Key was already used with a different request.")
     if verdict == "in-progress":
@@ -102,7 +102,9 @@ async def replay_handler(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI, *, database: Database, lease_s: float) -> None:
     app.add_exception_handler(IdempotentReplay, replay_handler)
+    app.add_exception_handler(AppliedReplay, applied_handler)
     app.add_middleware(IdempotencyMiddleware, database=database, lease_s=lease_s)
+    track_writes(database.sessions)
 
 
 class IdempotencyMiddleware:
@@ -141,15 +143,19 @@ class IdempotencyMiddleware:
             key=key, fingerprint=fingerprint, path=scope["path"], store=self.store, lease_s=self.lease_s
         )
         scope[SCOPE_KEY] = pending
+        current = CURRENT.set(pending)  # seen by the request's sessions, in this task and the threads it uses
         failure: Exception | None = None
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._keep_lease, pending)
-            try:
-                await self._run_and_record(scope, receive, send, body=body, pending=pending)
-            except Exception as exc:  # raised again below, outside the group, so not wrapped in an ExceptionGroup
-                failure = exc
-            finally:
-                tasks.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._keep_lease, pending)
+                try:
+                    await self._run_and_record(scope, receive, send, body=body, pending=pending)
+                except Exception as exc:  # raised again below, outside the group, so not wrapped in an ExceptionGroup
+                    failure = exc
+                finally:
+                    tasks.cancel_scope.cancel()
+        finally:
+            CURRENT.reset(current)
         if failure is not None:
             raise failure
 
@@ -191,8 +197,12 @@ class IdempotencyMiddleware:
             held.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 # The whole answer exists: recorded before the client sees it, so a retry sent the moment it
-                # arrives replays it.
-                await self._finish(pending, status, response_headers, bytes(produced))
+                # arrives replays it. If recording fails (the database just went), the answer is still the true
+                # one: it is sent, and a retry rebuilds it from the applied record once the claim's lease is out.
+                try:
+                    await self._finish(pending, status, response_headers, bytes(produced))
+                except Exception:
+                    log.warning("the answer to %s was not recorded for its key", pending.path, exc_info=True)
                 for held_message in held:
                     await send(held_message)
 

@@ -17,8 +17,13 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", summary="Liveness: the process is up")
-async def health() -> dict[str, str]:
-    return {"status": "ok", "version": __version__}
+async def health(context: ContextDep) -> dict[str, Any]:
+    # `staleness_bound_s`: how long a change made through one API process (a revoked key, a demoted user, a new
+    # model version) may take to hold on the others — the credential and lookup caches' lifetime; 0: at once.
+    # Clients (the validation suite) wait out this bound, never a guess.
+    settings = context.settings
+    bound = max(settings.auth_cache_ttl_s, settings.lookup_cache_ttl_s)
+    return {"status": "ok", "version": __version__, "staleness_bound_s": bound}
 
 
 @router.get(

@@ -12,11 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.core.database import is_database_outage
 from vigil.core.errors import VigilError, problem_type_uri
 from vigil.core.logging import current_request_id
 
@@ -83,13 +84,6 @@ def problem_response(
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """The database is down, unreachable or saturated (no pooled connection in time): a 503, not our bug."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError))
 
 
 def database_unavailable(path: str | None) -> JSONResponse:

@@ -1,6 +1,7 @@
 """A small scaled-out deployment the suite may break: two API processes and two workers on PostgreSQL (a fresh
-database on the configured server), RabbitMQ (a queue of its own) behind a fault-proxy link, Redis behind another,
-and moto's S3 server — every process one the suite can SIGKILL, SIGSTOP and restart."""
+database on the configured server), RabbitMQ (a queue of its own), Redis and moto's S3 server, each behind a
+fault-proxy link — RabbitMQ behind two, the API processes' (`broker`) and the workers' (`broker-workers`), so the
+workers can be partitioned from it alone — and every process one the suite can SIGKILL, SIGSTOP and restart."""
 
 from __future__ import annotations
 
@@ -79,7 +80,9 @@ def cluster_deployment(
         _create_bucket(endpoint, "vigil-dr")
         links = {
             "broker": proxy.add_link("broker", *upstream_of(config.broker_url, 5672)),
+            "broker-workers": proxy.add_link("broker-workers", *upstream_of(config.broker_url, 5672)),
             "redis": proxy.add_link("redis", *upstream_of(config.redis_url, 6379)),
+            "s3": proxy.add_link("s3", *upstream_of(endpoint, 80)),
         }
         root = Path(tempfile.mkdtemp(prefix="vigil-dr-cluster-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)
@@ -87,10 +90,9 @@ def cluster_deployment(
         password = " ".join(secrets.token_hex(4) for _ in range(6))
         secret_key = secrets.token_urlsafe(48)
         shared = {
-            "VIGIL_BROKER_URL": through_link(config.broker_url, links["broker"]),
             "VIGIL_BROKER_QUEUE": queue,
             "VIGIL_BLOB_URL": "s3://vigil-dr/cluster",
-            "VIGIL_BLOB_S3_ENDPOINT_URL": endpoint,
+            "VIGIL_BLOB_S3_ENDPOINT_URL": through_link(endpoint, links["s3"]),
             "VIGIL_BLOB_S3_REGION": S3_REGION,
             "VIGIL_BLOB_S3_ACCESS_KEY_ID": S3_ACCESS_KEY,
             "VIGIL_BLOB_S3_SECRET_ACCESS_KEY": S3_ACCESS_KEY,
@@ -98,7 +100,7 @@ def cluster_deployment(
             "VIGIL_REQUEST_TIMEOUT_S": f"{request_timeout_s:g}",
         }
 
-        def env_for(name: str) -> dict[str, str]:
+        def env_for(name: str, broker: Link) -> dict[str, str]:
             env = _server_env(
                 root / name,
                 email=email,
@@ -109,10 +111,14 @@ def cluster_deployment(
                 extra=shared,
             )
             env["VIGIL_RATE_LIMIT_KEY_PREFIX"] = f"{queue}:"
+            env["VIGIL_BROKER_URL"] = through_link(config.broker_url, broker)
             return env
 
-        apis = [VigilProcess("serve", env_for(f"api-{n}"), log_dir / f"api-{n}.log") for n in range(2)]
-        workers = [VigilProcess("worker", env_for(f"worker-{n}"), log_dir / f"worker-{n}.log") for n in range(2)]
+        apis = [VigilProcess("serve", env_for(f"api-{n}", links["broker"]), log_dir / f"api-{n}.log") for n in range(2)]
+        workers = [
+            VigilProcess("worker", env_for(f"worker-{n}", links["broker-workers"]), log_dir / f"worker-{n}.log")
+            for n in range(2)
+        ]
         for process in (*apis, *workers):
             stack.callback(process.stop)
         apis[0].start()  # migrates first; the others then find the schema made

@@ -8,56 +8,20 @@ import contextlib
 import io
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vigil.client import VigilClient
-from vigil_validation import handover
-from vigil_validation.config import DisasterRecoveryConfig, ValidationConfig
+from vigil_validation.config import DisasterRecoveryConfig
 from vigil_validation.faults import Down
 from vigil_validation.plugin import Recorder
 from vigil_validation.suites.disaster_recovery.checker import Workload, check
-from vigil_validation.suites.disaster_recovery.cluster_deployment import ClusterDeployment, cluster_deployment
+from vigil_validation.suites.disaster_recovery.cluster_deployment import ClusterDeployment
 from vigil_validation.suites.disaster_recovery.conftest import record_verdict
-from vigil_validation.targets import Target
 
 pytestmark = [pytest.mark.managed_only, pytest.mark.destructive, pytest.mark.slow]
 JOB_WAIT_S = 180.0
-
-
-@pytest.fixture(scope="module")
-def cluster(
-    target: Target, validation_config: ValidationConfig, dr_config: DisasterRecoveryConfig
-) -> Iterator[ClusterDeployment]:
-    if target.kind != "cluster":
-        pytest.skip("cluster failover runs with the cluster target (`vigil validate … --cluster`)")
-    summary = handover.summary_path_from_env()
-    log_dir = (Path(summary).parent if summary else Path("/tmp")) / "disaster_recovery" / "cluster"
-    # The server's default deadline (30 s): nothing here blackholes a link, and a cluster of eight processes on two
-    # loaded cores answers job polls slower than the single deployment's short deadline.
-    with cluster_deployment(config=validation_config.cluster, log_dir=log_dir, request_timeout_s=30.0) as made:
-        yield made
-
-
-@pytest.fixture
-def analyst(cluster: ClusterDeployment, validation_config: ValidationConfig) -> Iterator[VigilClient]:
-    for process in (*cluster.apis, *cluster.workers):
-        if process.process is None or process.process.poll() is not None:
-            process.restart(wait=process.command == "serve")
-    cluster.proxy.heal_all()
-    admin = cluster.admin()
-    suffix = uuid.uuid4().hex[:10]
-    tenant = admin.create_tenant(f"dr-cluster-{suffix}")
-    email = f"analyst-{suffix}@dr.example.com"
-    admin.create_user(email, validation_config.security.password, role="analyst", tenant_id=tenant["id"])
-    client = cluster.client(retries=4)
-    client.login(email, validation_config.security.password)
-    yield client
-    client.close()
-    admin.close()
 
 
 def _training_set(rows: int) -> bytes:
@@ -68,7 +32,7 @@ def _training_set(rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-def _train(client: VigilClient, rows: int, estimators: int) -> str:
+def train(client: VigilClient, rows: int, estimators: int) -> str:
     dataset = client.datasets.upload(_training_set(rows), name=f"dr-train-{uuid.uuid4().hex[:8]}")
     detector = client.detectors.create(
         name=f"dr-{uuid.uuid4().hex[:8]}", algorithm="iforest", parameters={"n_estimators": estimators}
@@ -85,7 +49,7 @@ def test_a_worker_killed_mid_job_another_finishes_it(cluster: ClusterDeployment,
     # The second worker is frozen until the first has taken the job, so the job is known to run on the first.
     cluster.workers[1].freeze()
     try:
-        job_id = _train(analyst, rows=40_000, estimators=600)
+        job_id = train(analyst, rows=40_000, estimators=600)
         deadline = time.monotonic() + JOB_WAIT_S
         while _status(analyst, job_id)["status"] != "running":
             assert time.monotonic() < deadline, "the job never started"
@@ -129,8 +93,9 @@ def test_broker_down_jobs_are_accepted_and_run_when_it_returns(
     cluster: ClusterDeployment, analyst: VigilClient, dr_config: DisasterRecoveryConfig, record: Recorder
 ) -> None:
     with contextlib.ExitStack() as stack:
-        stack.enter_context(cluster.links["broker"].fault(Down()))
-        job_id = _train(analyst, rows=500, estimators=50)  # accepted: the job row is the outbox
+        for link in ("broker", "broker-workers"):  # the broker is gone, for everyone
+            stack.enter_context(cluster.links[link].fault(Down()))
+        job_id = train(analyst, rows=500, estimators=50)  # accepted: the job row is the outbox
         time.sleep(dr_config.fault_duration_s)
         assert _status(analyst, job_id)["status"] == "queued"
         healed_at = time.monotonic()

@@ -17,11 +17,11 @@ from vigil_validation.suites.disaster_recovery.conftest import (
     assert_consistent,
     record_verdict,
     wait_recovered,
-    xfail_if_reapplied,
 )
 from vigil_validation.suites.disaster_recovery.deployment import Deployment
 from vigil_validation.suites.disaster_recovery.schedule import inject, schedule
 from vigil_validation.suites.disaster_recovery.timeline import Prober, Timeline, standard_probes
+from vigil_validation.suites.disaster_recovery.writes import prepare_subject
 
 pytestmark = [pytest.mark.managed_only, pytest.mark.destructive, pytest.mark.slow]
 
@@ -35,9 +35,12 @@ def test_nothing_acknowledged_is_lost_under_a_seeded_fault_schedule(
 ) -> None:
     tenants = [dr_tenants() for _ in range(2)]
     clients = {t.id: t.analyst for t in tenants}
+    subjects = {t.id: prepare_subject(t.analyst) for t in tenants}
     plan = schedule(healthy, faults=dr_config.faults, seed=dr_config.seed, duration_s=dr_config.fault_duration_s)
     timeline = Timeline(f"{len(plan)} faults, seed {dr_config.seed}")
-    workload = Workload(clients=clients, seed=dr_config.seed, writers=dr_config.writers, clock=timeline.now)
+    workload = Workload(
+        clients=clients, seed=dr_config.seed, writers=dr_config.writers, subjects=subjects, clock=timeline.now
+    )
     probes = standard_probes(healthy.client(timeout=30), tenants[0].analyst, prefix="dr-probe-schedule")
     probes = {k: v for k, v in probes.items() if k in ("read", "write")}
     rtos: list[float] = []
@@ -61,11 +64,10 @@ def test_nothing_acknowledged_is_lost_under_a_seeded_fault_schedule(
         finally:
             workload.stop()
     record_series(timeline.name, "timeline", timeline.series())
-    verdict = check(workload.history, clients)
+    verdict = check(workload.history, clients, subjects=subjects, jobs_end_s=dr_config.jobs_end_s)
     record_verdict(record, verdict, faults=len(plan), rtos=rtos)
 
     assert_consistent(verdict, scenario="the schedule")
     assert not unrecovered, f"no recovery after: {unrecovered}"
     late = [r for r in rtos if r > dr_config.recovery_time_objective_s]
     assert not late, f"recoveries slower than the objective: {late}"
-    xfail_if_reapplied(verdict)

@@ -18,10 +18,10 @@ from vigil_validation.suites.disaster_recovery.conftest import (
     assert_consistent,
     record_verdict,
     wait_recovered,
-    xfail_if_reapplied,
 )
 from vigil_validation.suites.disaster_recovery.deployment import Deployment
 from vigil_validation.suites.disaster_recovery.timeline import Prober, Timeline, standard_probes
+from vigil_validation.suites.disaster_recovery.writes import prepare_subject
 
 pytestmark = [pytest.mark.managed_only, pytest.mark.destructive, pytest.mark.slow]
 
@@ -35,9 +35,12 @@ def test_sigkill_during_idempotent_writes(
 ) -> None:
     tenants = [dr_tenants() for _ in range(2)]
     clients = {t.id: t.analyst for t in tenants}
+    subjects = {t.id: prepare_subject(t.analyst) for t in tenants}
     rng = random.Random(dr_config.seed)
     timeline = Timeline("SIGKILL of the API during writes")
-    workload = Workload(clients=clients, seed=dr_config.seed, writers=dr_config.writers, clock=timeline.now)
+    workload = Workload(
+        clients=clients, seed=dr_config.seed, writers=dr_config.writers, subjects=subjects, clock=timeline.now
+    )
     rtos: list[float] = []
     probes = standard_probes(healthy.client(timeout=30), tenants[0].analyst, prefix="dr-probe-crash")
     probes = {k: v for k, v in probes.items() if k in ("read", "write")}
@@ -56,10 +59,9 @@ def test_sigkill_during_idempotent_writes(
         finally:
             workload.stop()
     record_series("SIGKILL of the API during writes", "timeline", timeline.series())
-    verdict = check(workload.history, clients)
+    verdict = check(workload.history, clients, subjects=subjects, jobs_end_s=dr_config.jobs_end_s)
     record_verdict(record, verdict, faults=dr_config.crash_kills, rtos=rtos)
 
     assert_consistent(verdict, scenario="the scenario")
     assert len(rtos) == dr_config.crash_kills, "after a restart the service did not serve reads and writes again"
     assert max(rtos) <= dr_config.recovery_time_objective_s
-    xfail_if_reapplied(verdict)

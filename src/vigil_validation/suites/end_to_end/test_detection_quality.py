@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from vigil.client import VigilClient
-from vigil_validation.checks import watch_job
+from vigil_validation.checks import eventually, watch_job
 from vigil_validation.config import ValidationConfig
 from vigil_validation.plugin import ProvisionedTenant, Recorder
 
@@ -54,7 +54,7 @@ def test_explanations_name_the_planted_feature(
 
 
 def test_feedback_then_retrain_gives_a_better_version_that_can_be_promoted_and_rolled_back(
-    tenant: ProvisionedTenant, validation_config: ValidationConfig, record: Recorder
+    tenant: ProvisionedTenant, validation_config: ValidationConfig, record: Recorder, staleness_bound: float
 ) -> None:
     analyst = tenant.analyst
     frame = hidden_anomalies(0)
@@ -84,8 +84,18 @@ def test_feedback_then_retrain_gives_a_better_version_that_can_be_promoted_and_r
     assert comparison["metric_deltas"]["roc_auc"] > 0.2
     assert analyst.detectors.version(detector["id"], 2)["metrics"]["holdout"]["roc_auc"] == after
 
+    # A promotion or rollback reaches the other API processes' scoring within the target's staleness bound.
     assert analyst.detectors.promote(detector["id"], 2)["current_version"] == 2
-    scored = analyst.detect(detector["id"], records=hidden_anomalies(1).select(FEATURES).head(5).to_dicts())
+    scored = eventually(
+        lambda: analyst.detect(detector["id"], records=hidden_anomalies(1).select(FEATURES).head(5).to_dicts()),
+        lambda result: result["model_version"] == 2,
+        within_s=staleness_bound,
+    )
     assert scored["model_version"] == 2
     assert analyst.detectors.rollback(detector["id"])["current_version"] == 1
-    assert analyst.detect(detector["id"], records=frame.select(FEATURES).head(1).to_dicts())["model_version"] == 1
+    rolled_back = eventually(
+        lambda: analyst.detect(detector["id"], records=frame.select(FEATURES).head(1).to_dicts()),
+        lambda result: result["model_version"] == 1,
+        within_s=staleness_bound,
+    )
+    assert rolled_back["model_version"] == 1

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from vigil.client import VigilClient
-from vigil_validation.checks import assert_problem
+from vigil_validation.checks import assert_problem, eventually
 from vigil_validation.config import ValidationConfig
 from vigil_validation.plugin import ProvisionedTenant
 from vigil_validation.suites.security.attacks import (
@@ -30,8 +30,13 @@ from vigil_validation.suites.security.attacks import (
 )
 
 
-def _refused(anonymous: VigilClient, token: str) -> Any:
-    response = anonymous.send("GET", f"{API}/me", headers=bearer(token), authenticated=False)
+def _refused(anonymous: VigilClient, token: str, *, within_s: float = 0.0) -> Any:
+    """401 for `token` — within `within_s` (the target's staleness bound) where a change made it invalid."""
+    response = eventually(
+        lambda: anonymous.send("GET", f"{API}/me", headers=bearer(token), authenticated=False),
+        lambda r: r.status_code == 401,
+        within_s=within_s,
+    )
     assert_problem(response, 401)
     return response
 
@@ -126,11 +131,16 @@ def test_claims_checked_with_a_valid_signature(
 
 
 def test_token_after_logout_is_refused(
-    tenant: ProvisionedTenant, anonymous: VigilClient, validation_config: ValidationConfig, record: Recorder
+    tenant: ProvisionedTenant,
+    anonymous: VigilClient,
+    validation_config: ValidationConfig,
+    record: Recorder,
+    staleness_bound: float,
 ) -> None:
     pair = login_pair(anonymous, tenant.emails["analyst"], validation_config.security.password)
     assert anonymous.send("POST", f"{API}/auth/logout", headers=bearer(pair["access_token"])).status_code == 204
-    record_attack(record, "jwt", "token-after-logout", _refused(anonymous, pair["access_token"]))
+    refused = _refused(anonymous, pair["access_token"], within_s=staleness_bound)
+    record_attack(record, "jwt", "token-after-logout", refused)
     refresh = anonymous.send("POST", f"{API}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert_problem(refresh, 401)
     record_attack(record, "jwt", "refresh-after-logout", refresh)
