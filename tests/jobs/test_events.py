@@ -16,7 +16,7 @@ import pytest
 from tests.client.live_server import live_server
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD
 from tests.jobs.conftest import TENANT, enqueue
-from vigil.client import VigilClient
+from vigil.client import JobTimeout, VigilClient
 from vigil.client.jobs import sse_events
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
@@ -87,6 +87,12 @@ def test_a_stream_is_bounded_and_outlives_the_request_deadline(idle_server: str)
         # The SDK follows on from stream to stream until its own timeout: the job had not ended.
         followed = list(analyst.jobs.follow(job_id, timeout=0.5))
         assert [job.status for job in followed] == ["queued"]
+        # Waiting with progress follows the stream too, and gives up at its timeout with the state it last saw.
+        seen: list[str] = []
+        with pytest.raises(JobTimeout) as waited:
+            analyst.jobs.wait(job_id, timeout=0.5, progress=lambda job: seen.append(job.status))
+        assert waited.value.job.status == "queued"
+        assert seen == ["queued"]
         analyst.jobs.cancel(job_id)
 
 

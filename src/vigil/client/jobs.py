@@ -53,13 +53,12 @@ class Jobs(Collection[Job]):
         deadline = None if timeout is None else time.monotonic() + timeout
         lost = 0
         while True:
-            hold = FOLLOW_S if deadline is None else min(FOLLOW_S, deadline - time.monotonic())
+            # Rounded as sent (the server refuses a bound of 0): what rounds to nothing is a timeout already.
+            hold = round(FOLLOW_S if deadline is None else min(FOLLOW_S, deadline - time.monotonic()), 3)
             if hold <= 0:
                 return
             try:
-                with self._client.open_stream(
-                    f"{API}/jobs/{job_id}/events", params={"timeout": round(hold, 3)}
-                ) as response:
+                with self._client.open_stream(f"{API}/jobs/{job_id}/events", params={"timeout": hold}) as response:
                     for event, data in sse_events(response.iter_lines()):
                         if event == "job":
                             job = Job.model_validate_json(data)

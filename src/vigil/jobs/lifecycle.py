@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,11 +23,13 @@ from vigil.core.database import TenantScope, is_database_outage, platform_access
 from vigil.core.errors import JobInterrupted, JobOutOfMemory, VigilError
 from vigil.jobs.models import Job, JobWorker
 from vigil.jobs.registry import (
+    Claimed,
     JobCancelled,
     JobContext,
     JobKind,
     JobOutcome,
     JobRegistry,
+    RunReport,
     SoftTimeLimit,
     forget_scratch,
     problem_of,
@@ -48,30 +49,6 @@ OVERDUE_GRACE_S = 5.0
 # Each tenant's cap on running jobs (its `concurrent_jobs` quota): the job machinery knows no tenant policy, so the
 # domain that owns quotas hands this in (wired by `vigil.app`). A tenant missing from the answer gets the default.
 TenantCaps = Callable[[Session, list[str]], Mapping[str, int]]
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A claimed job, as its executor needs it."""
-
-    id: str
-    kind: str
-    tenant_id: str
-    payload: dict[str, Any]
-    attempt: int
-    wait_s: float
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """How one run ended (for metrics): kind, status, queue wait and the handler's own time."""
-
-    job_id: str
-    kind: str
-    status: str
-    wait_s: float
-    run_s: float
-    recorded: bool
 
 
 class JobLifecycle:

@@ -56,6 +56,30 @@ def time_limit_problem(limit_s: float | None, *, hard: bool) -> dict[str, Any]:
     )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed job, as its executor needs it."""
+
+    id: str
+    kind: str
+    tenant_id: str
+    payload: dict[str, Any]
+    attempt: int
+    wait_s: float
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """How one run ended (for metrics): kind, status, queue wait and the handler's own time."""
+
+    job_id: str
+    kind: str
+    status: str
+    wait_s: float
+    run_s: float
+    recorded: bool
+
+
 @dataclass
 class JobOutcome:
     """What a handler returns: the job's result, the writes that must commit together with its success, and what
