@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import Tenant, wait_for_job
+from tests.web.test_idempotency import as_left_by_a_crash
 from vigil.app import migrate
 from vigil.config import Settings
 from vigil.core.database import Database, utcnow
@@ -32,24 +33,7 @@ def _record(settings: Settings, key: str) -> IdempotencyRecord:
 
 
 def _crashed_after_commit(settings: Settings, key: str) -> None:
-    """What a process SIGKILLed between its write's commit and the recording of its answer leaves: the claim with
-    no answer, its lease run out — and the applied mark its write's transaction made."""
-    database = Database(settings)
-    try:
-        with database.session() as session:
-            session.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.key == key)
-                .values(
-                    status_code=None,
-                    headers=None,
-                    body=None,
-                    owner="0" * 32,
-                    lease_expires_at=utcnow() - timedelta(seconds=1),
-                )
-            )
-    finally:
-        database.dispose()
+    as_left_by_a_crash(settings, key, lease_ends=utcnow() - timedelta(seconds=1), after_commit=True)
 
 
 def _post_detector(client: TestClient, tenant: Tenant, key: str) -> tuple[int, dict[str, object], dict[str, str]]:
