@@ -121,6 +121,28 @@ def test_a_training_enqueued_before_a_crash_is_not_enqueued_again(
     assert len(versions) == 1
 
 
+def test_a_report_and_a_stream_made_before_a_crash_are_read_back(
+    client: TestClient, tenant: Tenant, settings: Settings
+) -> None:
+    # A report's location carries its version in the query; a stream is read back like any resource.
+    _, dataset = _upload(client, tenant, "report-data")
+    headers = {**tenant.analyst, "Idempotency-Key": "crash-report"}
+    first = client.post(f"/api/v1/datasets/{dataset['id']}/profile", json={}, headers=headers)
+    assert first.status_code == 201, first.text
+    _crashed_after_commit(settings, "crash-report")
+    again = client.post(f"/api/v1/datasets/{dataset['id']}/profile", json={}, headers=headers)
+    assert (again.status_code, again.json()["id"], again.json()["version"]) == (201, first.json()["id"], 1)
+
+    stream = {"name": "s", "features": ["a", "b"]}
+    headers = {**tenant.analyst, "Idempotency-Key": "crash-stream"}
+    made = client.post("/api/v1/streams", json=stream, headers=headers)
+    assert made.status_code == 201, made.text
+    _crashed_after_commit(settings, "crash-stream")
+    again = client.post("/api/v1/streams", json=stream, headers=headers)
+    assert (again.status_code, again.json()["id"]) == (201, made.json()["id"])
+    assert len(client.get("/api/v1/streams", headers=tenant.viewer).json()["items"]) == 1
+
+
 def test_a_route_that_cannot_rebuild_its_answer_says_it_was_applied(
     client: TestClient, tenant: Tenant, settings: Settings
 ) -> None:
