@@ -4,6 +4,7 @@ its detector as it was before (issue 11's bug: it stayed `training` for ever, an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,16 +28,23 @@ def idle_client(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def test_cancelling_a_queued_training_restores_the_detector(idle_client: TestClient) -> None:
-    tenant: Tenant = provision_tenant(idle_client, bearer(login(idle_client, ADMIN_EMAIL, ADMIN_PASSWORD)))
+def queued_training(client: TestClient) -> tuple[Tenant, dict[str, Any], str]:
+    """A fresh tenant, a training of it and the dataset it trains on, on an app whose executor has no threads (so
+    the job stays queued)."""
+    tenant: Tenant = provision_tenant(client, bearer(login(client, ADMIN_EMAIL, ADMIN_PASSWORD)))
     frame, _ = breastw()
-    dataset_id = upload(idle_client, tenant.analyst, frame)
-    detector = idle_client.post(
-        "/api/v1/detectors", json={"name": "d", "algorithm": "iforest"}, headers=tenant.analyst
-    ).json()
-    job = idle_client.post(
-        f"/api/v1/detectors/{detector['id']}/train", json={"dataset_id": dataset_id}, headers=tenant.analyst
-    ).json()
+    dataset_id = upload(client, tenant.analyst, frame)
+    detector = client.post("/api/v1/detectors", json={"name": "d", "algorithm": "iforest"}, headers=tenant.analyst)
+    job = client.post(
+        f"/api/v1/detectors/{detector.json()['id']}/train", json={"dataset_id": dataset_id}, headers=tenant.analyst
+    )
+    assert job.status_code == 202, job.text
+    return tenant, dict(job.json()), dataset_id
+
+
+def test_cancelling_a_queued_training_restores_the_detector(idle_client: TestClient) -> None:
+    tenant, job, dataset_id = queued_training(idle_client)
+    detector = {"id": job["subject_id"]}
     assert job["status"] == "queued"
     assert idle_client.get(f"/api/v1/detectors/{detector['id']}", headers=tenant.viewer).json()["status"] == "training"
 

@@ -10,9 +10,10 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login, make_settings, provision_tenant
+from tests.conftest import Tenant, make_settings
 from tests.detectors.test_workflow import breastw, upload
 from tests.jobs.conftest import TENANT, enqueue, wait
+from tests.jobs.test_cancel_queued import queued_training
 from vigil.app import create_app
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
@@ -110,18 +111,11 @@ def test_a_wait_out_of_bounds_is_refused(client: TestClient, tenant: Tenant, wai
 
 
 def test_a_long_poll_is_answered_before_the_request_deadline(tmp_path: Path) -> None:
-    # A job nobody runs (no worker threads: it stays queued), a long-poll longer than the server's
-    # request deadline: answered with the job as it is, not cut with the deadline's 503.
+    # A job nobody runs (no worker threads: it stays queued), a long-poll longer than the server's request deadline:
+    # answered with the job as it is, not cut with the deadline's 503.
     settings = make_settings(tmp_path / "data", request_timeout_s=5, job_workers=0)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        tenant = provision_tenant(client, bearer(login(client, ADMIN_EMAIL, ADMIN_PASSWORD)))
-        dataset_id = upload(client, tenant.analyst, breastw()[0].head(50))
-        detector = client.post(
-            "/api/v1/detectors", json={"name": "d", "algorithm": "iforest"}, headers=tenant.analyst
-        ).json()
-        job = client.post(
-            f"/api/v1/detectors/{detector['id']}/train", json={"dataset_id": dataset_id}, headers=tenant.analyst
-        ).json()
+        tenant, job, _ = queued_training(client)
         answered = client.get(f"/api/v1/jobs/{job['id']}?wait=20", headers=tenant.viewer)
         assert answered.status_code == 200, answered.text
         assert answered.json()["status"] == "queued"

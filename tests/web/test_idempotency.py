@@ -137,25 +137,23 @@ def test_a_secret_is_never_kept_and_its_replay_says_so(client: TestClient, tenan
     assert len(client.get("/api/v1/api-keys", headers=tenant.admin).json()["items"]) == 1
 
 
-def _as_left_by_a_crash(settings: Settings, key: str, *, lease_ends: datetime) -> None:
-    """Turns a finished record back into the claim a process that died mid-request, before its write committed,
-    leaves behind (a crash after the commit: `test_idempotency_applied`)."""
+def as_left_by_a_crash(settings: Settings, key: str, *, lease_ends: datetime, after_commit: bool = False) -> None:
+    """Turns a finished record back into the claim a process that died mid-request leaves behind: before its write
+    committed, or (`after_commit`) between the commit — which marked the record applied — and the recording of its
+    answer."""
+    values: dict[str, object] = {
+        "status_code": None,
+        "headers": None,
+        "body": None,
+        "owner": "0" * 32,
+        "lease_expires_at": lease_ends,
+    }
+    if not after_commit:
+        values.update(applied_at=None, answer_status=None, answer_location=None)
     database = Database(settings)
     try:
         with database.session() as session:
-            session.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.key == key)
-                .values(
-                    status_code=None,
-                    headers=None,
-                    body=None,
-                    lease_expires_at=lease_ends,
-                    applied_at=None,
-                    answer_status=None,
-                    answer_location=None,
-                )
-            )
+            session.execute(update(IdempotencyRecord).where(IdempotencyRecord.key == key).values(**values))
     finally:
         database.dispose()
 
@@ -164,9 +162,9 @@ def test_a_claim_left_by_a_crashed_process_expires(client: TestClient, tenant: T
     first = create(client, tenant.analyst, "crash-1", name="crashed")
     assert first[0] == 201
     client.delete(f"/api/v1/detectors/{first[1]['id']}", headers=tenant.analyst)
-    _as_left_by_a_crash(settings, "crash-1", lease_ends=utcnow() + timedelta(minutes=5))
+    as_left_by_a_crash(settings, "crash-1", lease_ends=utcnow() + timedelta(minutes=5))
     assert create(client, tenant.analyst, "crash-1", name="crashed")[0] == 409  # a live claim: still in progress
-    _as_left_by_a_crash(settings, "crash-1", lease_ends=utcnow() - timedelta(seconds=1))
+    as_left_by_a_crash(settings, "crash-1", lease_ends=utcnow() - timedelta(seconds=1))
     status, body = create(client, tenant.analyst, "crash-1", name="crashed")
     assert status == 201  # the lease ran out: the retry does the write
     assert body["id"] != first[1]["id"]

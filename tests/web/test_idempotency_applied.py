@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import Tenant, wait_for_job
+from tests.web.test_idempotency import as_left_by_a_crash
 from vigil.app import migrate
 from vigil.config import Settings
 from vigil.core.database import Database, utcnow
@@ -32,24 +33,7 @@ def _record(settings: Settings, key: str) -> IdempotencyRecord:
 
 
 def _crashed_after_commit(settings: Settings, key: str) -> None:
-    """What a process SIGKILLed between its write's commit and the recording of its answer leaves: the claim with
-    no answer, its lease run out — and the applied mark its write's transaction made."""
-    database = Database(settings)
-    try:
-        with database.session() as session:
-            session.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.key == key)
-                .values(
-                    status_code=None,
-                    headers=None,
-                    body=None,
-                    owner="0" * 32,
-                    lease_expires_at=utcnow() - timedelta(seconds=1),
-                )
-            )
-    finally:
-        database.dispose()
+    as_left_by_a_crash(settings, key, lease_ends=utcnow() - timedelta(seconds=1), after_commit=True)
 
 
 def _post_detector(client: TestClient, tenant: Tenant, key: str) -> tuple[int, dict[str, object], dict[str, str]]:
@@ -135,6 +119,28 @@ def test_a_training_enqueued_before_a_crash_is_not_enqueued_again(
     assert again.json()["status"] == "succeeded"  # read back now: the job as it is
     versions = client.get(f"/api/v1/detectors/{detector['id']}/versions", headers=tenant.viewer).json()["items"]
     assert len(versions) == 1
+
+
+def test_a_report_and_a_stream_made_before_a_crash_are_read_back(
+    client: TestClient, tenant: Tenant, settings: Settings
+) -> None:
+    # A report's location carries its version in the query; a stream is read back like any resource.
+    _, dataset = _upload(client, tenant, "report-data")
+    headers = {**tenant.analyst, "Idempotency-Key": "crash-report"}
+    first = client.post(f"/api/v1/datasets/{dataset['id']}/profile", json={}, headers=headers)
+    assert first.status_code == 201, first.text
+    _crashed_after_commit(settings, "crash-report")
+    again = client.post(f"/api/v1/datasets/{dataset['id']}/profile", json={}, headers=headers)
+    assert (again.status_code, again.json()["id"], again.json()["version"]) == (201, first.json()["id"], 1)
+
+    stream = {"name": "s", "features": ["a", "b"]}
+    headers = {**tenant.analyst, "Idempotency-Key": "crash-stream"}
+    made = client.post("/api/v1/streams", json=stream, headers=headers)
+    assert made.status_code == 201, made.text
+    _crashed_after_commit(settings, "crash-stream")
+    again = client.post("/api/v1/streams", json=stream, headers=headers)
+    assert (again.status_code, again.json()["id"]) == (201, made.json()["id"])
+    assert len(client.get("/api/v1/streams", headers=tenant.viewer).json()["items"]) == 1
 
 
 def test_a_route_that_cannot_rebuild_its_answer_says_it_was_applied(

@@ -42,7 +42,7 @@ from vigil.jobs.scheduling import fair_order
 log = logging.getLogger("vigil.jobs")
 PROGRESS_WRITE_INTERVAL_S = 0.25
 RECORD_RETRIES = 3
-RECORD_OUTAGE_RETRY_S = 1.0  # between attempts to record an outcome while the database is unavailable
+RECORD_OUTAGE_RETRY_S = 1.0  # between attempts to run or record a job while the database is unavailable
 # A job past its hard limit by this much, that nobody ended, is ended by the recovery sweep.
 OVERDUE_GRACE_S = 5.0
 
@@ -151,7 +151,19 @@ class JobLifecycle:
 
     def execute(self, job_id: str, *, worker_id: str) -> RunReport | None:
         """Runs a claimed job to its end in this process (a partitioned kind's parts one after another) and
-        records the outcome."""
+        records the outcome. A database outage on the way (loading the job, the handler's own reads) is not the
+        job's failure: it runs again once the database is back — the job is still this worker's (its heartbeat
+        says so), and left `running` it would never be recovered (found by the disaster-recovery suite)."""
+        while True:
+            try:
+                return self._execute_once(job_id, worker_id=worker_id)
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                log.warning("job %s met a database outage: it runs again once the database is back", job_id)
+                time.sleep(RECORD_OUTAGE_RETRY_S)
+
+    def _execute_once(self, job_id: str, *, worker_id: str) -> RunReport | None:
         job = self.load(job_id)
         if job is None:
             return None
@@ -178,6 +190,8 @@ class JobLifecycle:
                 raise VigilError(f"No handler is registered for job kind {kind_name!r}.")
             return "succeeded", run_whole(kind, ctx), None
         except Exception as exc:
+            if is_database_outage(exc):
+                raise  # not the job's failure: `execute` runs it again once the database is back
             status, error = self.classify(exc, kind, job_id=ctx.job_id)
             return status, None, error
 

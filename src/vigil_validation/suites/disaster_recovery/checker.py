@@ -260,14 +260,22 @@ def _judge(
 def _wait_jobs_ended(
     verdict: Verdict, clients: dict[str, VigilClient], jobs: dict[str, str], *, within_s: float
 ) -> None:
+    """Until every job in `jobs` (id -> tenant) has ended, or `within_s`: each tenant's job list read whole, a page
+    of 500 at a time (one request per job would spend the caller's rate limit on a long run's thousands)."""
     started = time.monotonic()
     deadline = started + within_s
     verdict.jobs = len(jobs)
-    for job_id, tenant in sorted(jobs.items()):
-        client = clients[tenant]
-        job = client.jobs.get(job_id)
-        while job["status"] not in ENDED and time.monotonic() < deadline:
-            job = client.jobs.get(job_id, wait=1.0)  # a long-poll within the deployment's short request deadline
+    seen: dict[str, dict[str, Any]] = {}
+    for tenant, client in clients.items():
+        mine = {job_id for job_id, owner in jobs.items() if owner == tenant}
+        while mine:
+            listed = {item["id"]: item for item in client.jobs.iter_all(page_size=500) if item["id"] in mine}
+            seen.update(listed)
+            if all(listed.get(job_id, {}).get("status") in ENDED for job_id in mine) or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+    for job_id in sorted(jobs):
+        job = seen.get(job_id, {"kind": "?", "status": "missing"})
         if job["status"] not in ENDED:
             verdict.unended.append(f"job {job_id} ({job['kind']}) still {job['status']}")
         elif str((job.get("error") or {}).get("type", "")).endswith("/job-interrupted"):
