@@ -52,12 +52,14 @@ def test_parquet_dictionary_encodes_only_the_feature_names() -> None:
     }
     assert all("RLE_DICTIONARY" in encodings[name] for name in ("top_feature_1", "top_feature_2"))
     plain = [name for name in encodings if not name.startswith("top_feature_")]
-    assert plain and not any("RLE_DICTIONARY" in encodings[name] for name in plain)
+    assert plain
+    assert not any("RLE_DICTIONARY" in encodings[name] for name in plain)
 
 
 def test_json_has_a_row_per_object_and_refuses_non_finite_scores() -> None:
     body = orjson.loads(json_bytes(_detection(3)))
-    assert body["total"] == 3 and body["model_version"] == 3
+    assert body["total"] == 3
+    assert body["model_version"] == 3
     assert [row["index"] for row in body["results"]] == [0, 1, 2]
     assert body["results"][1]["explanation"] == [
         {"feature": "f1", "contribution": 0.7},
