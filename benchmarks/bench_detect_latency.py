@@ -126,7 +126,7 @@ def main() -> None:
             print(
                 f"ratio direct/API {name:<14} {stat:<6} = {ratio:.2f}  (target >= {TARGET}: {verdict(ratio, TARGET)})"
             )
-    print(f"ratio engine/API sequential     median = {median(engine_seq) / median(api_seq):.2f}  (HTTP's share)")
+    print(f"ratio engine/API sequential     median = {median(engine_seq) / median(api_seq):.2f}  (the rest is serving)")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,15 @@ def wait_warm(url: str, *, deadline: float) -> None:
         time.sleep(0.2)
 
 
+def server_cpu_seconds(url: str) -> float:
+    """The server process's CPU seconds so far (`process_cpu_seconds_total` on `/metrics`): on a shared machine
+    CPU time is a steadier measure of work done than wall time, which includes waiting for a processor."""
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("process_cpu_seconds_total "):
+            return float(line.split()[1])
+    raise SystemExit("the server does not report process_cpu_seconds_total")
+
+
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)

@@ -21,42 +21,9 @@ from vigil.core.errors import InvalidInput, NotFound
 from vigil.core.timing import PhaseTimer
 from vigil.datasets import formats
 from vigil.detectors.inline import records_matrix
+from vigil.detectors.results import Detection
 from vigil.detectors.service import DETECT_JOB, DetectorService, checked_version, explain_frame, ml_problem
 from vigil.jobs.schemas import JobPublic
-
-
-@dataclass(frozen=True)
-class Detection:
-    """Scores of a batch of rows by one model version; the router shapes it as JSON, Parquet or Arrow."""
-
-    detector_id: str
-    model_version: int
-    threshold: float
-    scores: np.ndarray
-    flags: np.ndarray
-    explanation: builtins.list[builtins.list[tuple[str, float]]] | None = None
-    explanation_method: str | None = None
-    # 0–1: where each score falls among the training scores (see `FittedDetector.percentiles`).
-    percentiles: np.ndarray | None = None
-    # Rows with a missing feature value that preprocessing filled in (None: none could be missing).
-    imputed: np.ndarray | None = None
-
-    @property
-    def anomalies(self) -> int:
-        return int(self.flags.sum())
-
-    def summary(self) -> dict[str, Any]:
-        total = int(self.scores.shape[0])
-        return {
-            "detector_id": self.detector_id,
-            "model_version": self.model_version,
-            "threshold": self.threshold,
-            "total": total,
-            "anomalies": self.anomalies,
-            "anomaly_rate": self.anomalies / total if total else 0.0,
-            "imputed_rows": int(self.imputed.sum()) if self.imputed is not None else 0,
-            **({"explanation_method": self.explanation_method} if self.explanation_method else {}),
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,7 +269,7 @@ def _wait_jobs_ended(
     for tenant, client in clients.items():
         mine = {job_id for job_id, owner in jobs.items() if owner == tenant}
         while mine:
-            listed = {item["id"]: item for item in client.jobs.iter_all(page_size=500) if item["id"] in mine}
+            listed = {job.id: job.to_dict() for job in client.jobs.iter_all(page_size=500) if job.id in mine}
             seen.update(listed)
             if all(listed.get(job_id, {}).get("status") in ENDED for job_id in mine) or time.monotonic() > deadline:
                 break
