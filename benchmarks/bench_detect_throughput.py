@@ -37,10 +37,13 @@ def main() -> None:
     body = parquet_bytes(score)
     X = score.to_numpy()
 
-    # Inline bodies are capped (VIGIL_MAX_INLINE_RECORDS rows, 10,000 by default, and VIGIL_MAX_JSON_BODY_BYTES,
-    # 10 MiB); an operator serving bulk clients raises both, as here, so the batch is scored in the request rather
-    # than uploaded and scored by a dataset job.
-    limits = {"VIGIL_MAX_INLINE_RECORDS": str(args.rows), "VIGIL_MAX_JSON_BODY_BYTES": str(2 * len(body))}
+    # A Parquet body is capped (VIGIL_MAX_INLINE_TABLE_ROWS, 250,000 by default, and VIGIL_MAX_DETECT_TABLE_BYTES,
+    # 64 MiB): the default batch fits the defaults; a larger --rows raises them, as an operator serving such clients
+    # would.
+    limits = {
+        "VIGIL_MAX_INLINE_TABLE_ROWS": str(max(args.rows, 250_000)),
+        "VIGIL_MAX_DETECT_TABLE_BYTES": str(max(2 * len(body), 64 * 1024**2)),
+    }
     with running_server(env=limits) as server:
         api = server.api()
         dataset = upload(api, train_frame)

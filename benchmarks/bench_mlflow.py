@@ -110,9 +110,12 @@ def main() -> None:
     bulk_parquet = parquet_bytes(bulk)
     bulk_csv = bulk.write_csv().encode()
     bulk_json = orjson.dumps({"dataframe_split": {"columns": bulk.columns, "data": bulk.rows()}})
-    # The bulk batch is scored inline: the inline caps (rows, body bytes) raised to fit it, as in
-    # bench_detect_throughput.py.
-    limits = {"VIGIL_MAX_INLINE_RECORDS": str(args.bulk_rows), "VIGIL_MAX_JSON_BODY_BYTES": str(2 * len(bulk_parquet))}
+    # The bulk batch is scored inline: the table body's caps (rows, bytes) raised if it is larger than they allow, as
+    # in bench_detect_throughput.py.
+    limits = {
+        "VIGIL_MAX_INLINE_TABLE_ROWS": str(max(args.bulk_rows, 250_000)),
+        "VIGIL_MAX_DETECT_TABLE_BYTES": str(max(2 * len(bulk_parquet), 64 * 1024**2)),
+    }
     with running_server(env=limits) as server, tempfile.TemporaryDirectory() as tmp:
         api = server.api()
         detector, job = train(api, upload(api, random_frame(20_000, COLUMNS))["id"])

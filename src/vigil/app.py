@@ -289,7 +289,7 @@ def install_middleware(app: FastAPI, settings: Settings, context: AppContext, da
 def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
     """Which routes may receive more than a JSON body: the uploads (streamed to disk) — and which far less: the
     credential routes, which anyone can call before authenticating. Detection takes a JSON body's limit, but a
-    Parquet or Arrow body is read as a table (charged from its metadata), never parsed as JSON."""
+    Parquet or Arrow body is read as a table (charged from its metadata), never parsed as JSON: it has its own."""
     return [
         BodyLimitRule(re.compile(f"{API_PREFIX}/auth/.*"), settings.max_auth_body_bytes),
         BodyLimitRule(
@@ -297,6 +297,7 @@ def body_limit_rules(settings: Settings) -> list[BodyLimitRule]:
             settings.max_json_body_bytes,
             method="POST",
             table_media=TABLE_MEDIA_TYPES,
+            table_max_bytes=settings.max_detect_table_bytes,
         ),
         BodyLimitRule(re.compile(f"{API_PREFIX}/datasets/?"), settings.max_upload_bytes, method="POST", streamed=True),
         BodyLimitRule(

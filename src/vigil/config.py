@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     max_dataset_columns: int = 2048
     max_column_name_length: int = 256
     max_inline_records: int = 10_000
+    # Bulk scoring in one request is what a Parquet or Arrow body is for: read as a table, charged from its metadata
+    # (never parsed as JSON), so it may be larger than a JSON body; its rows bound one request's scoring time.
+    max_detect_table_bytes: int = Field(
+        default=64 * 1024**2, ge=1024, description="Body limit of a Parquet or Arrow detection body."
+    )
+    max_inline_table_rows: int = Field(
+        default=250_000, ge=1, description="Rows a Parquet or Arrow detection body may hold (JSON: max_inline_records)."
+    )
     preview_max_rows: int = 1_000
     explain_inline_max_rows: int = Field(
         default=1_000, ge=1, description="Inline detection explains at most this many rows; larger data as a job."

@@ -1,5 +1,5 @@
-"""One row cap for every inline detection form (JSON records, Parquet, Arrow), refused before the body is decoded;
-bounded integer parameters; larger work goes through a dataset and a job."""
+"""Row caps for inline detection (JSON records; Parquet and Arrow bodies, made for bulk scoring, have their own),
+refused before the body is decoded; bounded integer parameters; larger work goes through a dataset and a job."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def test_table_bodies_have_the_inline_row_cap(
 ) -> None:
     frame, _ = breastw()
     detector_id = trained_detector(client, tenant, upload(client, tenant.analyst, frame))
-    cap = settings.max_inline_records
+    cap = settings.max_inline_table_rows
+    assert cap > settings.max_inline_records  # bulk scoring is what a table body is for
     url = f"/api/v1/detectors/{detector_id}/detect"
     at_cap = client.post(url, content=_body(cap, media), headers={**tenant.analyst, "Content-Type": media})
     assert at_cap.status_code == 200, at_cap.text
@@ -45,7 +46,8 @@ def test_table_bodies_have_the_inline_row_cap(
     response = client.post(url, content=bomb, headers={**tenant.analyst, "Content-Type": media})
     body = assert_problem(response, 422, "invalid-input")
     assert body["limit"] == cap
-    json_over = client.post(url, json={"records": [{"f0": 0}] * (cap + 1)}, headers=tenant.analyst)
+    json_cap = settings.max_inline_records
+    json_over = client.post(url, json={"records": [{"f0": 0}] * (json_cap + 1)}, headers=tenant.analyst)
     assert_problem(json_over, 422, "invalid-input")
 
 

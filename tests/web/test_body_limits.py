@@ -160,3 +160,33 @@ def test_a_table_detect_body_is_charged_as_a_table_and_only_json_as_json(tmp_pat
         ]
         smuggled = client.post(url, content=body, headers=two_labels)
         assert_problem(smuggled, 413, "payload-too-large")
+
+
+def test_a_table_detect_body_has_its_own_byte_limit(tmp_path: Path) -> None:
+    """Bulk scoring sends Parquet: past the JSON limit, within the table limit, it is scored; past the table limit
+    it is a 413 before it is read; the same bytes labelled JSON get the JSON limit."""
+    json_limit, table_limit = 8 * 1024, 256 * 1024
+    settings = make_settings(tmp_path / "data", max_json_body_bytes=json_limit, max_detect_table_bytes=table_limit)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        tenant = provision_tenant(client)
+        frame, _ = breastw()
+        detector_id = trained_detector(client, tenant, upload(client, tenant.analyst, frame))
+        url = f"/api/v1/detectors/{detector_id}/detect"
+
+        def parquet(copies: int) -> bytes:
+            sink = io.BytesIO()
+            pl.concat([frame] * copies).write_parquet(sink, compression="uncompressed", statistics=False)
+            return sink.getvalue()
+
+        bulk = parquet(4)
+        assert json_limit < len(bulk) < table_limit
+        scored = client.post(url, content=bulk, headers={**tenant.analyst, "Content-Type": PARQUET})
+        assert scored.status_code == 200, scored.text
+        assert scored.json()["total"] == 4 * frame.height
+        as_json = client.post(url, content=bulk, headers={**tenant.analyst, "Content-Type": "application/json"})
+        assert_problem(as_json, 413, "payload-too-large")
+        too_big = parquet(256)
+        assert len(too_big) > table_limit
+        refused = client.post(url, content=too_big, headers={**tenant.analyst, "Content-Type": PARQUET})
+        assert_problem(refused, 413, "payload-too-large")
+        assert refused.json()["limit_bytes"] == table_limit

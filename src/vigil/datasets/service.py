@@ -71,8 +71,8 @@ class DatasetService:
         )
 
     def inline_limits(self) -> formats.TableLimits:
-        """Limits of data sent inline with a request (detection bodies): the one inline row cap."""
-        return dataclasses.replace(self.limits, max_rows=self.app.settings.max_inline_records)
+        """Limits of a table sent inline with a request (a Parquet or Arrow detection body)."""
+        return dataclasses.replace(self.limits, max_rows=self.app.settings.max_inline_table_rows)
 
     # -- create ----------------------------------------------------------------------------------------------
     def create_from_file(

@@ -35,6 +35,8 @@ class BodyLimitRule:
     # any other label but JSON — so such a body's JSON cost means nothing: the reader charges what the file decodes
     # to, from its metadata. Estimating it anyway cost a 25 MB bulk detection 60 ms of the event loop.
     table_media: frozenset[str] = frozenset()
+    # The byte limit of a body in `table_media` (its own, as it is not parsed as JSON); `max_bytes` if None.
+    table_max_bytes: int | None = None
 
     def applies(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and self.path.fullmatch(path) is not None
@@ -97,6 +99,8 @@ class BodySizeLimitMiddleware:
         """The route's byte limit, and whether its body is parsed in memory (so what it parses into counts)."""
         for rule in self.rules:
             if rule.applies(method, path):
+                if media_type in rule.table_media and rule.table_max_bytes is not None:
+                    return rule.table_max_bytes, False
                 return rule.max_bytes, rule.parses(media_type)
         return self.default_max_bytes, True
 

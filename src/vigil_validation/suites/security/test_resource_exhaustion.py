@@ -157,7 +157,7 @@ def test_compressed_and_bomb_uploads_are_refused_and_store_nothing(tenant: Provi
     assert tenant.viewer.send("GET", f"{API}/datasets").json()["items"] == []
 
 
-def test_inline_detection_has_one_row_cap_for_every_form(
+def test_inline_detection_has_a_row_cap_for_every_form(
     tenant: ProvisionedTenant, labelled_data: LabelledData, validation_config: ValidationConfig, record: Recorder
 ) -> None:
     detector_id = trained_detector(tenant, labelled_data, validation_config)
