@@ -35,7 +35,9 @@ def test_a_busy_port_is_refused_before_anything_is_written(tmp_path: Path) -> No
             check=False,
         )
     assert result.returncode == 2, result.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in " ".join(result.stderr.split())
+    refusal = " ".join(result.stderr.split())
+    assert f"cannot listen on 127.0.0.1:{port}" in refusal
+    assert "make run PORT=N" in refusal  # a newcomer on `make run` learns how to choose another port
     assert "superadmin" not in result.stdout + result.stderr
     assert not data_dir.exists(), "no database, secret or lock may be made for a server that did not start"
 

@@ -126,7 +126,10 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.bind((host, port))
     except OSError as exc:
         listener.close()
-        console.print(f"[bold red]refusing to start:[/] cannot listen on {host}:{port}: {exc.strerror or exc}")
+        console.print(
+            f"[bold red]refusing to start:[/] cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(another port: --port N, or `make run PORT=N`)"
+        )
         raise typer.Exit(2) from exc
     return listener
 

@@ -69,10 +69,41 @@ def heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], *, 
         for i in ticks:
             for j in ticks:
                 if not np.isnan(values[i, j]):
-                    axes.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7, parse_math=False)
+                    value = values[i, j]
+                    axes.text(
+                        j,
+                        i,
+                        f"{value:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color=annotation_colour(tuple(image.cmap(image.norm(value)))),
+                        parse_math=False,
+                    )
     axes.set_title(title, fontsize=10, parse_math=False)
     figure.colorbar(image, ax=axes, shrink=0.8)
     return to_data_uri(figure)
+
+
+def annotation_colour(cell: Sequence[float]) -> str:
+    """White or black, whichever contrasts more with a heatmap cell of this RGBA colour: RdBu_r is dark at both ends
+    (the diagonal's 1.00 among them), where black text vanished.
+
+    >>> annotation_colour((0.4, 0.0, 0.12, 1.0)), annotation_colour((0.97, 0.97, 0.97, 1.0))
+    ('white', 'black')
+    """
+    # WCAG 2 contrast ratios, (lighter + 0.05) / (darker + 0.05): equal for white and black at luminance ~0.179.
+    return "white" if relative_luminance(cell) < 0.179 else "black"
+
+
+def relative_luminance(colour: Sequence[float]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour (0 black, 1 white).
+
+    >>> relative_luminance((1.0, 1.0, 1.0, 1.0)), relative_luminance((0.0, 0.0, 0.0, 1.0))
+    (1.0, 0.0)
+    """
+    red, green, blue = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in colour[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
 
 def bars(

@@ -21,7 +21,8 @@ h2{font-size:17px;margin:0 0 12px}h3{font-size:15px;margin:0 0 6px;word-break:br
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 8px;
 border-bottom:1px solid #eef1f4;vertical-align:top}th{background:#f0f3f7}td.n{text-align:right;
 font-variant-numeric:tabular-nums}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));
-gap:14px}.card{border:1px solid #e3e8ee;border-radius:6px;padding:10px 12px}.kind{font-size:12px;color:#5c6b7a}
+gap:14px}.wide{grid-template-columns:repeat(auto-fill,minmax(min(480px,100%),1fr))}
+.card{border:1px solid #e3e8ee;border-radius:6px;padding:10px 12px}.kind{font-size:12px;color:#5c6b7a}
 .tiles{display:flex;gap:12px;flex-wrap:wrap}.tile{background:#f0f3f7;border-radius:6px;padding:8px 14px}
 .tile b{display:block;font-size:20px}.sev-high{color:#c0392b;font-weight:600}.sev-medium{color:#b9770e}
 .sev-low{color:#2e6da4}.sev-info{color:#7f8c8d}img{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%}code{word-break:break-all}
@@ -88,12 +89,14 @@ def _correlations(report: Mapping[str, Any] | None) -> str:
         plots.heatmap(labels, report["spearman"], title="Spearman"), "Spearman correlation, column by column"
     )
     pairs = _table(
-        ["column", "column", "Pearson", "Spearman"],
+        ["column", "with column", "Pearson", "Spearman"],
         ([p["a"], p["b"], p["pearson"], p["spearman"]] for p in report["strongest"]),
         numeric=(2, 3),
     )
     note = f"<p class=kind>On {e(report['sample_rows'])} of {e(report.get('rows'))} rows.</p>"
-    return _section("Correlations", f"<div class=grid><div>{pearson}</div><div>{spearman}</div></div>{note}{pairs}")
+    # Two heatmaps side by side, not three columns' worth: squeezed to 340 px their cell labels were unreadable.
+    heatmaps = f"<div class='grid wide'><div>{pearson}</div><div>{spearman}</div></div>"
+    return _section("Correlations", f"{heatmaps}{note}{pairs}")
 
 
 # -- profile -----------------------------------------------------------------------------------------------------
