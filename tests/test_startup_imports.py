@@ -42,3 +42,11 @@ def test_metrics_say_when_the_warm_up_is_over(tmp_path: Path, warm: bool) -> Non
                 break
             time.sleep(0.1)
     assert f"vigil_detector_libraries_warm {float(warm)}" in text
+
+
+def test_the_cli_starts_without_plotting() -> None:
+    """Every `vigil` command imports the CLI; only a validation run's report draws (matplotlib: ~0.2 s of each
+    command's start otherwise)."""
+    code = "import sys, vigil.cli; print('matplotlib' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert imported.strip() == "False"

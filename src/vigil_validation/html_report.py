@@ -23,10 +23,10 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Figures made directly, without pyplot: no global state, no display backend, safe in any thread.
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 OUTCOME_COLOURS = {
     "passed": "#1a7f37",
@@ -144,6 +144,10 @@ def _series_block(series: dict[str, Any]) -> str:
 
 # -- plots -------------------------------------------------------------------------------------------------------
 def _figure(title: str) -> tuple[Figure, Any]:
+    # Made directly, without pyplot: no global state, no display backend, safe in any thread. Imported here, as
+    # every `vigil` command imports this module and most never draw.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(8, 3.6), dpi=100)
     axes = figure.subplots()
     axes.set_title(title, fontsize=11)
