@@ -77,6 +77,10 @@ def dr(
             # A crashed request's idempotency claim frees up after this (default 30 s): the checker's retries, which
             # wait for it, finish sooner. The behaviour tested is the same at any lease.
             "VIGIL_IDEMPOTENCY_LEASE_S": "5",
+            # The workload's and probes' clients send raw requests (no refresh on 401): their access tokens must
+            # outlive a long schedule (`--faults 100` runs ~30 min; at the 15-min default every request after it
+            # was a 401 — counted as refused, and no recovery seen).
+            "VIGIL_ACCESS_TOKEN_TTL_S": str(6 * 3600),
         },
     ) as made:
         yield made
