@@ -32,7 +32,7 @@ from vigil.identity.quotas import policy_of
 from vigil.identity.ratelimit import RateLimiter, quota_per_seconds
 from vigil.streams import wal
 from vigil.streams.events import CheckedEvent, check_events
-from vigil.streams.models import Stream, StreamAnomaly, StreamBatch, StreamDrift, StreamSnapshot
+from vigil.streams.models import Stream, StreamBatch, StreamSnapshot
 from vigil.streams.repository import StreamRepository
 from vigil.streams.schemas import Batch, Event
 from vigil.streams.state import HotState, StreamHead, StreamRuntime
@@ -198,33 +198,33 @@ class Ingestion:
             received_at=now,
         )
         if flagged:
-            self.streams.add_all(
+            self.streams.add_anomalies(
                 [
-                    StreamAnomaly(
-                        id=new_id("anm"),
-                        tenant_id=self.scope.tenant_id,
-                        stream_id=head.id,
-                        seq=fresh[i].seq,
-                        score=step.scores[i],
-                        threshold=step.thresholds.get(i),
-                        values=fresh[i].values,
-                        created_at=now,
-                    )
+                    {
+                        "id": new_id("anm"),
+                        "tenant_id": self.scope.tenant_id,
+                        "stream_id": head.id,
+                        "seq": fresh[i].seq,
+                        "score": step.scores[i],
+                        "threshold": step.thresholds.get(i),
+                        "values": fresh[i].values,
+                        "created_at": now,
+                    }
                     for i in flagged
                 ]
             )
         if step.drifts:
-            self.streams.add_all(
+            self.streams.add_drifts(
                 [
-                    StreamDrift(
-                        id=new_id("drf"),
-                        tenant_id=self.scope.tenant_id,
-                        stream_id=head.id,
-                        seq=fresh[i].seq,
-                        detector="adwin",
-                        details=details,
-                        created_at=now,
-                    )
+                    {
+                        "id": new_id("drf"),
+                        "tenant_id": self.scope.tenant_id,
+                        "stream_id": head.id,
+                        "seq": fresh[i].seq,
+                        "detector": "adwin",
+                        "details": details,
+                        "created_at": now,
+                    }
                     for i, details in step.drifts
                 ]
             )
