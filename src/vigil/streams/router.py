@@ -3,7 +3,7 @@ and the WebSocket (`socket.py` holds its protocol)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import anyio
 import orjson
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from vigil.core.pagination import Page
-from vigil.identity.dependencies import IdentityDep, IdentityRuntime, require
+from vigil.identity.dependencies import IdentityDep, require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.streams.schemas import (
@@ -31,11 +31,6 @@ from vigil.streams.socket import StreamSocket
 from vigil.streams.state import StreamRuntime
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.idempotency_applied import replay_created, rerun_is_safe
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from vigil.core.context import AppContext
 
 router = APIRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
@@ -65,7 +60,7 @@ def _service(
 class Services:
     """The route's service, built from its named dependencies."""
 
-    def __init__(self, session: Session, app: AppContext, runtime: StreamRuntime, identity: IdentityRuntime) -> None:
+    def __init__(self, session: SessionDep, app: ContextDep, runtime: RuntimeDep, identity: IdentityDep) -> None:
         self.session, self.app, self.runtime, self.identity = session, app, runtime, identity
 
     def of(self, principal: Principal) -> StreamService:
