@@ -32,10 +32,10 @@ from vigil.identity.quotas import policy_of
 from vigil.identity.ratelimit import RateLimiter, quota_per_seconds
 from vigil.streams import wal
 from vigil.streams.events import CheckedEvent, check_events
-from vigil.streams.models import Stream, StreamAnomaly, StreamBatch, StreamDrift, StreamSnapshot
+from vigil.streams.models import Stream, StreamBatch
 from vigil.streams.repository import StreamRepository
 from vigil.streams.schemas import Batch, Event
-from vigil.streams.state import HotState, StreamHead, StreamRuntime
+from vigil.streams.state import HotState, StreamHead, StreamRuntime, snapshot
 
 log = logging.getLogger("vigil.streams")
 EVENTS_LIMIT_KEY = "stream-events"
@@ -198,33 +198,33 @@ class Ingestion:
             received_at=now,
         )
         if flagged:
-            self.streams.add_all(
+            self.streams.add_anomalies(
                 [
-                    StreamAnomaly(
-                        id=new_id("anm"),
-                        tenant_id=self.scope.tenant_id,
-                        stream_id=head.id,
-                        seq=fresh[i].seq,
-                        score=step.scores[i],
-                        threshold=step.thresholds.get(i),
-                        values=fresh[i].values,
-                        created_at=now,
-                    )
+                    {
+                        "id": new_id("anm"),
+                        "tenant_id": self.scope.tenant_id,
+                        "stream_id": head.id,
+                        "seq": fresh[i].seq,
+                        "score": step.scores[i],
+                        "threshold": step.thresholds.get(i),
+                        "values": fresh[i].values,
+                        "created_at": now,
+                    }
                     for i in flagged
                 ]
             )
         if step.drifts:
-            self.streams.add_all(
+            self.streams.add_drifts(
                 [
-                    StreamDrift(
-                        id=new_id("drf"),
-                        tenant_id=self.scope.tenant_id,
-                        stream_id=head.id,
-                        seq=fresh[i].seq,
-                        detector="adwin",
-                        details=details,
-                        created_at=now,
-                    )
+                    {
+                        "id": new_id("drf"),
+                        "tenant_id": self.scope.tenant_id,
+                        "stream_id": head.id,
+                        "seq": fresh[i].seq,
+                        "detector": "adwin",
+                        "details": details,
+                        "created_at": now,
+                    }
                     for i, details in step.drifts
                 ]
             )
@@ -360,28 +360,6 @@ class Ingestion:
                 f"The model this stream applies (detector {stream.detector_id!r}, version {stream.model_version}) "
                 "no longer exists; create a new stream.",
             ) from exc
-
-
-def snapshot(
-    stream_id: str,
-    model: ml.OnlineModel,
-    *,
-    scope: TenantScope,
-    key: bytes,
-    version: int,
-    last_seq: int | None,
-    events_seen: int,
-) -> StreamSnapshot:
-    """The model's signed state at `version`: recovery starts from the latest one and replays the log after it."""
-    return StreamSnapshot(
-        stream_id=stream_id,
-        state_version=version,
-        tenant_id=scope.tenant_id,
-        last_seq=last_seq,
-        events_seen=events_seen,
-        state=ml.dump_state(model, key=key),
-        created_at=utcnow(),
-    )
 
 
 def batch_model(

@@ -18,7 +18,7 @@ from vigil.core.pagination import decode_cursor, encode_cursor
 from vigil.detectors.service import ml_problem
 from vigil.identity.quotas import policy_of
 from vigil.identity.ratelimit import RateLimiter, quota_per_seconds
-from vigil.streams.ingest import EVENTS_LIMIT_KEY, Ingestion, batch_model, snapshot
+from vigil.streams.ingest import EVENTS_LIMIT_KEY, Ingestion, batch_model
 from vigil.streams.models import Stream
 from vigil.streams.repository import StreamRepository
 from vigil.streams.schemas import (
@@ -32,7 +32,7 @@ from vigil.streams.schemas import (
     StreamPublic,
     StreamUpdate,
 )
-from vigil.streams.state import HotState, StreamHead, StreamRuntime
+from vigil.streams.state import HotState, StreamHead, StreamRuntime, snapshot
 
 DEFAULT_ALGORITHM = "hst"
 METRICS_WINDOW_S = 60

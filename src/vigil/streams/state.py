@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vigil import ml
-from vigil.streams.models import Stream
+from vigil.core.database import TenantScope, utcnow
+from vigil.streams.models import Stream, StreamSnapshot
 
 
 @dataclass
@@ -112,3 +113,25 @@ class StreamRuntime:
 
     def __len__(self) -> int:
         return len(self._hot)
+
+
+def snapshot(
+    stream_id: str,
+    model: ml.OnlineModel,
+    *,
+    scope: TenantScope,
+    key: bytes,
+    version: int,
+    last_seq: int | None,
+    events_seen: int,
+) -> StreamSnapshot:
+    """The model's signed state at `version`: recovery starts from the latest one and replays the log after it."""
+    return StreamSnapshot(
+        stream_id=stream_id,
+        state_version=version,
+        tenant_id=scope.tenant_id,
+        last_seq=last_seq,
+        events_seen=events_seen,
+        state=ml.dump_state(model, key=key),
+        created_at=utcnow(),
+    )
