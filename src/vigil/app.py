@@ -177,12 +177,17 @@ def migrate(settings: Settings, database: Database) -> None:
         upgrade_database(database.engine)
 
 
+def import_libraries() -> None:
+    """The scientific libraries that start-up leaves to their first use, imported now (seconds each)."""
+    ml.warm_up()
+    analysis.warm_up()
+
+
 def _warm_imports(metrics: Metrics) -> None:
     """After start, in the background: the libraries that start-up leaves to their first use (seconds each). The
     imports hold the interpreter lock most of that time, so requests meanwhile are slower: `/metrics` says when
     it is over (a benchmark waits for it)."""
-    ml.warm_up()
-    analysis.warm_up()
+    import_libraries()
     # What exists now (the libraries' modules, classes and caches) lives as long as the process: out of the
     # collector's reach, a full collection no longer walks it. Measured on the stream benchmark: the collector's
     # time per batch of 100 events fell from ~0.5 ms to ~0.1 ms.

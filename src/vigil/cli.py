@@ -154,7 +154,7 @@ def worker(
     if settings.broker_url is None:
         console.print("[bold red]vigil worker needs a broker:[/] set VIGIL_BROKER_URL (amqp://… or redis://…).")
         raise typer.Exit(2)
-    from vigil.app import build_context, build_lifecycle
+    from vigil.app import build_context, build_lifecycle, import_libraries
     from vigil.core.logging import configure_logging
     from vigil.core.secrets import MissingSecretError
     from vigil.jobs.worker import WorkerOptions, run_worker
@@ -169,6 +169,7 @@ def worker(
         concurrency=concurrency or settings.worker_concurrency or os.cpu_count() or 1,
         metrics_port=metrics_port,
         loglevel=loglevel,
+        preload=import_libraries,
     )
     console.print(
         f"Vigil worker: {options.concurrency} process(es), queue {settings.broker_queue}, "

@@ -138,10 +138,17 @@ def test_detect_a_dataset_as_a_job_keeps_the_result_as_a_dataset(client: TestCli
     assert result["total"] == frame.height
     rows = client.get(f"/api/v1/datasets/{result['result_dataset_id']}/rows?limit=1000", headers=tenant.viewer).json()
     assert rows["total"] == frame.height
-    assert set(rows["columns"]) >= {"score", "is_anomaly", "y"}
+    assert set(rows["columns"]) >= {"score", "is_anomaly", "percentile", "imputed", "y"}
     scored = pl.DataFrame(rows["rows"])
     assert roc_auc_score(scored["y"].to_numpy(), scored["score"].to_numpy()) >= 0.9
     assert int(scored["is_anomaly"].sum()) == result["anomalies"]
+    # The same scale as an inline answer: the flagged rows sit above the threshold's share of the training scores.
+    assert scored["percentile"].is_between(0.0, 1.0).all()
+    assert (
+        scored.filter(pl.col("is_anomaly"))["percentile"].min()
+        >= scored.filter(~pl.col("is_anomaly"))["percentile"].max()
+    )
+    assert not scored["imputed"].any()
 
 
 def test_retraining_makes_a_new_version(client: TestClient, tenant: Tenant) -> None:

@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")  # as `vigil worker` does, before billiard is imported
 
 from tests.jobs.kinds import register_test_kinds
-from vigil.app import build_context, build_lifecycle
+from vigil.app import build_context, build_lifecycle, import_libraries
 from vigil.config import Settings
 from vigil.core.logging import configure_logging
 from vigil.jobs.registry import JobRegistry
@@ -22,7 +22,8 @@ def main(argv: list[str]) -> int:
     configure_logging(level=settings.log_level, json=settings.log_json)
     context = build_context(settings)
     register_test_kinds(context.component(JobRegistry))
-    return run_worker(context, build_lifecycle(context), WorkerOptions(concurrency=concurrency, loglevel="WARNING"))
+    options = WorkerOptions(concurrency=concurrency, loglevel="WARNING", preload=import_libraries)
+    return run_worker(context, build_lifecycle(context), options)
 
 
 if __name__ == "__main__":

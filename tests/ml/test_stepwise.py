@@ -101,3 +101,23 @@ def test_a_report_that_raises_stops_the_fit_with_its_own_exception(
     with pytest.raises(Stop):  # not a TrainingFailed: a cancelled job must end cancelled, not failed
         fit(frame, algorithm, cancelled_midway, random_state=1)
     assert len(calls) == 4  # nothing was reported after it stopped
+
+
+@pytest.mark.parametrize("algorithm", ["iforest", "ecod", "auto"])
+@pytest.mark.parametrize("failing_stage", ["fitting", "scoring the training rows"])
+def test_a_report_that_fails_at_any_stage_is_not_a_training_failure(
+    planted: tuple[pl.DataFrame, np.ndarray], algorithm: str, failing_stage: str
+) -> None:
+    """A job's report writes to the database: an outage there must reach the job as itself (which runs the job
+    again when the database is back), never as "could not be trained" (which fails it for good)."""
+
+    class Outage(Exception):
+        pass
+
+    def report(share: float, stage: str) -> None:
+        if stage == failing_stage:
+            raise Outage
+
+    seeded = {} if algorithm == "ecod" else {"random_state": 1}
+    with pytest.raises(Outage):
+        fit(planted[0], algorithm, report, **seeded)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,11 +111,8 @@ class DetectionService:
             _check_columns(frame.columns, model.features, strict=strict_columns)
             explain = (frame, explain_top_k) if explain_top_k is not None else None
             detection = self._detection(ref, model, lambda: model.score(frame), explain=explain)
-            present = [name for name in model.features if name in frame.columns]
-            if present and frame.height:
-                missing = frame.select(pl.any_horizontal([pl.col(name).is_null() for name in present])).to_series()
-                return dataclasses.replace(detection, imputed=missing.to_numpy())
-            return detection
+            imputed = imputed_rows(frame, model.features)
+            return detection if imputed is None else dataclasses.replace(detection, imputed=imputed.to_numpy())
 
     @staticmethod
     def _detection(
@@ -221,3 +218,11 @@ def _check_columns(columns: list[str], features: list[str], *, strict: bool) -> 
         if extra:
             parts.append(f"unexpected column(s) {', '.join(map(repr, extra[:10]))}")
         raise InvalidInput(f"The data does not match the model's features: {'; '.join(parts)}.", errors=errors)
+
+
+def imputed_rows(frame: pl.DataFrame, features: Sequence[str]) -> pl.Series | None:
+    """Which rows had a missing feature value (the model fills it in): None when the frame has none of them."""
+    present = [name for name in features if name in frame.columns]
+    if not present or not frame.height:
+        return None
+    return frame.select(pl.any_horizontal([pl.col(name).is_null() for name in present]).alias("imputed")).to_series()

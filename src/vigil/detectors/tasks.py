@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from vigil import ml
 from vigil.core.database import TenantScope
 from vigil.datasets.service import DatasetService
+from vigil.detectors.detection import imputed_rows
 from vigil.detectors.feedback import FeedbackService
 from vigil.detectors.service import (
     DETECT_JOB,
@@ -185,7 +186,8 @@ def split_detection(ctx: JobContext) -> list[dict[str, Any]]:
 
 
 def score_part(ctx: JobContext, index: int, spec: dict[str, Any]) -> dict[str, Any]:
-    """Scores rows [offset, offset + rows) and stores them, with `score` and `is_anomaly`, as a scratch file."""
+    """Scores rows [offset, offset + rows) and stores them, with `score`, `is_anomaly`, `percentile` and `imputed`,
+    as a scratch file."""
     payload = ctx.payload
     top_k = payload.get("explain_top_k")
     ctx.progress(0, "loading data")
@@ -210,7 +212,14 @@ def score_part(ctx: JobContext, index: int, spec: dict[str, Any]) -> dict[str, A
     ctx.progress(90, "saving the results")
     scores = np.concatenate(chunks) if chunks else np.empty(0)
     flags = scores > model.threshold
+    # The same columns as an inline detection's answer: each score's percentile, and which rows were filled in.
     scored = frame.with_columns(pl.Series("score", scores), pl.Series("is_anomaly", flags))
+    percentiles = model.percentiles(scores)
+    if percentiles is not None:
+        scored = scored.with_columns(pl.Series("percentile", percentiles))
+    imputed = imputed_rows(frame, model.features)
+    if imputed is not None:
+        scored = scored.with_columns(imputed)
     if top_k:
         scored = scored.with_columns(explanation_columns(explained, top_k))
     key = ctx.scratch_key(f"scores-{index:05d}.parquet")

@@ -27,6 +27,7 @@ import resource
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,10 @@ class WorkerOptions:
     concurrency: int
     metrics_port: int | None = None
     loglevel: str = "INFO"
+    # Imports the libraries jobs use, in the main process before it forks its children: each child inherits them,
+    # and none imports one late in a big job, under its memory cap, where mapping a library's code can fail (a
+    # genuine model then would not load).
+    preload: Callable[[], None] | None = None
 
 
 class WorkerRuntime:
@@ -350,6 +355,8 @@ def run_worker(app: AppContext, lifecycle: JobLifecycle, options: WorkerOptions)
         "--without-mingle",
         "--without-heartbeat",
     ]
+    if options.preload is not None:
+        options.preload()
     try:
         celery.worker_main(argv)
     except SystemExit as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,12 +236,15 @@ def fit_detector(
     # What the caller's report raised passes through untouched (not as a training failure).
     stops: list[BaseException] = []
 
-    def fitting(share: float) -> None:
+    def reporting(share: float, stage: str) -> None:
         try:
-            report(_FIT_FROM + (_FIT_TO - _FIT_FROM) * share, "fitting")
+            report(share, stage)
         except BaseException as exc:
             stops.append(exc)
             raise
+
+    def fitting(share: float) -> None:
+        reporting(_FIT_FROM + (_FIT_TO - _FIT_FROM) * share, "fitting")
 
     started = time.perf_counter()
     report(0.0, "preparing features")
@@ -261,14 +264,15 @@ def fit_detector(
             estimator.fit(X, y)
         else:
             estimator.fit(X)
-        report(_FIT_TO, "scoring the training rows")
+        reporting(_FIT_TO, "scoring the training rows")
         training = entry.convention.training_scores(estimator, X)
         threshold = entry.convention.threshold(estimator, training, float(contamination))
     except MemoryError:
         raise
     except Exception as exc:
-        if any(exc is stop for stop in stops):
-            raise
+        stopped = next((cause for cause in _causes(exc) if any(cause is stop for stop in stops)), None)
+        if stopped is not None:
+            raise stopped from None
         # The libraries fail in many ways (ValueError, LinAlgError, IndexError, numba errors, ...); whichever it
         # is, the user needs the library's reason, as a training failure rather than a server error.
         raise TrainingFailed(f"{where}: {exc}") from exc
@@ -294,3 +298,13 @@ def _background(X: Float64Array) -> Float64Array:
     rng = np.random.default_rng(0)
     rows = rng.choice(X.shape[0], size=min(BACKGROUND_ROWS, X.shape[0]), replace=False)
     return np.array(X[np.sort(rows)], dtype=np.float64)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it was raised from or during: a library may wrap what a progress report raised."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
