@@ -8,7 +8,8 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/0
 BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 # `make run PORT=8001` when 8000 is taken (the walkthrough then reads its address from VIGIL).
-HOST ?= 127.0.0.1
+# Not HOST: shells and CI runners often export it as the machine's name, which would serve beyond loopback.
+BIND ?= 127.0.0.1
 PORT ?= 8000
 # The cluster run (two API processes, two Celery workers, RabbitMQ, Redis, S3): every suite (91 tests, ~3 min after a
 # 1–2 min start on 2 shared cores); in CI (CI=true) the smoke tests of every suite, to stay within CI's time budget —
@@ -28,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 run: install ## Start the service on the embedded default (SQLite + local blobs in ./vigil-data)
-	$(BIN)/vigil serve --host $(HOST) --port $(PORT)
+	$(BIN)/vigil serve --host $(BIND) --port $(PORT)
 
 test: install ## The tests and the validation suite, each on SQLite and on PostgreSQL (with Redis)
 	VIGIL_TEST_POSTGRES_URL=$(PG_URL) VIGIL_TEST_REDIS_URL=$(REDIS_URL) VIGIL_TEST_BROKER_URL=$(BROKER_URL) $(BIN)/python -m pytest -n 2 --dist loadfile
