@@ -16,8 +16,9 @@ from vigil.client import VigilAPIError, VigilClient
 from vigil.client.retry import NO_RETRY
 from vigil_validation import handover, testdata
 from vigil_validation.checks import staleness_bound_s
+from vigil_validation.collector import SummaryCollector
 from vigil_validation.config import ValidationConfig
-from vigil_validation.report import FIGURE_PROPERTY, SERIES_PROPERTY, SummaryCollector
+from vigil_validation.report import FIGURE_PROPERTY, SERIES_PROPERTY
 from vigil_validation.spread import RoundRobinTransport
 from vigil_validation.targets import Target
 from vigil_validation.testdata import LabelledData

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +24,9 @@ from rich.table import Table
 from vigil.client.client import VigilClient
 from vigil.client.errors import JobFailed, VigilAPIError, VigilConnectionError, VigilError
 from vigil.client.models import ApiModel, Job
+
+if TYPE_CHECKING:
+    import polars as pl
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 out = Console()
@@ -283,6 +285,8 @@ def detectors_detect(
             emit(result, as_json)
             return
         assert file is not None
+        import polars as pl  # noqa: PLC0415 (every command would pay for it at the top)
+
         frame = pl.read_parquet(file) if file.suffix.lower() == ".parquet" else pl.read_csv(file)
         scored: pl.DataFrame = vigil.detectors.score(detector_id, frame)
     if output is not None:

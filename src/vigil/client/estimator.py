@@ -17,12 +17,12 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-
 from vigil.client import frames
 from vigil.client.errors import JobFailed
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from vigil.client.client import VigilClient
 
 
@@ -85,12 +85,15 @@ class Detector:
     def decision_function(self, X: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Each row's anomaly score (higher: more anomalous), as the server's model computes it."""
         scored = self.client.detectors.score(self._fitted(), frames.to_arrow(X))
-        return np.asarray(scored.column("score").to_numpy(), dtype=np.float64)
+        # pyarrow's arrays are numpy's already: the SDK need not import numpy (every `vigil` command imports it)
+        scores: np.ndarray[Any, np.dtype[np.float64]] = scored.column("score").to_numpy().astype("float64")
+        return scores
 
     def predict(self, X: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
         """1 for an anomaly (score above the model's threshold), 0 otherwise."""
         scored = self.client.detectors.score(self._fitted(), frames.to_arrow(X))
-        return np.asarray(scored.column("is_anomaly").to_numpy(zero_copy_only=False), dtype=np.int64)
+        flags: np.ndarray[Any, np.dtype[np.bool_]] = scored.column("is_anomaly").to_numpy(zero_copy_only=False)
+        return flags.astype("int64")
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray[Any, np.dtype[np.int64]]:
         return self.fit(X, y).predict(X)

@@ -3,16 +3,18 @@ only used through pyarrow when the caller hands a pandas frame over or asks for 
 
 Everything travels as Parquet through pyarrow, so a column's type survives the round trip: what goes up as a
 pandas frame comes back as a pandas frame with the same dtypes, plus the server's columns.
+
+pyarrow and polars are imported on first use, not with the SDK: every `vigil` command imports the SDK, and the two
+cost about half a second of each command's start (a test keeps them out).
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FrameKind = Literal["arrow", "polars", "pandas"]
 
@@ -20,7 +22,7 @@ FrameKind = Literal["arrow", "polars", "pandas"]
 def kind_of(data: Any) -> FrameKind | None:
     """Which library's table `data` is (by its type's module: no library is imported to find out)."""
     module = type(data).__module__.split(".", maxsplit=1)[0]
-    if isinstance(data, pa.Table | pa.RecordBatch):
+    if module == "pyarrow" and type(data).__name__ in ("Table", "RecordBatch"):
         return "arrow"
     if module == "polars":
         return "polars"
@@ -31,6 +33,8 @@ def kind_of(data: Any) -> FrameKind | None:
 
 def to_arrow(data: Any) -> pa.Table:
     """A pyarrow Table from a pyarrow Table or RecordBatch, a polars or pandas DataFrame, or a list of records."""
+    import pyarrow as pa  # noqa: PLC0415 (see the module docstring)
+
     kind = kind_of(data)
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
@@ -50,12 +54,16 @@ def to_arrow(data: Any) -> pa.Table:
 
 
 def parquet_bytes(data: Any) -> bytes:
+    import pyarrow.parquet as pq  # noqa: PLC0415 (see the module docstring)
+
     buffer = io.BytesIO()
     pq.write_table(to_arrow(data), buffer)
     return buffer.getvalue()
 
 
 def read_parquet(content: bytes) -> pa.Table:
+    import pyarrow.parquet as pq  # noqa: PLC0415 (see the module docstring)
+
     return pq.read_table(io.BytesIO(content))
 
 
@@ -64,6 +72,8 @@ def convert(table: pa.Table, kind: FrameKind) -> Any:
     if kind == "arrow":
         return table
     if kind == "polars":
+        import polars as pl  # noqa: PLC0415 (see the module docstring)
+
         return pl.from_arrow(table)
     if kind == "pandas":
         return table.to_pandas()
