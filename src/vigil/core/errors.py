@@ -230,6 +230,10 @@ PROBLEM_TYPES: dict[str, str] = {
     "conflict": "The request conflicts with the current state, e.g. a duplicate name or a reused idempotency key.",
     "secret-not-replayed": "A retry with an Idempotency-Key whose first answer carried a secret (a new API key): "
     "`resource_id` names what was created; the secret itself was shown once and is not kept.",
+    "answer-lost": "A retry with an Idempotency-Key whose first request was applied and whose answer was lost, on a "
+    "route that cannot rebuild it: applied once, not again; read the resource to see its result.",
+    "claim-taken-over": "The request ran past its Idempotency-Key lease and a retry took the key over: this "
+    "request's write was rolled back; the retry's answer is the one that counts.",
     "invalid-state": "The resource is not in a state that allows this (e.g. detect before training).",
     "artifact-integrity": "A model artifact's signature does not match: it was refused, never loaded. Retrain.",
     "artifact-incompatible": "A genuine model artifact written by library (or format) versions this installation "
