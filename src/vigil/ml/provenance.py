@@ -29,13 +29,17 @@ _LEN = 4
 _LIBRARIES = ("vigil", "scikit-learn", "pyod", "river", "numpy", "scipy")
 
 
-@functools.cache
 def library_versions() -> dict[str, str]:
-    """This installation's versions of Python and the libraries a model's pickle depends on.
+    """This installation's versions of Python and the libraries a model's pickle depends on (a copy).
 
     >>> sorted(library_versions())[:3]
     ['numpy', 'pyod', 'python']
     """
+    return dict(_installed())
+
+
+@functools.cache
+def _installed() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _LIBRARIES:
         try:
