@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Tenant, wait_for_job
 from tests.detectors.test_workflow import breastw, trained_detector, upload
+from tests.ml.test_artifacts import Retired, retired_pickle, signed_artifact
+from vigil import ml
 from vigil.config import Settings
+from vigil.core.secrets import ARTIFACTS, derive_key
 from vigil.detectors.artifact_cache import models
+from vigil.ml import exchange, provenance
 
 
 def count(client: TestClient, path: str, headers: dict[str, str]) -> int:
@@ -133,3 +138,52 @@ def test_a_tampered_model_is_refused_never_loaded(client: TestClient, tenant: Te
     )
     assert response.status_code == 409
     assert response.json()["type"] == "/problems/artifact-integrity"
+
+
+def test_a_model_written_by_other_library_versions_is_incompatible_not_tampered(
+    client: TestClient, tenant: Tenant, settings: Settings
+) -> None:
+    frame, _ = breastw()
+    detector_id = trained_detector(client, tenant, upload(client, tenant.analyst, frame))
+    version = client.get(f"/api/v1/detectors/{detector_id}/versions", headers=tenant.viewer).json()["items"][0]
+    path = next(settings.blob_root.rglob(f"{version['job_id']}.vmdl"))
+    secret = settings.secret_key.get_secret_value().encode()  # type: ignore[union-attr]
+    ours = provenance.library_versions()
+    # Genuine (signed with the server's key), but its pickle needs a class these library versions do not have.
+    written = {**ours, "scikit-learn": "0.24.2"}
+    path.write_bytes(signed_artifact(retired_pickle(), key=derive_key(secret, ARTIFACTS), written_by=written))
+    models.forget([str(path.relative_to(settings.blob_root))])
+    response = client.post(
+        f"/api/v1/detectors/{detector_id}/detect", json={"records": frame.head(2).to_dicts()}, headers=tenant.analyst
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["type"] == "/problems/artifact-incompatible"
+    assert body["written_by"] == {"scikit-learn": "0.24.2"}
+    assert body["read_by"] == {"scikit-learn": ours["scikit-learn"]}
+    assert "scikit-learn 0.24.2" in body["detail"]
+    assert "Retrain" in body["detail"]
+    described = client.get("/problems/artifact-incompatible").json()
+    assert "written_by" in described["description"]
+
+
+def test_an_export_of_other_library_versions_is_incompatible_and_not_imported(
+    client: TestClient, tenant: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    detector = client.post("/api/v1/detectors", json={"name": "d", "algorithm": "iforest"}, headers=tenant.analyst)
+    detector_id = detector.json()["id"]
+    seed = ml.signing_seed(settings.secret_key.get_secret_value().encode())  # type: ignore[union-attr]
+    ours = provenance.library_versions()
+    with monkeypatch.context() as exporter:  # this installation's key, another installation's libraries
+        exporter.setattr(exchange, "library_versions", lambda: {**ours, "pyod": "1.0.0"})
+        export = ml.seal_export(Retired(), manifest={"version": 1}, seed=seed)  # type: ignore[arg-type]
+    response = client.post(
+        f"/api/v1/detectors/{detector_id}/versions/import",
+        content=export,
+        headers={**tenant.analyst, "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "/problems/artifact-incompatible"
+    assert (response.json()["written_by"], response.json()["read_by"]) == ({"pyod": "1.0.0"}, {"pyod": ours["pyod"]})
+    assert "Export it again" in response.json()["detail"]
+    assert client.get(f"/api/v1/detectors/{detector_id}/versions", headers=tenant.viewer).json()["items"] == []

@@ -9,8 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tests.ml.test_artifacts import Retired
 from vigil import ml
-from vigil.ml import exchange
+from vigil.ml import exchange, provenance
 
 SEED_A, SEED_B = ml.signing_seed(b"installation A"), ml.signing_seed(b"installation B")
 
@@ -70,3 +71,25 @@ def test_not_an_export_is_refused() -> None:
     for data in (b"", b"VIGILEXP", b"VIGILMDL" + bytes(200)):
         with pytest.raises(ml.ArtifactTampered):
             ml.open_export(data, trusted=[ml.public_key(SEED_A)])
+
+
+def test_a_genuine_export_of_other_library_versions_is_incompatible_not_tampered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ours = provenance.library_versions()
+    monkeypatch.setattr(exchange, "library_versions", lambda: {**ours, "scikit-learn": "0.24.2"})
+    data = ml.seal_export(Retired(), manifest={"version": 1}, seed=SEED_A)  # type: ignore[arg-type]
+    monkeypatch.undo()
+    with pytest.raises(ml.ArtifactIncompatible) as caught:
+        ml.open_export(data, trusted=[ml.public_key(SEED_A)])
+    assert not isinstance(caught.value, ml.ArtifactTampered)
+    assert caught.value.written_by == {"scikit-learn": "0.24.2"}
+    assert caught.value.read_by == {"scikit-learn": ours["scikit-learn"]}
+
+
+def test_a_newer_export_format_is_incompatible(model: ml.FittedDetector) -> None:
+    data = bytearray(ml.seal_export(model, manifest={}, seed=SEED_A))
+    data[len(exchange.EXPORT_MAGIC)] = 2
+    with pytest.raises(ml.ArtifactIncompatible) as caught:
+        ml.open_export(bytes(data), trusted=[ml.public_key(SEED_A)])
+    assert (caught.value.written_by, caught.value.read_by) == ({"export format": "2"}, {"export format": "1"})

@@ -3,6 +3,9 @@ River's filters, warm-up, exact snapshot/restore, signed state, planted anomalie
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import math
 import random
 from typing import Any
@@ -13,7 +16,9 @@ import pytest
 from river import anomaly, preprocessing
 from sklearn.metrics import roc_auc_score
 
+from tests.ml.test_artifacts import retired_pickle
 from vigil import ml
+from vigil.ml import online, provenance
 from vigil.ml.online_catalog import ONLINE_CATALOG, OnlineEntry
 
 KEY = b"online-conformance"
@@ -168,6 +173,21 @@ def test_tampered_or_foreign_state_is_refused() -> None:
     with pytest.raises(ml.ArtifactTampered):
         ml.load_state(bytes(data), key=b"someone else")
     assert ml.load_state(bytes(data), key=KEY).seen == 60
+
+
+def test_a_genuine_state_of_other_library_versions_is_incompatible_not_tampered() -> None:
+    written = {**provenance.library_versions(), "river": "0.1.0"}
+    body = json.dumps(written).encode()
+    payload = retired_pickle() + provenance.TRAILER_MAGIC + body + len(body).to_bytes(4, "big")
+    data = online.STATE_MAGIC + b"\x01" + hmac.new(KEY, payload, hashlib.sha256).digest() + payload
+    with pytest.raises(ml.ArtifactIncompatible) as caught:
+        ml.load_state(data, key=KEY)
+    assert not isinstance(caught.value, ml.ArtifactTampered)
+    assert caught.value.written_by == {"river": "0.1.0"}
+    newer = bytearray(data)
+    newer[len(online.STATE_MAGIC)] = 2
+    with pytest.raises(ml.ArtifactIncompatible, match="state format 2"):
+        ml.load_state(bytes(newer), key=KEY)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

@@ -32,6 +32,23 @@ def test_a_retry_replays_the_first_result_at_once(client: TestClient, tenant: Te
     assert len(client.get("/api/v1/detectors", headers=tenant.viewer).json()["items"]) == 1
 
 
+def test_a_replay_is_the_first_answer_not_the_resource_as_it_is_now(client: TestClient, tenant: Tenant) -> None:
+    # Stripe's rule and the IETF draft's: the same key gets the same response — the stored one, byte for byte —
+    # however the resource changed since (only a lost answer is rebuilt by reading back: test_idempotency_applied).
+    headers = {**tenant.analyst, "Idempotency-Key": "then-1"}
+    body = {"name": "then", "algorithm": "ecod"}
+    first = client.post("/api/v1/detectors", json=body, headers=headers)
+    assert first.status_code == 201
+    detector = f"/api/v1/detectors/{first.json()['id']}"
+    assert client.patch(detector, json={"name": "now"}, headers=tenant.analyst).status_code == 200
+    for _ in ("renamed", "deleted"):
+        again = client.post("/api/v1/detectors", json=body, headers=headers)
+        assert (again.status_code, again.content) == (201, first.content)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.headers.get("content-type") == first.headers.get("content-type")
+        client.delete(detector, headers=tenant.analyst)
+
+
 def test_the_same_key_with_another_request_is_refused(client: TestClient, tenant: Tenant) -> None:
     assert create(client, tenant.analyst, "key-2", name="first")[0] == 201
     status, body = create(client, tenant.analyst, "key-2", name="second")

@@ -112,6 +112,8 @@ def test_a_training_enqueued_before_a_crash_is_not_enqueued_again(
     first = client.post(f"/api/v1/detectors/{detector['id']}/train", json=train, headers=headers)
     assert first.status_code == 202
     wait_for_job(client, first.json()["id"], tenant.analyst)
+    replayed = client.post(f"/api/v1/detectors/{detector['id']}/train", json=train, headers=headers)
+    assert (replayed.status_code, replayed.json()) == (202, first.json())  # answered: the first answer, as it was
     _crashed_after_commit(settings, "crash-train")
     again = client.post(f"/api/v1/detectors/{detector['id']}/train", json=train, headers=headers)
     assert again.status_code == 202

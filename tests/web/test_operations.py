@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_settings
 from vigil.app import create_app
 from vigil.config import Settings
+from vigil.core.errors import VigilError
 
 
 def test_health_is_ok_and_carries_a_request_id(client: TestClient) -> None:
@@ -63,6 +64,19 @@ def test_problem_types_are_documented(client: TestClient) -> None:
     assert "/problems/not-found" in catalog
     assert client.get("/problems/quota-exceeded").json()["type"] == "/problems/quota-exceeded"
     assert client.get("/problems/nope").status_code == 404
+
+
+def _subclasses(cls: type[VigilError]) -> list[type[VigilError]]:
+    return [cls, *(c for sub in cls.__subclasses__() for c in _subclasses(sub))]
+
+
+def test_every_problem_a_service_raises_is_served_and_documented(client: TestClient) -> None:
+    # DESIGN: each problem `type` is a documented URI — `GET /problems/{slug}` describes it and docs/problems.md
+    # lists it — so a new VigilError cannot be raised with a type that leads nowhere.
+    documented = Path(__file__).parents[2].joinpath("docs", "problems.md").read_text()
+    for slug in sorted({error.slug for error in _subclasses(VigilError)}):
+        assert client.get(f"/problems/{slug}").status_code == 200, slug
+        assert f"`/problems/{slug}`" in documented, slug
 
 
 def test_metrics_can_be_protected_by_a_token(tmp_path: Path) -> None:

@@ -126,6 +126,17 @@ class ArtifactIntegrity(Conflict):
     title = "A stored model artifact failed its integrity check"
 
 
+class IncompatibleArtifact(Conflict):
+    """A genuine model artifact (stored, imported, or a stream's state) that this installation cannot load: written
+    by other library versions, or in a newer format. Not an integrity failure: retraining fixes it."""
+
+    slug = "artifact-incompatible"
+    title = "A model artifact was written by versions this installation cannot load"
+
+    def __init__(self, detail: str, *, written_by: dict[str, str] | None, read_by: dict[str, str]) -> None:
+        super().__init__(detail, written_by=written_by, read_by=read_by)
+
+
 class PayloadTooLarge(VigilError):
     status = 413
     slug = "payload-too-large"
@@ -219,8 +230,14 @@ PROBLEM_TYPES: dict[str, str] = {
     "conflict": "The request conflicts with the current state, e.g. a duplicate name or a reused idempotency key.",
     "secret-not-replayed": "A retry with an Idempotency-Key whose first answer carried a secret (a new API key): "
     "`resource_id` names what was created; the secret itself was shown once and is not kept.",
+    "answer-lost": "A retry with an Idempotency-Key whose first request was applied and whose answer was lost, on a "
+    "route that cannot rebuild it: applied once, not again; read the resource to see its result.",
+    "claim-taken-over": "The request ran past its Idempotency-Key lease and a retry took the key over: this "
+    "request's write was rolled back; the retry's answer is the one that counts.",
     "invalid-state": "The resource is not in a state that allows this (e.g. detect before training).",
     "artifact-integrity": "A model artifact's signature does not match: it was refused, never loaded. Retrain.",
+    "artifact-incompatible": "A genuine model artifact written by library (or format) versions this installation "
+    "cannot load: `written_by` and `read_by` name the versions that differ. Not tampering; retraining fixes it.",
     "payload-too-large": "The body exceeds the size limit named in `limit_bytes`.",
     "unsupported-media-type": "The Content-Type is not one this route accepts; `supported` lists those.",
     "quota-exceeded": "A tenant quota is reached; `quota`, `limit` and `used` say which.",

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 from vigil import analysis, ml
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
-from vigil.core.errors import ArtifactIntegrity, InvalidInput, InvalidState, NotFound, VigilError
+from vigil.core.errors import (
+    ArtifactIntegrity,
+    IncompatibleArtifact,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    VigilError,
+)
 from vigil.core.ids import new_id
 from vigil.core.pagination import decode_cursor, page_of
 from vigil.datasets.service import DatasetService, storage_meter
@@ -41,6 +48,12 @@ USABLE_KINDS = {"numeric", "boolean"}
 
 def ml_problem(exc: ml.MLError) -> VigilError:
     """The engine's errors, as the problems a user sees."""
+    if isinstance(exc, ml.ArtifactIncompatible):
+        return IncompatibleArtifact(
+            f"{exc} Retraining the detector makes a model this installation can load.",
+            written_by=exc.written_by,
+            read_by=exc.read_by,
+        )
     if isinstance(exc, ml.ArtifactTampered):
         return ArtifactIntegrity(
             "The stored model failed its integrity check and was not loaded; retrain the detector."

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from vigil import ml
 from vigil.core.context import AppContext
 from vigil.core.database import TenantScope
-from vigil.core.errors import ArtifactIntegrity, Conflict, InvalidInput, InvalidState, NotFound
+from vigil.core.errors import ArtifactIntegrity, Conflict, IncompatibleArtifact, InvalidInput, InvalidState, NotFound
 from vigil.core.ids import new_id
 from vigil.detectors.artifact_cache import models as model_cache
 from vigil.detectors.feedback import FeedbackService
@@ -178,6 +178,12 @@ class VersionService:
             ) from exc
         except ml.ArtifactTampered as exc:
             raise ArtifactIntegrity(f"The export was refused: {exc}") from exc
+        except ml.ArtifactIncompatible as exc:
+            raise IncompatibleArtifact(
+                f"{exc} Export it again from an installation with this one's versions, or train the detector here.",
+                written_by=exc.written_by,
+                read_by=exc.read_by,
+            ) from exc
         if model.algorithm != detector.algorithm:
             raise InvalidInput(
                 f"The export holds a {model.algorithm!r} model; this detector's algorithm is {detector.algorithm!r}.",

@@ -1,8 +1,13 @@
 """Signed model artifacts: a fitted detector as bytes that are verified before anything is unpickled.
 
 Layout: ``b"VIGILMDL"`` (magic), one format-version byte, the HMAC-SHA256 of the payload under the server's
-secret key (32 bytes), then the payload (a pickle of the `FittedDetector`). Unpickling runs code chosen by
-whoever wrote the bytes, so nothing is unpickled unless the HMAC proves the server itself wrote them.
+secret key (32 bytes), then the payload: a pickle of the `FittedDetector`, and the versions that wrote it
+(`provenance.py`'s trailer, which older readers skip). Unpickling runs code chosen by whoever wrote the bytes, so
+nothing is unpickled unless the HMAC proves the server itself wrote them.
+
+A refusal says which it is: `ArtifactTampered` (not an artifact, another key, a changed byte — never loaded) or
+`ArtifactIncompatible` (genuine, but written by library versions whose pickle does not load here, or in a newer
+format than this code reads; retraining fixes it).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Sequence
 
 from vigil.ml.detector import FittedDetector
 from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, MLError
+from vigil.ml.provenance import split_trailer, unpickle_verified, with_trailer
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "dump_artifact", "load_artifact"]
 
@@ -49,7 +55,7 @@ def dump_artifact(model: FittedDetector, *, key: bytes) -> bytes:
     np.True_
     """
     _check_key(key)
-    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = with_trailer(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     return MAGIC + bytes([FORMAT_VERSION]) + _sign(payload, key) + payload
 
 
@@ -57,8 +63,8 @@ def load_artifact(data: bytes, *, key: bytes, also: Sequence[bytes] = ()) -> Fit
     """The model in `data`, after checking magic, format version and HMAC (in constant time).
 
     Raises `ArtifactTampered` if any check fails (a changed byte, another key, not an artifact): the bytes are
-    then never unpickled. Raises `ArtifactIncompatible` (a subclass) for a genuine artifact these library
-    versions cannot read.
+    then never unpickled. Raises `ArtifactIncompatible` for an artifact in a newer format than this code reads,
+    or a genuine one these library versions cannot load (naming the versions that wrote it and those that read).
 
     Examples
     --------
@@ -72,17 +78,20 @@ def load_artifact(data: bytes, *, key: bytes, also: Sequence[bytes] = ()) -> Fit
     if len(data) <= _HEADER_SIZE or not data.startswith(MAGIC):
         raise ArtifactTampered("The data is not a Vigil model artifact.")
     version = data[len(MAGIC)]
+    if version > FORMAT_VERSION:
+        # Written by a newer Vigil (a deployment rolled back). The format byte is outside the HMAC, so a changed
+        # byte could claim this too; either way nothing is unpickled, and retraining makes a model this code reads.
+        raise ArtifactIncompatible(
+            "The model artifact",
+            written_by={"artifact format": str(version)},
+            read_by={"artifact format": str(FORMAT_VERSION)},
+        )
     if version != FORMAT_VERSION:
         raise ArtifactTampered(f"Unsupported model artifact format version {version}.")
     signature, payload = data[len(MAGIC) + 1 : _HEADER_SIZE], data[_HEADER_SIZE:]
     # `also`: keys that signed earlier artifacts (before the key was derived), still accepted for reading.
     if not any(hmac.compare_digest(signature, _sign(payload, k)) for k in (key, *also)):
         raise ArtifactTampered("The model artifact failed its integrity check (signature mismatch).")
-    try:
-        # Safe only because the HMAC above proved these bytes were written by dump_artifact under our key.
-        model = pickle.loads(payload)  # noqa: S301
-    except Exception as exc:
-        raise ArtifactIncompatible(f"The model artifact is genuine but cannot be loaded here: {exc}") from exc
-    if not isinstance(model, FittedDetector):
-        raise ArtifactIncompatible(f"The model artifact holds a {type(model).__name__}, not a fitted detector.")
-    return model
+    pickled, written_by = split_trailer(payload)
+    # Safe only because the HMAC above proved these bytes were written by dump_artifact under our key.
+    return unpickle_verified(pickled, what="The model artifact", kind=FittedDetector, written_by=written_by)

@@ -7,8 +7,9 @@ envelope is well formed, that its signer is one the importer trusts, and that th
 manifest and the payload together; only then is the payload unpickled.
 
 Layout: ``b"VIGILEXP"``, one format byte, the signer's 32-byte public key, the 64-byte signature, the manifest's
-length (4 bytes, big-endian), the manifest (UTF-8 JSON: metadata plus the payload's SHA-256), then the payload
-(a pickle of the `FittedDetector`). The signature covers everything after itself.
+length (4 bytes, big-endian), the manifest (UTF-8 JSON: metadata, the payload's SHA-256 and `written_by`, the
+exporter's library versions), then the payload (a pickle of the `FittedDetector`). The signature covers everything
+after itself.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from vigil.ml.detector import FittedDetector
 from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, UntrustedSigner
+from vigil.ml.provenance import library_versions, unpickle_verified
 
 __all__ = ["EXPORT_MAGIC", "key_id", "open_export", "public_key", "seal_export", "signing_seed"]
 
@@ -95,7 +97,8 @@ def seal_export(model: FittedDetector, *, manifest: dict[str, Any], seed: bytes)
     vigil.ml.errors.UntrustedSigner: The export is signed by a key this tenant does not trust.
     """
     payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    body = json.dumps({**manifest, "payload_sha256": hashlib.sha256(payload).hexdigest()}, sort_keys=True).encode()
+    sealed = {**manifest, "payload_sha256": hashlib.sha256(payload).hexdigest(), "written_by": library_versions()}
+    body = json.dumps(sealed, sort_keys=True).encode()
     signed = len(body).to_bytes(_LEN, "big") + body + payload
     private = Ed25519PrivateKey.from_private_bytes(seed)
     return EXPORT_MAGIC + bytes([_FORMAT]) + private.public_key().public_bytes_raw() + private.sign(signed) + signed
@@ -105,13 +108,19 @@ def open_export(data: bytes, *, trusted: Iterable[str]) -> tuple[FittedDetector,
     """The model, manifest and signer's public key of an export, after every check; nothing is unpickled first.
 
     Raises `ArtifactTampered` (not an export, a changed byte, a bad signature), `UntrustedSigner` (a valid
-    envelope from a key not in `trusted`) or `ArtifactIncompatible` (genuine, but not loadable here).
+    envelope from a key not in `trusted`) or `ArtifactIncompatible` (a newer format than this code reads, or
+    genuine but written by library versions whose pickle does not load here).
     """
     data = bytes(data)
     if len(data) <= _HEADER or not data.startswith(EXPORT_MAGIC):
         raise ArtifactTampered("The data is not a Vigil model export.")
-    if data[len(EXPORT_MAGIC)] != _FORMAT:
-        raise ArtifactTampered(f"Unsupported model export format version {data[len(EXPORT_MAGIC)]}.")
+    version = data[len(EXPORT_MAGIC)]
+    if version > _FORMAT:  # a newer Vigil's export; nothing is unpickled either way
+        raise ArtifactIncompatible(
+            "The model export", written_by={"export format": str(version)}, read_by={"export format": str(_FORMAT)}
+        )
+    if version != _FORMAT:
+        raise ArtifactTampered(f"Unsupported model export format version {version}.")
     at = len(EXPORT_MAGIC) + 1
     signer, signature, signed = data[at : at + _KEY], data[at + _KEY : at + _KEY + _SIG], data[at + _KEY + _SIG :]
     trusted_raw = set()
@@ -136,11 +145,8 @@ def open_export(data: bytes, *, trusted: Iterable[str]) -> tuple[FittedDetector,
         raise ArtifactTampered("The model export's manifest is malformed.") from exc
     if not isinstance(manifest, dict) or manifest.get("payload_sha256") != hashlib.sha256(payload).hexdigest():
         raise ArtifactTampered("The model export's manifest does not match its payload.")
-    try:
-        # Safe only because the signature above proved a trusted installation wrote these bytes.
-        model = pickle.loads(payload)  # noqa: S301
-    except Exception as exc:
-        raise ArtifactIncompatible(f"The model export is genuine but cannot be loaded here: {exc}") from exc
-    if not isinstance(model, FittedDetector):
-        raise ArtifactIncompatible(f"The model export holds a {type(model).__name__}, not a fitted detector.")
+    written = manifest.get("written_by")
+    written_by = {str(k): str(v) for k, v in written.items()} if isinstance(written, dict) else None
+    # Safe only because the signature above proved a trusted installation wrote these bytes.
+    model = unpickle_verified(payload, what="The model export", kind=FittedDetector, written_by=written_by)
     return model, manifest, base64.urlsafe_b64encode(signer).rstrip(b"=").decode()

@@ -36,6 +36,7 @@ import polars as pl
 
 from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, MLError
 from vigil.ml.online_catalog import Scaling, check_online_features, get_online_entry
+from vigil.ml.provenance import split_trailer, unpickle_verified, with_trailer
 
 if TYPE_CHECKING:
     from vigil.ml.detector import FittedDetector
@@ -238,8 +239,9 @@ _HEADER = len(STATE_MAGIC) + 1 + hashlib.sha256().digest_size
 
 
 def dump_state(model: OnlineModel, *, key: bytes) -> bytes:
-    """The model's whole state as signed bytes (magic, format byte, HMAC-SHA256, pickle)."""
-    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    """The model's whole state as signed bytes (magic, format byte, HMAC-SHA256, pickle and the versions that wrote
+    it)."""
+    payload = with_trailer(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     return STATE_MAGIC + bytes([_STATE_FORMAT]) + hmac.new(key, payload, hashlib.sha256).digest() + payload
 
 
@@ -254,16 +256,21 @@ def load_state(
     vigil.ml.errors.ArtifactTampered: The stream state failed its integrity check.
     """
     data = bytes(data)
-    if len(data) <= _HEADER or not data.startswith(STATE_MAGIC) or data[len(STATE_MAGIC)] != _STATE_FORMAT:
+    if len(data) <= _HEADER or not data.startswith(STATE_MAGIC):
+        raise ArtifactTampered("The data is not a Vigil stream state.")
+    version = data[len(STATE_MAGIC)]
+    if version > _STATE_FORMAT:  # a newer Vigil's snapshot; nothing is unpickled either way
+        raise ArtifactIncompatible(
+            "The stream state",
+            written_by={"state format": str(version)},
+            read_by={"state format": str(_STATE_FORMAT)},
+        )
+    if version != _STATE_FORMAT:
         raise ArtifactTampered("The data is not a Vigil stream state.")
     signature, payload = data[len(STATE_MAGIC) + 1 : _HEADER], data[_HEADER:]
     if not any(hmac.compare_digest(signature, hmac.new(k, payload, hashlib.sha256).digest()) for k in (key, *also)):
         raise ArtifactTampered("The stream state failed its integrity check.")
-    try:
-        model = pickle.loads(payload)  # noqa: S301 - the HMAC above proved the server wrote these bytes
-    except Exception as exc:
-        raise ArtifactIncompatible(f"The stream state is genuine but cannot be loaded here: {exc}") from exc
-    if not isinstance(model, OnlineModel):
-        raise ArtifactIncompatible(f"The stream state holds a {type(model).__name__}, not an online model.")
+    pickled, written_by = split_trailer(payload)
+    model = unpickle_verified(pickled, what="The stream state", kind=OnlineModel, written_by=written_by)
     model.scorer = scorer
     return model
