@@ -22,13 +22,14 @@ from vigil.core.clientinfo import ClientInfo, Networks, parse_networks
 from vigil.core.database import bind_tenant, utcnow
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
 from vigil.core.secrets import ACCESS_TOKENS, LOGIN_THROTTLE, derive_key
-from vigil.identity.auth_cache import AuthCache, watch
+from vigil.identity.auth_cache import AuthCache, DescriptionCache, watch
 from vigil.identity.auth_service import AuthService
 from vigil.identity.credentials import looks_like_api_key
 from vigil.identity.passwords import Passwords
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.identity.ratelimit import Decision, RateLimiter, per_hour, per_seconds
+from vigil.identity.schemas import MePublic
 from vigil.identity.tokens import TokenService
 from vigil.web import idempotency
 from vigil.web.deps import SessionDep, client_info
@@ -46,13 +47,15 @@ class IdentityRuntime:
     limiter: RateLimiter
     trusted_proxies: Networks
     cache: AuthCache
+    descriptions: DescriptionCache
 
     @classmethod
     def build(cls, *, settings: Settings, key: bytes, sessions: sessionmaker[Session] | None = None) -> IdentityRuntime:
-        """`sessions`: the app's session factory, whose commits to identity tables empty the principal cache."""
+        """`sessions`: the app's session factory, whose commits to identity tables empty the caches."""
         cache = AuthCache(ttl_s=settings.auth_cache_ttl_s)
+        descriptions = DescriptionCache(ttl_s=settings.auth_cache_ttl_s)
         if sessions is not None:
-            watch(sessions, cache)
+            watch(sessions, cache, descriptions)
         return cls(
             settings=settings,
             key=derive_key(key, LOGIN_THROTTLE),
@@ -61,6 +64,7 @@ class IdentityRuntime:
             limiter=RateLimiter(settings),
             trusted_proxies=parse_networks(settings.trusted_proxies),
             cache=cache,
+            descriptions=descriptions,
         )
 
     def auth(self, session: Session) -> AuthService:
@@ -84,6 +88,16 @@ class IdentityRuntime:
             key, principal, generation=generation, valid_for_s=_seconds_until(principal.credential_expires_at)
         )
         return principal
+
+    async def describe(self, session: Session, principal: Principal) -> MePublic:
+        """What `GET /me` says of an authenticated principal: from the cache, with the principal's own bound, else
+        read in a worker thread (and then cached)."""
+        described = self.descriptions.get(principal)
+        if described is None:
+            generation = self.descriptions.generation
+            described = await anyio.to_thread.run_sync(self.auth(session).describe, principal)
+            self.descriptions.put(principal, described, generation=generation)
+        return described
 
 
 def _seconds_until(moment: datetime | None) -> float | None:
