@@ -175,3 +175,44 @@ def test_a_change_elsewhere_applies_within_the_bound(two_apps: tuple[TestClient,
     # Until the bound has passed the first process may still believe its entry; once it has, it must not.
     time.sleep(max(0.0, TTL_S - (time.monotonic() - changed_at)) + 0.05)
     assert _probe(first, setup, credential) == after
+
+
+# -- the caller's description (`GET /me`), cached under the same rules ------------------------------------------
+def _tenant_name_seen(client: TestClient, s: dict[str, Any], credential: str) -> str:
+    headers = {"X-API-Key": s["key"]["key"]} if credential == "key" else s["headers"]
+    response = client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["tenant"]["name"])
+
+
+def _rename_tenant(client: TestClient, s: dict[str, Any], name: str) -> None:
+    response = client.patch(f"/api/v1/tenants/{s['tenant']}", json={"name": name}, headers=s["root"])
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("credential", ["token", "key"])
+def test_the_description_follows_a_change_at_once_where_it_was_made(
+    two_apps: tuple[TestClient, TestClient], credential: str
+) -> None:
+    first, _ = two_apps
+    setup = _setup(first)
+    descriptions = first.app.state.identity.descriptions  # type: ignore[attr-defined]
+    before = _tenant_name_seen(first, setup, credential)
+    hits = descriptions.hits
+    assert _tenant_name_seen(first, setup, credential) == before
+    assert descriptions.hits == hits + 1, "the second /me was not answered from the cache"
+    _rename_tenant(first, setup, "renamed-here")
+    assert _tenant_name_seen(first, setup, credential) == "renamed-here"
+
+
+@pytest.mark.parametrize("credential", ["token", "key"])
+def test_the_description_follows_a_change_elsewhere_within_the_bound(
+    two_apps: tuple[TestClient, TestClient], credential: str
+) -> None:
+    first, second = two_apps
+    setup = _setup(first)
+    before = _tenant_name_seen(first, setup, credential)
+    assert _tenant_name_seen(first, setup, credential) == before
+    _rename_tenant(second, setup, "renamed-elsewhere")
+    time.sleep(TTL_S + 0.05)
+    assert _tenant_name_seen(first, setup, credential) == "renamed-elsewhere"

@@ -1,4 +1,5 @@
-"""A short-lived cache of resolved credentials, so a request's authentication needs no database round trip.
+"""Short-lived caches of resolved credentials, so a request's authentication needs no database round trip — and of
+what `GET /me` says of a principal, so the caller's own description needs none either.
 
 What is cached is exactly what the database said when a credential was last resolved — the `Principal` (user or
 key, tenant, role or scopes, the tenant's call quota) — and for how long it may be believed:
@@ -12,18 +13,21 @@ key, tenant, role or scopes, the tenant's call quota) — and for how long it ma
 - never past the credential's own end: a session's absolute or idle expiry, a token's or a key's expiry.
 
 Entries are keyed by a digest of the whole presented credential, so a forged token or a wrong key secret never
-finds another's entry, and no credential is kept in clear.
+finds another's entry, and no credential is kept in clear. Descriptions are keyed by the principal itself (one that
+was authenticated first), and follow the same rules: the rows they come from are the same identity tables.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
 from vigil.identity.models import ApiKey, AuthSession, RefreshToken, Tenant, User
 from vigil.identity.principal import Principal
+from vigil.identity.schemas import MePublic
 
 IDENTITY_MODELS = (User, AuthSession, RefreshToken, ApiKey, Tenant)
 
@@ -36,6 +40,11 @@ class AuthCache(CommitInvalidatedCache[str, Principal]):
         return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def watch(sessions: sessionmaker[Session], cache: AuthCache) -> None:
-    """Empties `cache` after every commit, on sessions made by `sessions`, that wrote an identity table."""
-    invalidate_on_commit(sessions, IDENTITY_MODELS, cache)
+class DescriptionCache(CommitInvalidatedCache[Principal, MePublic]):
+    """Principal → its description (the user it acts for, the tenant, the key), as `GET /me` answers it."""
+
+
+def watch(sessions: sessionmaker[Session], *caches: CommitInvalidatedCache[Any, Any]) -> None:
+    """Empties each cache after every commit, on sessions made by `sessions`, that wrote an identity table."""
+    for cache in caches:
+        invalidate_on_commit(sessions, IDENTITY_MODELS, cache)

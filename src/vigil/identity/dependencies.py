@@ -1,5 +1,6 @@
-"""Who is calling, as FastAPI dependencies: `CurrentPrincipal` (an access token or an API key), `require(permission)`
-that each route declares, the caller's address (`ClientDep`), and the rate limits that come with them.
+"""Who is calling, as FastAPI dependencies: `require(permission)`, which each route declares and which gives it its
+authenticated principal (an access token or an API key), the caller's address (`ClientDep`), and the rate limits that
+come with them.
 
 The dependencies are `async def`: on the common path (a cached principal, in-memory rate limits) they do no I/O,
 and a plain `def` would cost a hop to the thread pool and back each. Whatever may wait on the database or Redis
@@ -22,13 +23,14 @@ from vigil.core.clientinfo import ClientInfo, Networks, parse_networks
 from vigil.core.database import bind_tenant, utcnow
 from vigil.core.errors import Forbidden, RateLimited, Unauthorized
 from vigil.core.secrets import ACCESS_TOKENS, LOGIN_THROTTLE, derive_key
-from vigil.identity.auth_cache import AuthCache, watch
+from vigil.identity.auth_cache import AuthCache, DescriptionCache, watch
 from vigil.identity.auth_service import AuthService
 from vigil.identity.credentials import looks_like_api_key
 from vigil.identity.passwords import Passwords
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.identity.ratelimit import Decision, RateLimiter, per_hour, per_seconds
+from vigil.identity.schemas import MePublic
 from vigil.identity.tokens import TokenService
 from vigil.web import idempotency
 from vigil.web.deps import SessionDep, client_info
@@ -46,13 +48,15 @@ class IdentityRuntime:
     limiter: RateLimiter
     trusted_proxies: Networks
     cache: AuthCache
+    descriptions: DescriptionCache
 
     @classmethod
     def build(cls, *, settings: Settings, key: bytes, sessions: sessionmaker[Session] | None = None) -> IdentityRuntime:
-        """`sessions`: the app's session factory, whose commits to identity tables empty the principal cache."""
+        """`sessions`: the app's session factory, whose commits to identity tables empty the caches."""
         cache = AuthCache(ttl_s=settings.auth_cache_ttl_s)
+        descriptions = DescriptionCache(ttl_s=settings.auth_cache_ttl_s)
         if sessions is not None:
-            watch(sessions, cache)
+            watch(sessions, cache, descriptions)
         return cls(
             settings=settings,
             key=derive_key(key, LOGIN_THROTTLE),
@@ -61,6 +65,7 @@ class IdentityRuntime:
             limiter=RateLimiter(settings),
             trusted_proxies=parse_networks(settings.trusted_proxies),
             cache=cache,
+            descriptions=descriptions,
         )
 
     def auth(self, session: Session) -> AuthService:
@@ -85,14 +90,28 @@ class IdentityRuntime:
         )
         return principal
 
+    async def describe(self, session: Session, principal: Principal) -> MePublic:
+        """What `GET /me` says of an authenticated principal: from the cache, with the principal's own bound, else
+        read in a worker thread (and then cached)."""
+        described = self.descriptions.get(principal)
+        if described is None:
+            generation = self.descriptions.generation
+            described = await anyio.to_thread.run_sync(self.auth(session).describe, principal)
+            self.descriptions.put(principal, described, generation=generation)
+        return described
+
 
 def _seconds_until(moment: datetime | None) -> float | None:
     return None if moment is None else (moment - utcnow()).total_seconds()
 
 
-async def get_identity(connection: HTTPConnection) -> IdentityRuntime:
+def identity_of(connection: HTTPConnection) -> IdentityRuntime:
     runtime: IdentityRuntime = connection.app.state.identity
     return runtime
+
+
+async def get_identity(connection: HTTPConnection) -> IdentityRuntime:
+    return identity_of(connection)
 
 
 IdentityDep = Annotated[IdentityRuntime, Depends(get_identity)]
@@ -122,13 +141,18 @@ def enforce(request: Request, decision: Decision | None, what: str) -> None:
         )
 
 
-async def limit_by_ip(request: Request, identity: IdentityDep, client: ClientDep) -> None:
-    """Every API route: a generous per-address limit that bounds what any one address can ask of the server."""
+async def limit_by_ip(request: Request) -> None:
+    """Every API route: a generous per-address limit that bounds what any one address can ask of the server.
+
+    It reads the identity runtime and the caller's address itself rather than through `IdentityDep` and `ClientDep`:
+    FastAPI's solving of each sub-dependency costs more than what these do, on every API request."""
+    identity = identity_of(request)
+    ip = client_info(request, identity.trusted_proxies).ip
     limiter = identity.limiter
     if limiter.is_local:
-        decision = limiter.hit(limiter.per_ip, "ip", client.ip)
+        decision = limiter.hit(limiter.per_ip, "ip", ip)
     else:
-        decision = await anyio.to_thread.run_sync(limiter.hit, limiter.per_ip, "ip", client.ip)
+        decision = await anyio.to_thread.run_sync(limiter.hit, limiter.per_ip, "ip", ip)
     enforce(request, decision, "per client address")
 
 
@@ -151,11 +175,13 @@ def authenticate_presented(*, session: Session, identity: IdentityRuntime, crede
 
 async def get_principal(
     request: Request,
-    session: SessionDep,
-    identity: IdentityDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key)],
+    session: Session,
+    credentials: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
 ) -> Principal:
+    """The caller, authenticated and rate-limited; `require` calls it (a plain call, not a sub-dependency: one
+    level less for FastAPI to solve on every request). The session is bound to the caller's tenant."""
+    identity = identity_of(request)
     token = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else None
     if token is not None and api_key is not None and token != api_key:
         raise Unauthorized("Send one credential: an Authorization header or an X-API-Key header, not both.")
@@ -203,13 +229,17 @@ def _limit_principal(request: Request, limiter: RateLimiter, principal: Principa
         enforce(request, limiter.hit(own, "own", principal.rate_limit_subject), "set for this key")
 
 
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-
-
 def require(permission: Permission) -> Any:
-    """`principal: Annotated[Principal, require(Permission.X)]` — the route's declared permission."""
+    """`principal: Annotated[Principal, require(Permission.X)]` — the route's declared permission, and the one way a
+    route gets its caller (so the caller is authenticated and counted once per request)."""
 
-    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
+    async def check(
+        request: Request,
+        session: SessionDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        api_key: Annotated[str | None, Security(_api_key)],
+    ) -> Principal:
+        principal = await get_principal(request, session, credentials, api_key)
         if not principal.can(permission):
             raise Forbidden(f"This needs the {permission.value!r} permission, which {principal.describe()} lacks.")
         # Only now — authenticated, rate-limited, authorized — may an Idempotency-Key replay a stored answer.

@@ -124,10 +124,11 @@ def end_session(
 
 
 @router.get("/me", tags=["auth"], summary="The caller: user, tenant, role and permissions")
-def me(
+async def me(
     principal: Annotated[Principal, require(Permission.WHOAMI)], session: SessionDep, identity: IdentityDep
 ) -> MePublic:
-    return identity.auth(session).describe(principal)
+    # Async: a cached description costs no database read and no hop to a worker thread.
+    return await identity.describe(session, principal)
 
 
 @router.post(
