@@ -151,10 +151,13 @@ def _events(body: bytes, content_type: str | None) -> list[Event]:
     responses={413: {"description": "More events than the server's batch limit"}},
     openapi_extra=_events_body(),
 )
-async def send_events(stream_id: str, request: Request, principal: Writer, services: ServicesDep) -> Response:
+async def send_events(stream_id: str, request: Request, principal: Writer, session: SessionDep) -> Response:
     rerun_is_safe()  # an event whose seq is not above the stream's last is answered, never learned again
     events = _events(await request.body(), request.headers.get("content-type"))
-    svc = services.of(principal)
+    # Nothing resolved beyond authentication (whose session this is): every dependency is a step of FastAPI's
+    # solver on every batch, and the service's parts are the application's, read here as its dependencies would.
+    state = request.app.state
+    svc = _service(session, principal, state.context, state.streams, state.identity)
     # The model's work is CPU-bound: off the event loop, so other requests and WebSockets keep flowing.
     batch = await anyio.to_thread.run_sync(lambda: svc.ingest(stream_id=stream_id, events=events))
     # Already JSON-safe (its shape is EventsResponse): serialised directly, without a model per event.
