@@ -17,7 +17,9 @@ from vigil.client.client import VigilClient
 from vigil.client.errors import JobFailed, JobTimeout, VigilAPIError, VigilConnectionError, VigilError
 from vigil.client.estimator import Detector
 from vigil.client.retry import NO_RETRY, RetryPolicy
-from vigil.client.streams import AsyncStreamConnection, StreamClosed, StreamConnection
+from vigil.client.stream_async import AsyncStreamConnection
+from vigil.client.stream_protocol import StreamClosed
+from vigil.client.stream_sync import StreamConnection
 
 __all__ = [
     "NO_RETRY",

@@ -1,50 +1,109 @@
 """A batch of events checked before anything of it is used: every event has every feature of the stream as a
-finite number and nothing else, and seqs increase — else one problem naming each bad event's seq and field."""
+finite number and nothing else, and seqs increase — else one problem naming each bad event's seq and field.
+
+Also the plain shape of a batch read straight from JSON (`plain_events`): the common, well-formed body is taken as
+it is, without a validated object per event; anything else goes to the full parser, which names the problem.
+"""
 
 from __future__ import annotations
 
 import math
+import operator
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from vigil.core.errors import InvalidInput
 from vigil.streams.schemas import Event
 
+MAX_SEQ = 2**63 - 1
+MAX_VALUES = 512  # the schema's bound on an event's values
+_EVENT_KEYS = frozenset(("seq", "values"))
 
-@dataclass(frozen=True)
-class CheckedEvent:
-    seq: int
-    values: dict[str, float]  # every feature, as float, in the stream's feature order
+
+@dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    """A batch's events, checked: `rows` feed the model (every feature, as float, in the stream's feature order);
+    `values` are the same numbers row after row (the log's layout)."""
+
+    seqs: list[int]
+    rows: list[dict[str, float]]
+    values: list[float]
+    width: int
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def split(self, last_seq: int | None) -> tuple[list[int], CheckedBatch]:
+        """(seqs at or below `last_seq`, the batch of those above): seqs increase, so the old ones come first."""
+        cut = 0 if last_seq is None else bisect_right(self.seqs, last_seq)
+        if cut == 0:
+            return [], self
+        w = self.width
+        return self.seqs[:cut], CheckedBatch(self.seqs[cut:], self.rows[cut:], self.values[cut * w :], w)
+
+
+def check_events(events: Sequence[Event], features: Sequence[str]) -> CheckedBatch:
+    """Every event has every feature as a finite number and nothing else, and seqs increase: else a problem naming
+    each bad event's seq and field, and nothing of the batch is used.
+
+    The whole batch is checked at once (its types as one set, its finiteness as one sum): a handful of C loops
+    instead of a few Python steps per value. An event whose values come in the stream's order and as floats (what
+    the SDK sends) is used as it is; any other is rebuilt in that order."""
+    names = list(features)
+    width = len(names)
+    seqs = [event["seq"] for event in events]
+    given = [event["values"] for event in events]
+    if not all(map(operator.lt, seqs, seqs[1:])):
+        return _explain_refusal(events, names)
+    flat: list[Any] = []
+    ordered = True
+    for values in given:
+        if len(values) != width:
+            return _explain_refusal(events, names)
+        if ordered and list(values) == names:
+            flat.extend(values.values())
+            continue
+        ordered = False
+        try:  # as many as the features, all of them: nothing else
+            flat.extend([values[name] for name in names])
+        except KeyError:
+            return _explain_refusal(events, names)
+    kinds = set(map(type, flat))
+    if not kinds <= _NUMBERS or not _all_finite(flat):
+        return _explain_refusal(events, names)
+    if int in kinds:
+        flat = [float(v) for v in flat]
+        ordered = False
+    rows = (
+        cast(list[dict[str, float]], given)
+        if ordered
+        else [dict(zip(names, flat[i : i + width], strict=True)) for i in range(0, len(flat), width)]
+    )
+    return CheckedBatch(seqs, rows, flat, width)
+
+
+def plain_events(document: Any, *, members: frozenset[str]) -> list[Event] | None:
+    """The events of a JSON document (as `orjson.loads` gives it) that is plainly a valid batch: an object with
+    `events` and only `members`, `events` a non-empty list of `{seq, values}` objects, seq an integer in range,
+    values an object of at most 512 members. None for anything else, which the caller's full parser then reads
+    (and explains). What the values hold is `check_events`' business."""
+    if type(document) is not dict or not document.keys() <= members:
+        return None
+    events = document.get("events")
+    if type(events) is not list or not events:
+        return None
+    for event in events:
+        if type(event) is not dict or event.keys() != _EVENT_KEYS:
+            return None
+        seq, values = event["seq"], event["values"]
+        if type(seq) is not int or not 0 <= seq <= MAX_SEQ or type(values) is not dict or len(values) > MAX_VALUES:
+            return None
+    return cast(list[Event], events)
 
 
 _NUMBERS = frozenset((float, int))  # not bool: type(True) is bool
-
-
-def check_events(events: Sequence[Event], features: Sequence[str]) -> list[CheckedEvent]:
-    """Every event has every feature as a finite number and nothing else, and seqs increase: else a problem naming
-    each bad event's seq and field, and nothing of the batch is used."""
-    names = list(features)
-    width = len(names)
-    checked: list[CheckedEvent] = []
-    previous = -1
-    for event in events:
-        given = event["values"]
-        seq = event["seq"]
-        if seq <= previous or len(given) != width:
-            return _explain_refusal(events, names)
-        try:
-            row = [given[name] for name in names]  # as many as the features, all of them: nothing else
-        except KeyError:
-            return _explain_refusal(events, names)
-        kinds = set(map(type, row))
-        if not kinds <= _NUMBERS or not _all_finite(row):
-            return _explain_refusal(events, names)
-        if int in kinds:
-            row = [float(v) for v in row]
-        checked.append(CheckedEvent(seq=seq, values=dict(zip(names, row, strict=True))))
-        previous = seq
-    return checked
 
 
 def _all_finite(row: list[Any]) -> bool:

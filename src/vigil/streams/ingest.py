@@ -31,7 +31,7 @@ from vigil.detectors.service import DetectorService, ml_problem
 from vigil.identity.quotas import policy_of
 from vigil.identity.ratelimit import RateLimiter, quota_per_seconds
 from vigil.streams import wal
-from vigil.streams.events import CheckedEvent, check_events
+from vigil.streams.events import CheckedBatch, check_events
 from vigil.streams.models import Stream, StreamBatch
 from vigil.streams.repository import StreamRepository
 from vigil.streams.schemas import Batch, Event
@@ -155,22 +155,22 @@ class Ingestion:
         head = hot.head
         checked = check_events(events, head.features)
         self._limit_rate(len(checked))
-        last = head.last_seq
-        fresh = [e for e in checked if last is None or e.seq > last]
-        old = [e.seq for e in checked if last is not None and e.seq <= last]
-        answers = self._answer_old(head, old) if old else {}
-        for seq in old:
-            tally.statuses[answers[seq]["status"]] += 1
+        old, fresh = checked.split(head.last_seq)
+        results = self._answer_old(head, old) if old else []
+        for answer in results:
+            tally.statuses[answer["status"]] += 1
         if fresh:
-            step = hot.model.process([e.values for e in fresh])
+            step = hot.model.process(fresh.rows)
             tally.version += 1
             self._write(head, tally.version, fresh, step, hot.model)
             tally.statuses["new"] += len(fresh)
             tally.anomalies += sum(step.flags)
             tally.drifts += len(step.drifts)
-            for event, score, flag in zip(fresh, step.scores, step.flags, strict=True):
-                answers[event.seq] = {"seq": event.seq, "score": score, "is_anomaly": flag, "status": "new"}
-        return _batch([answers[e.seq] for e in checked], head, accepted=len(fresh))
+            results += [
+                {"seq": seq, "score": score, "is_anomaly": flag, "status": "new"}
+                for seq, score, flag in zip(fresh.seqs, step.scores, step.flags, strict=True)
+            ]
+        return _batch(results, head, accepted=len(fresh))
 
     def _count(self, tally: _Tally) -> None:
         for status, seen in tally.statuses.items():
@@ -179,9 +179,7 @@ class Ingestion:
         self.app.metrics.stream_anomalies.inc(tally.anomalies)
         self.app.metrics.stream_drifts.inc(tally.drifts)
 
-    def _write(
-        self, head: StreamHead, version: int, fresh: Sequence[CheckedEvent], step: ml.Step, model: ml.OnlineModel
-    ) -> None:
+    def _write(self, head: StreamHead, version: int, fresh: CheckedBatch, step: ml.Step, model: ml.OnlineModel) -> None:
         """Adds the batch's log record (as `version`), flagged events and drift events to the transaction, and moves
         `head`'s counters along (a head whose transaction fails is dropped with its model)."""
         now = utcnow()
@@ -190,11 +188,11 @@ class Ingestion:
             stream_id=head.id,
             state_version=version,
             tenant_id=self.scope.tenant_id,
-            first_seq=fresh[0].seq,
-            last_seq=fresh[-1].seq,
+            first_seq=fresh.seqs[0],
+            last_seq=fresh.seqs[-1],
             n_events=len(fresh),
             n_anomalies=len(flagged),
-            body=wal.encode([e.seq for e in fresh], [list(e.values.values()) for e in fresh], step.scores, step.flags),
+            body=wal.encode(fresh.seqs, fresh.values, step.scores, step.flags, width=fresh.width),
             received_at=now,
         )
         if flagged:
@@ -204,10 +202,10 @@ class Ingestion:
                         "id": new_id("anm"),
                         "tenant_id": self.scope.tenant_id,
                         "stream_id": head.id,
-                        "seq": fresh[i].seq,
+                        "seq": fresh.seqs[i],
                         "score": step.scores[i],
                         "threshold": step.thresholds.get(i),
-                        "values": fresh[i].values,
+                        "values": fresh.rows[i],
                         "created_at": now,
                     }
                     for i in flagged
@@ -220,7 +218,7 @@ class Ingestion:
                         "id": new_id("drf"),
                         "tenant_id": self.scope.tenant_id,
                         "stream_id": head.id,
-                        "seq": fresh[i].seq,
+                        "seq": fresh.seqs[i],
                         "detector": "adwin",
                         "details": details,
                         "created_at": now,
@@ -228,7 +226,7 @@ class Ingestion:
                     for i, details in step.drifts
                 ]
             )
-        head.last_seq = fresh[-1].seq
+        head.last_seq = fresh.seqs[-1]
         head.events_seen += len(fresh)
         head.anomaly_count += len(flagged)
         head.drift_count += len(step.drifts)
@@ -308,8 +306,9 @@ class Ingestion:
             raise InvalidState(f"Stream {stream.id!r}: its log does not reach version {stream.state_version}.")
         return hot
 
-    def _answer_old(self, head: StreamHead, seqs: builtins.list[int]) -> dict[int, dict[str, Any]]:
-        """Events at or below last_seq: their first answer when the log still has it; never learnt again."""
+    def _answer_old(self, head: StreamHead, seqs: builtins.list[int]) -> builtins.list[dict[str, Any]]:
+        """Events at or below last_seq, in order: their first answer when the log still has it; never learnt
+        again."""
         known: dict[int, tuple[float, bool]] = {}
         wanted = set(seqs)
         for batch in self.streams.batches_covering(head.id, min(seqs), max(seqs)):
@@ -317,12 +316,12 @@ class Ingestion:
             for seq, score, flag in zip(record.seqs, record.scores, record.flags, strict=True):
                 if seq in wanted:
                     known[seq] = (score, flag)
-        answers: dict[int, dict[str, Any]] = {}
+        answers: builtins.list[dict[str, Any]] = []
         for seq in seqs:
             if seq in known:
-                answers[seq] = {"seq": seq, "score": known[seq][0], "is_anomaly": known[seq][1], "status": "duplicate"}
+                answers.append({"seq": seq, "score": known[seq][0], "is_anomaly": known[seq][1], "status": "duplicate"})
             else:
-                answers[seq] = {"seq": seq, "score": None, "is_anomaly": None, "status": "late"}
+                answers.append({"seq": seq, "score": None, "is_anomaly": None, "status": "late"})
         return answers
 
     def _limit_rate(self, events: int) -> None:

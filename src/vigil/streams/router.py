@@ -16,9 +16,11 @@ from vigil.core.pagination import Page
 from vigil.identity.dependencies import IdentityDep, require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
+from vigil.streams.events import plain_events
 from vigil.streams.schemas import (
     AnomalyPublic,
     DriftPublic,
+    Event,
     EventsRequest,
     EventsResponse,
     StreamCreate,
@@ -114,18 +116,28 @@ def _events_body() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
 
 
-def _events_request(body: bytes, content_type: str | None) -> EventsRequest:
-    """The batch, parsed and validated in one pass of pydantic's JSON parser (the standard library's parser and a
-    validation of its objects cost three times as much). NaN, infinities and huge integers parse as numbers, as
-    before, so the event check can name the event and the field. As for FastAPI's own bodies, a body declared as
-    something else than JSON is not read as JSON."""
+_BATCH_MEMBERS = frozenset(("events",))
+
+
+def _events(body: bytes, content_type: str | None) -> list[Event]:
+    """The batch's events. A plain well-formed body (what the SDK and most clients send) is read by orjson as it
+    is, without a validated object per event (pydantic's parse of a batch cost twice orjson's); anything else —
+    malformed, another shape, NaN or huge integers, which orjson refuses — is read by `EventsRequest`, whose errors
+    name the problem. Either way the event check (`check_events`) comes next. As for FastAPI's own bodies, a body
+    declared as something else than JSON is not read as JSON."""
     media = (content_type or "application/json").split(";", 1)[0].strip().lower()
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
         raise RequestValidationError(
             [{"loc": ("body",), "msg": "The body must be JSON (Content-Type: application/json).", "type": "json_type"}]
         )
     try:
-        return EventsRequest.model_validate_json(body)
+        plain = plain_events(orjson.loads(body), members=_BATCH_MEMBERS)
+    except orjson.JSONDecodeError:
+        plain = None
+    if plain is not None:
+        return plain
+    try:
+        return EventsRequest.model_validate_json(body).events
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False, include_url=False)]
@@ -139,12 +151,15 @@ def _events_request(body: bytes, content_type: str | None) -> EventsRequest:
     responses={413: {"description": "More events than the server's batch limit"}},
     openapi_extra=_events_body(),
 )
-async def send_events(stream_id: str, request: Request, principal: Writer, services: ServicesDep) -> Response:
+async def send_events(stream_id: str, request: Request, principal: Writer, session: SessionDep) -> Response:
     rerun_is_safe()  # an event whose seq is not above the stream's last is answered, never learned again
-    data = _events_request(await request.body(), request.headers.get("content-type"))
-    svc = services.of(principal)
+    events = _events(await request.body(), request.headers.get("content-type"))
+    # Nothing resolved beyond authentication (whose session this is): every dependency is a step of FastAPI's
+    # solver on every batch, and the service's parts are the application's, read here as its dependencies would.
+    state = request.app.state
+    svc = _service(session, principal, state.context, state.streams, state.identity)
     # The model's work is CPU-bound: off the event loop, so other requests and WebSockets keep flowing.
-    batch = await anyio.to_thread.run_sync(lambda: svc.ingest(stream_id=stream_id, events=data.events))
+    batch = await anyio.to_thread.run_sync(lambda: svc.ingest(stream_id=stream_id, events=events))
     # Already JSON-safe (its shape is EventsResponse): serialised directly, without a model per event.
     return Response(orjson.dumps(batch.as_dict()), media_type="application/json")
 

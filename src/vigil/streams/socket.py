@@ -35,6 +35,7 @@ from vigil.core.ids import new_id
 from vigil.identity.dependencies import IdentityRuntime, authenticate_presented
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
+from vigil.streams.events import plain_events
 from vigil.streams.schemas import IN_FRAME, AuthFrame, EventsFrame, PingFrame
 from vigil.streams.service import StreamService
 from vigil.streams.state import StreamRuntime
@@ -337,12 +338,26 @@ def _bad_frame(exc: ValidationError) -> VigilError:
 _NOTHING = object()
 
 
+_FRAME_MEMBERS = frozenset(("type", "events", "id"))
+MAX_FRAME_ID = 100  # EventsFrame.id's bound
+
+
 def _events_frame(item: dict[str, Any], limit: int) -> EventsFrame | None:
     """The item's events frame when it is a well-formed one within the size limit; anything else (answered on its
-    own turn) is None."""
+    own turn) is None. A plain events frame (the SDK's) is read by orjson as it is, without a validated object per
+    event; any other goes through the frame schema."""
     text: str = item["raw"]
     if len(text) > limit or len(text.encode("utf-8")) > limit:
         return None
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        document = None
+    if type(document) is dict and document.get("type") == "events":
+        batch_id = document.get("id")
+        events = plain_events(document, members=_FRAME_MEMBERS)
+        if events is not None and (batch_id is None or (type(batch_id) is str and len(batch_id) <= MAX_FRAME_ID)):
+            return EventsFrame.model_construct(type="events", events=events, id=batch_id)
     try:
         frame = IN_FRAME.validate_json(text)
     except ValidationError:

@@ -5,7 +5,7 @@ One row per batch, not per event: a batch of 100 events costs one INSERT. Layout
 float64[n·f] row by row in the stream's feature order, ``score`` float64[n], ``flag`` uint8[n]. Floats are kept
 bit for bit, so replaying a record feeds the model exactly what it first saw.
 
->>> body = encode([4, 7], [[1.0, 2.0], [3.5, -1.0]], [0.1, 0.9], [False, True])
+>>> body = encode([4, 7], [1.0, 2.0, 3.5, -1.0], [0.1, 0.9], [False, True], width=2)
 >>> record = decode(body, ["a", "b"])
 >>> record.seqs, record.events[1], record.scores, record.flags
 ([4, 7], {'a': 3.5, 'b': -1.0}, [0.1, 0.9], [False, True])
@@ -14,8 +14,11 @@ bit for bit, so replaying a record feeds the model exactly what it first saw.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,20 +36,18 @@ class WalRecord:
 
 
 def encode(
-    seqs: Sequence[int], rows: Sequence[Sequence[float]], scores: Sequence[float], flags: Sequence[bool]
+    seqs: Sequence[int], values: Sequence[float], scores: Sequence[float], flags: Sequence[bool], *, width: int
 ) -> bytes:
+    """The record of `len(seqs)` events whose `values` come row after row, `width` to a row (`array` packs flat
+    lists of Python numbers in one C loop each; the layout is little-endian whatever the machine)."""
     n = len(seqs)
-    width = len(rows[0]) if n else 0
-    values = np.asarray(rows, dtype="<f8").reshape(n, width)
-    return b"".join(
-        (
-            _HEADER.pack(MAGIC, FORMAT, n, width),
-            np.asarray(seqs, dtype="<i8").tobytes(),
-            values.tobytes(),
-            np.asarray(scores, dtype="<f8").tobytes(),
-            np.asarray(flags, dtype=np.uint8).tobytes(),
-        )
-    )
+    if len(values) != n * width:
+        raise ValueError("values must hold `width` numbers per event")
+    parts: list[array[Any]] = [array("q", seqs), array("d", values), array("d", scores), array("B", flags)]
+    if sys.byteorder != "little":
+        for part in parts:
+            part.byteswap()
+    return b"".join((_HEADER.pack(MAGIC, FORMAT, n, width if n else 0), *(part.tobytes() for part in parts)))
 
 
 def decode(body: bytes, features: Sequence[str]) -> WalRecord:
