@@ -13,6 +13,7 @@ the engine's own in-process time is printed too, and the ratio engine/API is wha
 from __future__ import annotations
 
 import argparse
+import gc
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -96,6 +97,14 @@ def main() -> None:
 
         np.testing.assert_array_equal(model.score_matrix(X), estimator.decision_function(X))
         timed(engine_call, 20)
+
+        # The client's own collector, out of the measurement: this process holds NumPy, polars, scikit-learn and
+        # PyOD (the direct baseline), and a full collection walked all of it — ~75 ms during which every client
+        # thread stood still, so 8 requests at once looked slow. It fell on the API side (whose HTTP responses are
+        # what allocates), so the concurrent p99 ratio swung between runs (0.23-0.82). Frozen now, as the server
+        # freezes its own imports: a full collection then walks only what the run allocates.
+        gc.collect()
+        gc.freeze()
 
         # Rounds that alternate the two sides, so drift on a shared machine falls on both alike.
         api_seq: list[float] = []

@@ -10,6 +10,7 @@ Prints each median and p99 and the ratio health/route (target >= 0.5).
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
 import httpx
@@ -47,6 +48,10 @@ def main() -> None:
         key = client.post("/api/v1/api-keys", json={"name": "bench", "scopes": ["detectors:read"]}, headers=bearer)
         key.raise_for_status()
         api_key = {"X-API-Key": key.json()["key"]}
+        # This process's collector out of the figures (see bench_detect_latency.py): a full collection walks the
+        # libraries the harness imports and stalls the client, not the server.
+        gc.collect()
+        gc.freeze()
         health = latencies(client, "/health", args.requests, {})
         measured = {
             "GET /api/v1/me (access token)": latencies(client, "/api/v1/me", args.requests, bearer),
