@@ -8,7 +8,8 @@ from pathlib import Path
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from vigil.app import API_PREFIX, API_ROUTERS
+from tests.support.routes import api_routes
+from vigil.app import API_PREFIX
 from vigil.openapi import openapi_document
 
 COMMITTED = Path(__file__).parent.parent / "docs" / "openapi.json"
@@ -37,7 +38,7 @@ def _declared_permissions(route: APIRoute) -> set[str]:
 
 
 def test_every_api_route_declares_its_permission(client: TestClient) -> None:
-    routes = [r for router in API_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    routes = api_routes()
     assert len(routes) > 20
     undeclared = [
         f"{sorted(r.methods)} {r.path}"

@@ -10,7 +10,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login
-from vigil.app import API_PREFIX, API_ROUTERS
+from tests.support.routes import api_routes
+from vigil.app import API_PREFIX
 from vigil.identity.permissions import ROLE_PERMISSIONS, Permission, Role
 
 
@@ -40,7 +41,7 @@ def test_every_role_against_every_route(client: TestClient, tenant: Tenant) -> N
         Role.ADMIN: tenant.admin,
         Role.SUPERADMIN: bearer(login(client, ADMIN_EMAIL, ADMIN_PASSWORD)),
     }
-    routes = [r for router in API_ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    routes = api_routes()
     checked = 0
     for route in routes:
         permission = _permission_of(route)

@@ -38,6 +38,7 @@ from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -136,6 +137,7 @@ async def _receive_multipart(request: Request, target: Path) -> tuple[formats.Fi
 
 
 @router.get("", summary="List datasets, newest first")
+@blocking
 def list_datasets(
     principal: Annotated[Principal, require(Permission.DATASETS_READ)],
     session: SessionDep,

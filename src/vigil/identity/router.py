@@ -30,6 +30,7 @@ from vigil.identity.schemas import (
 )
 from vigil.identity.service import ApiKeyService, AuditService, UserService
 from vigil.web.deps import SessionDep
+from vigil.web.endpoints import blocking
 from vigil.web.idempotency import withhold_secret
 from vigil.web.idempotency_applied import replay_created
 
@@ -98,6 +99,7 @@ def logout(
 
 
 @router.get("/auth/sessions", tags=["auth"], summary="The caller's live sessions, newest first")
+@blocking
 def list_sessions(
     principal: Annotated[Principal, require(Permission.ME_READ)],
     session: SessionDep,
@@ -163,6 +165,7 @@ def create_user(
 
 
 @router.get("/users", tags=["users"], summary="List the users of the caller's tenant")
+@blocking
 def list_users(
     principal: Annotated[Principal, require(Permission.USERS_READ)],
     session: SessionDep,
@@ -236,6 +239,7 @@ def create_api_key(
 
 
 @router.get("/api-keys", tags=["api keys"], summary="The tenant's API keys (without their secrets), newest first")
+@blocking
 def list_api_keys(
     principal: Annotated[Principal, require(Permission.API_KEYS_MANAGE)],
     session: SessionDep,
@@ -261,6 +265,7 @@ def revoke_api_key(
 
 
 @router.get("/audit-events", tags=["audit"], summary="The tenant's audit log, newest first")
+@blocking
 def list_audit_events(
     principal: Annotated[Principal, require(Permission.AUDIT_READ)],
     session: SessionDep,

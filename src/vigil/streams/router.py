@@ -32,6 +32,7 @@ from vigil.streams.service import StreamService
 from vigil.streams.socket import StreamSocket
 from vigil.streams.state import StreamRuntime
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, rerun_is_safe
 
 router = APIRouter(tags=["streams"])
@@ -84,6 +85,7 @@ def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep) 
 
 
 @router.get("/streams", summary="List streams, newest first")
+@blocking
 def list_streams(
     principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[StreamPublic]:
@@ -165,6 +167,7 @@ async def send_events(stream_id: str, request: Request, principal: Writer, sessi
 
 
 @router.get("/streams/{stream_id}/anomalies", summary="Flagged events with their values and scores, newest first")
+@blocking
 def list_anomalies(
     stream_id: str, principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[AnomalyPublic]:
@@ -173,6 +176,7 @@ def list_anomalies(
 
 
 @router.get("/streams/{stream_id}/drifts", summary="Drift detected in the stream's scores, newest first")
+@blocking
 def list_drifts(
     stream_id: str, principal: Reader, services: ServicesDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[DriftPublic]:

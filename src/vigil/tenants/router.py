@@ -24,6 +24,7 @@ from vigil.tenants.schemas import (
 )
 from vigil.tenants.service import ExportService, TenantService, TenantSettingsService, UsageService
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, replay_from
 
 router = APIRouter()
@@ -66,6 +67,7 @@ def create_tenant(
 
 
 @router.get("/tenants", tags=["tenants"], summary="List tenants")
+@blocking
 def list_tenants(
     tenants: TenantManagement,
     limit: Limit = 50,

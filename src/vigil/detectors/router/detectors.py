@@ -15,6 +15,7 @@ from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created
 
 router = APIRouter(tags=["detectors"])
@@ -41,6 +42,7 @@ def create_detector(
 
 
 @router.get("/detectors", summary="List detectors, newest first")
+@blocking
 def list_detectors(
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
     session: SessionDep,

@@ -14,6 +14,7 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.endpoints import blocking
 
 router = APIRouter(tags=["detectors"])
 
@@ -38,6 +39,7 @@ def add_feedback(
 
 
 @router.get("/detectors/{detector_id}/feedback", summary="A detector's feedback labels, newest first")
+@blocking
 def list_feedback(
     detector_id: str,
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],

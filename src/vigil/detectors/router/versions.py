@@ -19,6 +19,7 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.web.deps import ContextDep, SessionDep
+from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, replay_from
 
 router = APIRouter(tags=["detectors"])
@@ -35,6 +36,7 @@ def _versions(session: SessionDep, principal: Principal, app: ContextDep) -> Ver
 
 
 @router.get("/detectors/{detector_id}/versions", summary="A detector's model versions, newest first")
+@blocking
 def list_versions(
     detector_id: str,
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
