@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import hmac
 import importlib
@@ -258,16 +259,19 @@ def _set_attributes(obj: object, state: dict[str, Any]) -> None:
 
 
 def _settable(cls: type) -> frozenset[str] | None:
-    """The attribute names `cls` handles itself (data descriptors), or None when its objects do not pickle the
-    default way (their own `__reduce__`, `__getstate__`, `__setstate__` or `__setattr__`, or not a Python class):
-    those keep pickle's own rebuilding."""
+    """The attribute names `cls` handles itself (data descriptors), or None when its objects are not plain: a class
+    of Python's making down to `object` (no builtin's subclass, no slots), pickled the default way (no `__reduce__`,
+    `__getstate__`, `__setstate__`, `__getnewargs__` or `__setattr__` of its own). Those keep pickle's own
+    rebuilding."""
     if (
-        not cls.__flags__ & _HEAP_TYPE
-        or issubclass(cls, type)
+        issubclass(cls, type)
+        or not all(
+            base is object or (base.__flags__ & _HEAP_TYPE and not vars(base).get("__slots__")) for base in cls.__mro__
+        )
         or cls.__reduce_ex__ is not object.__reduce_ex__
         or cls.__reduce__ is not object.__reduce__
         or getattr(cls, "__getstate__", None) is not object.__getstate__
-        or hasattr(cls, "__setstate__")
+        or any(hasattr(cls, name) for name in ("__setstate__", "__getnewargs__", "__getnewargs_ex__"))
         or cls.__setattr__ is not object.__setattr__
     ):
         return None
@@ -281,7 +285,9 @@ _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
 
 class _InlinePickler(pickle.Pickler):
-    """Pickles as pickle does, except that plain objects are rebuilt by `_set_attributes`, not `__dict__`."""
+    """Pickles as pickle does, except that plain objects are rebuilt by `_set_attributes`, not `__dict__`: the
+    reduction pickle's default would make (`copyreg.__newobj__` of the class, then the attributes), by hand — a
+    model has thousands of such objects and this runs for each."""
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
@@ -291,13 +297,10 @@ class _InlinePickler(pickle.Pickler):
             descriptors = _SETTABLE[cls] = _settable(cls)
         if descriptors is None:
             return NotImplemented
-        reduced = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
-        if not isinstance(reduced, tuple) or len(reduced) < 3 or not isinstance(reduced[2], dict):
+        state = obj.__dict__
+        if not descriptors.isdisjoint(state):
             return NotImplemented
-        state: dict[Any, Any] = reduced[2]
-        if not all(type(name) is str for name in state) or not descriptors.isdisjoint(state):
-            return NotImplemented
-        return (*reduced, *(None,) * (5 - len(reduced)), _set_attributes)
+        return copyreg.__newobj__, (cls,), state, None, None, _set_attributes  # type: ignore[attr-defined]
 
 
 STATE_MAGIC = b"VIGILSTR"
