@@ -3,11 +3,13 @@ River's filters, warm-up, exact snapshot/restore, signed state, planted anomalie
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
 import math
 import random
+import sys
 from typing import Any
 
 import numpy as np
@@ -160,6 +162,48 @@ def test_a_restored_snapshot_continues_exactly(algorithm: str) -> None:
     assert head.scores + tail.scores == whole.scores
     assert head.flags + tail.flags == whole.flags
     assert restored.seen == 240
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_compacted_model_continues_exactly(algorithm: str) -> None:
+    """A stream swaps its live model for `compacted()` after each snapshot: it must be the same model."""
+    entry = ONLINE_CATALOG[algorithm]
+    params = params_of(entry)
+    rows, _ = events(240, features=features_of(entry), outliers=5)
+    spec = ml.ThresholdSpec(kind="quantile", q=0.95)
+    uninterrupted = ours(entry, params, spec, warmup=20)
+    whole = uninterrupted.process(rows)
+    first = ours(entry, params, spec, warmup=20)
+    head = first.process(rows[:111])
+    ml.dump_state(first, key=KEY)  # as a snapshot does, before the swap
+    compact = first.compacted()
+    tail = compact.process(rows[111:])
+    assert head.scores + tail.scores == whole.scores
+    assert head.flags + tail.flags == whole.flags
+    assert ml.load_state(ml.dump_state(compact, key=KEY), key=KEY).process(rows[:50]).scores == (
+        uninterrupted.process(rows[:50]).scores
+    )
+
+
+def _reads_through_a_dict(obj: object) -> bool:
+    """Whether CPython holds `obj`'s attributes in a dictionary (the slow reads) rather than inline; asked through
+    the garbage collector, since looking at `obj.__dict__` would itself make the dictionary."""
+    return any(type(ref) is dict for ref in gc.get_referents(obj))
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython" or sys.version_info < (3, 11), reason="CPython's layout")
+def test_snapshots_and_loads_leave_a_model_with_inline_attributes() -> None:
+    entry = ONLINE_CATALOG["hst"]
+    rows, _ = events(120, features=FEATURES)
+    model = ours(entry, params_of(entry), ml.ThresholdSpec())
+    model.process(rows)
+    node = model.detector["HalfSpaceTrees"].trees[0]
+    assert not _reads_through_a_dict(node)
+    state = ml.dump_state(model, key=KEY)
+    assert _reads_through_a_dict(node)  # what pickling does to the live model: why `compacted` exists
+    for fast in (model.compacted(), ml.load_state(state, key=KEY)):
+        assert not _reads_through_a_dict(fast.detector["HalfSpaceTrees"].trees[0])
+        assert not _reads_through_a_dict(fast.detector["HalfSpaceTrees"])
 
 
 def test_tampered_or_foreign_state_is_refused() -> None:

@@ -22,9 +22,11 @@ True
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import hmac
 import importlib
+import io
 import math
 import pickle
 from collections.abc import Mapping, Sequence
@@ -232,6 +234,74 @@ class OnlineModel:
         state["scorer"] = None  # the batch model is its own signed artifact; `load_state` is given it back
         return state
 
+    def compacted(self) -> OnlineModel:
+        """An equal model (same state, same scores from here on) whose objects keep their attributes inline.
+
+        Why: CPython 3.11 keeps a plain object's attributes in an inline array, read by the specialised (fast)
+        attribute access, until something asks for its `__dict__` — pickling (`dump_state`: every snapshot) and
+        unpickling (`load_state`: every recovery) both do — and from then on every attribute read of that object
+        takes the slower dictionary path. A half-space-trees model walks ~160 node attributes per event: after its
+        first snapshot it scored and learnt ~1.5x slower than River's own loop (1.9 vs 1.3 ms per 100 events).
+        This copy is built by setting each attribute on a new object, so it is as fast as a model never pickled.
+        """
+        buffer = io.BytesIO()
+        _InlinePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(self)
+        copy = pickle.loads(buffer.getbuffer())  # noqa: S301 - our own bytes, made just above
+        assert isinstance(copy, OnlineModel)
+        copy.scorer = self.scorer
+        return copy
+
+
+def _set_attributes(obj: object, state: dict[str, Any]) -> None:
+    """Pickle's state setter for `_InlinePickler`: attributes set one by one, so they stay inline."""
+    for name, value in state.items():
+        object.__setattr__(obj, name, value)
+
+
+def _settable(cls: type) -> frozenset[str] | None:
+    """The attribute names `cls` handles itself (data descriptors), or None when its objects are not plain: a class
+    of Python's making down to `object` (no builtin's subclass, no slots), pickled the default way (no `__reduce__`,
+    `__getstate__`, `__setstate__`, `__getnewargs__` or `__setattr__` of its own). Those keep pickle's own
+    rebuilding."""
+    if (
+        issubclass(cls, type)
+        or not all(
+            base is object or (base.__flags__ & _HEAP_TYPE and not vars(base).get("__slots__")) for base in cls.__mro__
+        )
+        or cls.__reduce_ex__ is not object.__reduce_ex__
+        or cls.__reduce__ is not object.__reduce__
+        or getattr(cls, "__getstate__", None) is not object.__getstate__
+        or any(hasattr(cls, name) for name in ("__setstate__", "__getnewargs__", "__getnewargs_ex__"))
+        or cls.__setattr__ is not object.__setattr__
+    ):
+        return None
+    return frozenset(name for name in dir(cls) if hasattr(type(getattr(cls, name, None)), "__set__"))
+
+
+_SETTABLE: dict[type, frozenset[str] | None] = {}  # per class, asked for every object pickled
+
+
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
+
+
+class _InlinePickler(pickle.Pickler):
+    """Pickles as pickle does, except that plain objects are rebuilt by `_set_attributes`, not `__dict__`: the
+    reduction pickle's default would make (`copyreg.__newobj__` of the class, then the attributes), by hand — a
+    model has thousands of such objects and this runs for each."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        try:
+            descriptors = _SETTABLE[cls]
+        except KeyError:
+            descriptors = _SETTABLE[cls] = _settable(cls)
+        if descriptors is None:
+            return NotImplemented
+        state = obj.__dict__
+        if not descriptors.isdisjoint(state):
+            return NotImplemented
+        return copyreg.__newobj__, (cls,), state, None, None, _set_attributes  # type: ignore[attr-defined]
+
 
 STATE_MAGIC = b"VIGILSTR"
 _STATE_FORMAT = 1
@@ -273,4 +343,4 @@ def load_state(
     pickled, written_by = split_trailer(payload)
     model = unpickle_verified(pickled, what="The stream state", kind=OnlineModel, written_by=written_by)
     model.scorer = scorer
-    return model
+    return model.compacted()  # unpickled objects read their attributes slowly (`OnlineModel.compacted`)
