@@ -10,6 +10,7 @@ import json
 import math
 import random
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -147,8 +148,22 @@ def test_warmup_events_are_learnt_never_flagged() -> None:
     assert unprotected.process(rows[:101]).scores == step.scores[:101]
 
 
+def _restored(model: ml.OnlineModel) -> ml.OnlineModel:
+    return ml.load_state(ml.dump_state(model, key=KEY), key=KEY)
+
+
+def _compacted(model: ml.OnlineModel) -> ml.OnlineModel:
+    """As a stream does after each snapshot: the snapshot is taken, then the live model swapped for its copy."""
+    ml.dump_state(model, key=KEY)
+    return model.compacted()
+
+
+@pytest.mark.parametrize("carry_on", [_restored, _compacted], ids=["restored", "compacted"])
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_a_restored_snapshot_continues_exactly(algorithm: str) -> None:
+def test_a_carried_on_model_continues_exactly(
+    algorithm: str, carry_on: Callable[[ml.OnlineModel], ml.OnlineModel]
+) -> None:
+    """A model restored from its snapshot, or swapped for its compacted copy, is the same model from there on."""
     entry = ONLINE_CATALOG[algorithm]
     params = params_of(entry)
     rows, _ = events(240, features=features_of(entry), outliers=5)
@@ -157,32 +172,12 @@ def test_a_restored_snapshot_continues_exactly(algorithm: str) -> None:
     whole = uninterrupted.process(rows)
     first = ours(entry, params, spec, warmup=20)
     head = first.process(rows[:111])
-    restored = ml.load_state(ml.dump_state(first, key=KEY), key=KEY)
-    tail = restored.process(rows[111:])
+    carried = carry_on(first)
+    tail = carried.process(rows[111:])
     assert head.scores + tail.scores == whole.scores
     assert head.flags + tail.flags == whole.flags
-    assert restored.seen == 240
-
-
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_a_compacted_model_continues_exactly(algorithm: str) -> None:
-    """A stream swaps its live model for `compacted()` after each snapshot: it must be the same model."""
-    entry = ONLINE_CATALOG[algorithm]
-    params = params_of(entry)
-    rows, _ = events(240, features=features_of(entry), outliers=5)
-    spec = ml.ThresholdSpec(kind="quantile", q=0.95)
-    uninterrupted = ours(entry, params, spec, warmup=20)
-    whole = uninterrupted.process(rows)
-    first = ours(entry, params, spec, warmup=20)
-    head = first.process(rows[:111])
-    ml.dump_state(first, key=KEY)  # as a snapshot does, before the swap
-    compact = first.compacted()
-    tail = compact.process(rows[111:])
-    assert head.scores + tail.scores == whole.scores
-    assert head.flags + tail.flags == whole.flags
-    assert ml.load_state(ml.dump_state(compact, key=KEY), key=KEY).process(rows[:50]).scores == (
-        uninterrupted.process(rows[:50]).scores
-    )
+    assert carried.seen == 240
+    assert _restored(carried).process(rows[:50]).scores == uninterrupted.process(rows[:50]).scores
 
 
 def _reads_through_a_dict(obj: object) -> bool:
