@@ -15,11 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
 
 from tests.conftest import PostgresUrls, Tenant, make_settings
 from vigil.app import create_app
-from vigil.core.database import Database, TenantScope, bind_platform, bind_tenant
+from vigil.core.database import Database, TenantScope, bind_platform, bind_tenant, platform_access
 
 pytestmark = pytest.mark.postgres
 TENANT_TABLES = (
@@ -117,6 +118,35 @@ def test_sessions_carry_their_tenant_across_commits(
             assert session.execute(text("SELECT count(*) FROM datasets")).scalar() == 2
             bind_platform(session)
             assert session.execute(text("SELECT count(*) FROM datasets")).scalar() == 3
+    finally:
+        database.dispose()
+
+
+def test_a_platform_block_cut_off_from_the_database_fails_with_the_outage(
+    client: TestClient, postgres_urls: PostgresUrls, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    """A platform query whose connection dies raises the database's error (which jobs retry), not the
+    PendingRollbackError of restoring the tenant on the dead transaction; after the rollback the session is back
+    on its tenant."""
+    a, _b = two_tenants
+    settings = make_settings(client.app.state.context.settings.data_dir, database_url=postgres_urls.app)  # type: ignore[attr-defined]
+    database = Database(settings)
+    admin_url = make_url(postgres_urls.admin).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def count_all_after_losing_the_connection(session: Session) -> None:
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+        with platform_access(session):
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            session.execute(text("SELECT count(*) FROM datasets"))
+
+    try:
+        with database.session() as session:
+            bind_tenant(session, TenantScope(a.id))
+            with pytest.raises(OperationalError):
+                count_all_after_losing_the_connection(session)
+            session.rollback()
+            assert session.execute(text("SELECT count(*) FROM datasets")).scalar() == 2
     finally:
         database.dispose()
 

@@ -9,6 +9,7 @@ The setting is re-applied at the start of every transaction, so a commit never d
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import os
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -103,8 +104,16 @@ def platform_access(session: Session) -> Iterator[None]:
     _apply_access(session, PLATFORM_ACCESS)
     try:
         yield
-    finally:
-        _apply_access(session, previous)
+    except BaseException:
+        # Restore even so (a caller may catch the error and go on in this transaction), but a block that failed
+        # on a lost connection leaves a transaction that takes no statement until it is rolled back: restoring
+        # would fail too, and its PendingRollbackError would hide the block's error (a database outage, which the
+        # job machinery retries, became a job failed for good). The rollback ends the setting with its transaction,
+        # and the next transaction begins with `previous` (`_on_begin`).
+        with contextlib.suppress(DBAPIError, PendingRollbackError):
+            _apply_access(session, previous)
+        raise
+    _apply_access(session, previous)
 
 
 class _HasSession(Protocol):
