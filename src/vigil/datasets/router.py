@@ -40,6 +40,7 @@ from vigil.jobs.schemas import JobPublic
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created
+from vigil.web.paging import Cursor, Limit
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -142,8 +143,8 @@ def list_datasets(
     principal: Annotated[Principal, require(Permission.DATASETS_READ)],
     session: SessionDep,
     app: ContextDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[DatasetPublic]:
     items, next_cursor = service(session, principal, app).list(limit=limit, cursor=cursor)
     return Page(items=items, next_cursor=next_cursor)

@@ -33,10 +33,9 @@ from vigil.web.deps import SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency import withhold_secret
 from vigil.web.idempotency_applied import replay_created
+from vigil.web.paging import Cursor, Limit
 
 router = APIRouter()
-Limit = Annotated[int, Query(ge=1, le=500)]
-Cursor = Annotated[str | None, Query(max_length=200)]
 # Ids are server-made (`usr_…`): anything else is refused before it reaches a query.
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 TOKEN_BODY_HELP = "The body must be JSON {email, password} or an OAuth2 password form (username, password)."

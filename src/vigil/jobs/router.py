@@ -19,6 +19,7 @@ from vigil.jobs.service import MAX_FOLLOW_S, MAX_WAIT_S, JobService, follow_job,
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_from
+from vigil.web.paging import Cursor, Limit
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -29,8 +30,8 @@ def list_jobs(
     principal: Annotated[Principal, require(Permission.JOBS_READ)],
     session: SessionDep,
     app: ContextDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
     status: JobStatus | None = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[JobPublic]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import anyio
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, status
+from fastapi import APIRouter, Depends, Request, Response, WebSocket, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.requests import HTTPConnection
@@ -34,12 +34,11 @@ from vigil.streams.state import StreamRuntime
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, rerun_is_safe
+from vigil.web.paging import Cursor, Limit
 
 router = APIRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
 ws_router = APIRouter(tags=["streams"])
-Limit = Annotated[int, Query(ge=1, le=500)]
-Cursor = Annotated[str | None, Query(max_length=200)]
 Reader = Annotated[Principal, require(Permission.STREAMS_READ)]
 Writer = Annotated[Principal, require(Permission.STREAMS_WRITE)]
 

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Response, status
 
 from vigil.core.pagination import Page
-from vigil.detectors.router.paging import Cursor, Limit
 from vigil.detectors.schemas import AlgorithmList, DetectorCreate, DetectorPublic, DetectorUpdate, TrainRequest
 from vigil.detectors.service import DetectorService, catalog
 from vigil.identity.dependencies import require
@@ -17,6 +16,7 @@ from vigil.jobs.schemas import JobPublic
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created
+from vigil.web.paging import Cursor, Limit
 
 router = APIRouter(tags=["detectors"])
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query, Response, status
 
 from vigil.core.pagination import Page
 from vigil.detectors.feedback import FeedbackService
-from vigil.detectors.router.paging import Cursor, Limit
 from vigil.detectors.schemas import FeedbackCreate, FeedbackDeleted, FeedbackLabelPublic, FeedbackSummary
 from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
+from vigil.web.paging import Cursor, Limit
 
 router = APIRouter(tags=["detectors"])
 

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from vigil.core.bounds import MAX_VERSION
 from vigil.core.errors import UnsupportedMediaType
 from vigil.core.pagination import Page
-from vigil.detectors.router.paging import Cursor, Limit
 from vigil.detectors.schemas import CompareRequest, DetectorPublic, ModelVersionPublic, SigningKey, VersionComparison
 from vigil.detectors.service import DetectorService
 from vigil.detectors.versions import VersionService
@@ -21,8 +20,10 @@ from vigil.identity.principal import Principal
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, replay_from
+from vigil.web.paging import Cursor, Limit
 
 router = APIRouter(tags=["detectors"])
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 ExportBody: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -53,7 +54,7 @@ def list_versions(
 @router.get("/detectors/{detector_id}/versions/{version}", summary="One model version, with its quality")
 def get_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    version: VersionNumber,
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
     session: SessionDep,
     app: ContextDep,
@@ -64,7 +65,7 @@ def get_version(
 @router.delete("/detectors/{detector_id}/versions/{version}", status_code=204, summary="Delete an inactive version")
 def delete_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    version: VersionNumber,
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
@@ -76,7 +77,7 @@ def delete_version(
 @router.post("/detectors/{detector_id}/versions/{version}/promote", summary="Make a version the active one")
 def promote_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    version: VersionNumber,
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
@@ -117,7 +118,7 @@ def compare_versions(
 )
 def export_version(
     detector_id: str,
-    version: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    version: VersionNumber,
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,

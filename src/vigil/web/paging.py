@@ -1,4 +1,4 @@
-"""The query parameters of the detector routes' lists: a bounded page size and an opaque cursor."""
+"""The query parameters of every list route (`core.pagination`): a bounded page size and an opaque cursor."""
 
 from __future__ import annotations
 
