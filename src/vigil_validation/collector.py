@@ -21,7 +21,7 @@ from vigil_validation.report import (
     suite_of,
 )
 
-MARKERS = {"smoke", "slow", "destructive", "managed_only"}  # the markers a result lists
+MARKERS = {"smoke", "slow", "destructive", "managed_only", "alone"}  # the markers a result lists
 
 
 def _message(report: pytest.TestReport | pytest.CollectReport) -> str:

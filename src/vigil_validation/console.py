@@ -4,6 +4,7 @@ Names and values are folded onto further lines, never cut: a narrow terminal (or
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from vigil_validation.config import ValidationConfig
 from vigil_validation.report import ATTACK_PREFIX
 from vigil_validation.targets import Target
 
+TROUBLE_LEVELS = {"warning", "error", "critical"}
+TROUBLE_LINES = 30
 OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow", "xfailed": "yellow"}
 
 
@@ -107,3 +110,26 @@ def print_attack_families(console: Console, families: dict[str, dict[str, Any]])
 
 def _flag(count: int, style: str) -> str:
     return f"[{style}]{count}[/]" if count else "0"
+
+
+def print_server_trouble(console: Console, server_log: str | None, lines: int = TROUBLE_LINES) -> None:
+    """The server's last warnings and errors, after a failed run: what a CI log needs to explain a failure that the
+    report directory (and its server.log) will not outlive."""
+    if not server_log:
+        return
+    try:
+        text = Path(server_log).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    trouble = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in TROUBLE_LEVELS:
+            trouble.append(line[:1000])
+    if trouble:
+        console.print(f"[bold]the server's last warnings and errors[/] ({len(trouble)} in {server_log}):")
+        for line in trouble[-lines:]:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)

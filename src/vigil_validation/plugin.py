@@ -29,6 +29,7 @@ MARKERS = {
     "slow": "takes more than a few seconds",
     "destructive": "changes the target beyond its own tenants; skipped on remote targets unless allowed",
     "managed_only": "needs process control of a managed target; skipped on remote targets",
+    "alone": "measures the server (latency under load, peak memory): runs by itself, after the parallel tests",
     **{suite: f"in the {suite} suite (set from the folder)" for suite in SUITES},
 }
 ROLES = ("admin", "analyst", "viewer")

@@ -2,8 +2,10 @@
 over the selected suites in a subprocess (xdist workers share the one target), and write the reports.
 
 The performance suite measures the target, so it never shares the machine with the other suites: when a selection
-holds it and others, the others run first (in parallel), then it runs alone, serially; their summaries are merged
-into one (`summary.json`), and the HTML report (`report.html`) is drawn from it."""
+holds it and others, the others run first (in parallel), then it runs alone, serially. So do single tests that
+measure the server (marked `alone`: a noisy neighbour's latency, peak memory), after the parallel ones of their
+suites. The phases' summaries are merged into one (`summary.json`), and the HTML report (`report.html`) is drawn
+from it."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from rich.console import Console
 from vigil_validation import handover
 from vigil_validation.cluster import ClusterOptions, cluster_target
 from vigil_validation.config import ConfigError, ValidationConfig, admin_credentials, load_config
-from vigil_validation.console import print_header, print_summary
+from vigil_validation.console import print_header, print_server_trouble, print_summary
 from vigil_validation.html_report import write_html_report
 from vigil_validation.report import load_summary, merge_summaries
 from vigil_validation.targets import Target, TargetUnreachable, managed_target, remote_target
@@ -94,18 +96,29 @@ class Phase:
     parallel: int
     junit: str
     summary: str
+    markers: str | None = None  # a pytest -m expression
+
+
+def _both(*expressions: str | None) -> str | None:
+    """The -m expression selecting what every one of `expressions` selects (None: everything)."""
+    return " and ".join(f"({e})" for e in expressions if e) or None
 
 
 def phases(selection: Selection, config: ValidationConfig, exclude: tuple[str, ...] = ()) -> list[Phase]:
     suites = selected_suites(selection, exclude)
+    markers = selection.markers
     together = tuple(s for s in suites if s not in ALONE)
     result = []
     if together:
-        result.append(Phase("suites", together, config.environment.parallel, "junit.xml", "summary-suites.json"))
+        parallel = config.environment.parallel
+        # A test marked `alone` measures the server: another test's load beside it would be its noise.
+        parallel_tests, tests_alone = _both(markers, "not alone"), _both(markers, "alone")
+        result.append(Phase("suites", together, parallel, "junit.xml", "summary-suites.json", parallel_tests))
+        result.append(Phase("alone", together, 1, "junit-alone.xml", "summary-alone.json", tests_alone))
     alone = [s for s in ALONE if s in suites]
     for suite in alone:
         junit = "junit.xml" if not together and len(alone) == 1 else f"junit-{suite}.xml"
-        result.append(Phase(suite, (suite,), 1, junit, f"summary-{suite}.json"))
+        result.append(Phase(suite, (suite,), 1, junit, f"summary-{suite}.json", markers))
     return result
 
 
@@ -130,6 +143,8 @@ def pytest_command(phase: Phase, config: ValidationConfig, report_dir: Path, ext
         f"timeout={config.environment.test_timeout_s:g}",
         *(str(SUITES_DIR / suite) for suite in phase.suites),
     ]
+    if phase.markers:
+        command += ["-m", phase.markers]
     if phase.parallel > 1:
         # Whole modules per worker: a module's tests share its set-up costs, and the order within it is kept.
         command += ["-p", "xdist.plugin", "-n", str(phase.parallel), "--dist", "loadfile"]
@@ -205,8 +220,10 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
     for stale in (summary_path, *(report_dir / phase.summary for phase in planned)):
         stale.unlink(missing_ok=True)
     returncodes: list[int] = []
+    server_log = None
     try:
         with open_target(config, report_dir, cluster=options.cluster) as target:
+            server_log = target.server_log
             print_header(console, selection.name, target, config)
             for phase in planned:
                 if len(planned) > 1:
@@ -225,7 +242,10 @@ def run(selection: Selection, options: RunOptions, console: Console | None = Non
     for phase in planned:
         (report_dir / phase.summary).unlink(missing_ok=True)
     print_summary(console, summary, report_dir)
-    return exit_code_for(_combined(returncodes), console)
+    code = exit_code_for(_combined(returncodes), console)
+    if code is ExitCode.FAILED:
+        print_server_trouble(console, server_log)
+    return code
 
 
 def run_phase(phase: Phase, target: Target, config: ValidationConfig, report_dir: Path, extra: tuple[str, ...]) -> int:

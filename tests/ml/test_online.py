@@ -272,6 +272,19 @@ def test_parameters_and_features_are_checked() -> None:
     assert {e["name"] for e in ml.describe_catalog() if e["family"] == "online"} == set(ONLINE_CATALOG)
 
 
+def test_half_space_trees_are_bounded_in_size_not_only_per_parameter() -> None:
+    """Trees are built whole on a stream's first event, inside its request: the largest forest each bound allows
+    alone (200 trees of height 20, 400M nodes) would take tens of GB. The product is refused before anything is
+    built; the default and the largest forests of a few shapes are accepted."""
+    with pytest.raises(ml.InvalidParameters) as refused:
+        ml.validate_online_parameters("hst", {"n_trees": 200, "height": 20})
+    assert refused.value.errors[0]["loc"] == ["body", "parameters", "height"]
+    with pytest.raises(ml.InvalidParameters):
+        ml.validate_online_parameters("hst", {"n_trees": 33, "height": 12})  # one tree over the bound
+    for n_trees, height in ((10, 8), (32, 12), (4, 15)):
+        ml.validate_online_parameters("hst", {"n_trees": n_trees, "height": height})
+
+
 def test_a_batch_model_scores_a_stream_without_learning() -> None:
     rng = np.random.default_rng(0)
     frame = pl.DataFrame(rng.normal(size=(300, 3)), schema=FEATURES)

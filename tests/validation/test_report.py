@@ -1,13 +1,15 @@
-"""The run summary: attacks summed up per family (attempts and outcomes), shown as one table on the console."""
+"""The run summary: attacks summed up per family (attempts and outcomes), shown as one table on the console; after
+a failed run, the server's last warnings and errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from vigil_validation.console import print_summary
+from vigil_validation.console import print_server_trouble, print_summary
 from vigil_validation.report import attack_families, merge_summaries
 
 
@@ -71,3 +73,25 @@ def test_a_narrow_console_folds_names_instead_of_cutting_them(tmp_path: Path) ->
     assert name in "".join(row[1].strip() for row in rows)
     assert figure in "".join(row[2].strip() for row in rows)
     assert max(len(line) for line in lines) <= 50
+
+
+def test_a_failed_run_prints_the_servers_last_warnings_and_errors(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    lines = [
+        "Vigil on http://127.0.0.1:1 (not JSON: skipped)",
+        json.dumps({"event": "fine", "level": "info"}),
+        *(json.dumps({"event": f"slow write {i}", "level": "warning"}) for i in range(3)),
+        json.dumps({"event": "boom", "level": "error"}),
+    ]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    console = Console(record=True, width=200)
+    print_server_trouble(console, str(log), lines=3)
+    printed = console.export_text()
+    assert "4 in" in printed
+    assert "slow write 0" not in printed
+    assert all(f in printed for f in ("slow write 1", "slow write 2", "boom"))
+    assert "fine" not in printed
+    quiet = Console(record=True)
+    print_server_trouble(quiet, str(tmp_path / "missing.log"))
+    print_server_trouble(quiet, None)
+    assert quiet.export_text() == ""

@@ -16,7 +16,7 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from vigil_validation.cli import app
 from vigil_validation.config import load_config
 from vigil_validation.report import suite_of
-from vigil_validation.runner import Selection, UsageError, phases
+from vigil_validation.runner import Selection, UsageError, phases, pytest_command
 
 
 @pytest.fixture(scope="module")
@@ -109,17 +109,31 @@ def test_suite_of_nodeids() -> None:
 def test_the_performance_suite_runs_alone_after_the_others() -> None:
     config = load_config().with_environment(parallel=2)
     every = phases(Selection("all"), config)
-    assert [p.name for p in every] == ["suites", "disaster_recovery", "performance"]
+    assert [p.name for p in every] == ["suites", "alone", "disaster_recovery", "performance"]
     assert "performance" not in every[0].suites
     assert "disaster_recovery" not in every[0].suites
-    assert [p.parallel for p in every] == [2, 1, 1]
-    assert len({p.junit for p in every}) == len({p.summary for p in every}) == 3
+    assert [p.parallel for p in every] == [2, 1, 1, 1]
+    assert len({p.junit for p in every}) == len({p.summary for p in every}) == 4
     [alone] = phases(Selection("performance", suites=("performance",)), config)
     assert (alone.suites, alone.parallel, alone.junit) == (("performance",), 1, "junit.xml")
-    without, _dr = phases(Selection("all"), config, exclude=("performance",))
+    without, _tests_alone, _dr = phases(Selection("all"), config, exclude=("performance",))
     assert "performance" not in without.suites
     with pytest.raises(UsageError, match="unknown suite"):
         phases(Selection("all"), config, exclude=("perfromance",))
+
+
+def test_tests_marked_alone_run_after_the_parallel_ones_and_a_marker_selection_holds_in_every_phase() -> None:
+    config = load_config().with_environment(parallel=2)
+    parallel, serial, _dr, _perf = (pytest_command(p, config, Path("r"), ()) for p in phases(Selection("all"), config))
+    assert parallel[parallel.index("-m", 3) + 1] == "(not alone)"
+    assert "-n" in parallel
+    assert serial[serial.index("-m", 3) + 1] == "(alone)"
+    assert "-n" not in serial
+    smoke = [pytest_command(p, config, Path("r"), ()) for p in phases(Selection("smoke", markers="smoke"), config)]
+    expressions = [c[c.index("-m", 3) + 1] for c in smoke]
+    assert expressions == ["(smoke) and (not alone)", "(smoke) and (alone)", "smoke", "smoke"]
+    the_suite = pytest_command(phases(Selection("security", suites=("security",)), config)[0], config, Path("r"), ())
+    assert the_suite[the_suite.index("-m", 3) + 1] == "(not alone)"
 
 
 def test_performance_series_reach_the_summary_and_the_html_report(

@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +30,12 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON, TypeDecorator
 
 from vigil.config import Settings
+
+log = logging.getLogger("vigil.database")
+# SQLite has one writer at a time; the others wait up to its busy timeout (15 s), then answer 503. A write
+# transaction held longer than this is logged when it ends, with its first write: the one that made others wait.
+SLOW_WRITE_S = 2.0
+_WRITE_BEGAN = "vigil_write_began"
 
 
 def utcnow() -> datetime:
@@ -160,6 +169,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _watch_writes(engine: Engine) -> None:
+    """Logs SQLite write transactions that hold the database's one write lock longer than `SLOW_WRITE_S`."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def began(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        if _WRITE_BEGAN not in conn.info and statement.lstrip()[:6].upper() not in ("SELECT", "PRAGMA"):
+            conn.info[_WRITE_BEGAN] = (time.monotonic(), statement[:200], threading.current_thread().name)
+
+    def ended(conn: Any) -> None:
+        write = conn.info.pop(_WRITE_BEGAN, None)
+        if write is not None and (held := time.monotonic() - write[0]) > SLOW_WRITE_S:
+            log.warning(
+                "a write transaction held the SQLite database for %.1f s; other writers waited (first write in "
+                "thread %s: %s)",
+                held,
+                write[2],
+                write[1],
+            )
+
+    event.listen(engine, "commit", ended)
+    event.listen(engine, "rollback", ended)
+    # A connection handed back to the pool mid-transaction is rolled back there, without the events above.
+    event.listen(engine.pool, "reset", lambda _dbapi, record, _state: record.info.pop(_WRITE_BEGAN, None))
+
+
 def build_engine(settings: Settings, *, admin: bool = False) -> Engine:
     """The application's engine, or (`admin=True`) the schema owner's, for migrations."""
     url = settings.database_admin_url_resolved if admin else settings.database_url_resolved
@@ -169,6 +203,7 @@ def build_engine(settings: Settings, *, admin: bool = False) -> Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         event.listen(engine, "connect", _sqlite_pragmas)
+        _watch_writes(engine)
         return engine
     return create_engine(
         url,

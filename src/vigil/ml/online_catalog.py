@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from vigil.ml.errors import InvalidFeatures, UnknownAlgorithm
+from vigil.ml.errors import InvalidFeatures, InvalidParameters, UnknownAlgorithm
 from vigil.ml.params import Param, check_parameters, integer, real
 
 __all__ = [
@@ -37,6 +37,27 @@ SEED = integer(
     minimum=0,
     maximum=2**32 - 1,
 )
+# Half-space trees are built whole, on the first event a stream learns: `n_trees` full binary trees of `height`,
+# about 180 bytes and 7 µs a node here. Each bound alone allows 200 trees of height 20 (400M nodes: tens of GB and
+# most of an hour inside one request), so their product is bounded: 2^18 nodes, ~47 MB and ~2 s at most (e.g. 10
+# trees of height 13, 32 of height 12, 4 of height 15).
+HST_MAX_NODES = 2**18
+
+
+def _hst_size(parameters: Mapping[str, Any]) -> None:
+    nodes = parameters["n_trees"] * (2 ** (parameters["height"] + 1) - 1)
+    if nodes > HST_MAX_NODES:
+        raise InvalidParameters(
+            "hst",
+            [
+                {
+                    "loc": ["body", "parameters", "height"],
+                    "msg": f"n_trees × (2^(height+1) − 1) tree nodes must be at most {HST_MAX_NODES:,} (got "
+                    f"{nodes:,}): fewer or lower trees",
+                    "type": "too_large",
+                }
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,8 @@ class OnlineEntry:
     params: tuple[Param, ...]
     univariate: bool = False
     scaling: Scaling = "none"
+    # A check across parameters (each is bounded alone, their product may not be): raises `InvalidParameters`.
+    limit: Callable[[Mapping[str, Any]], None] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -80,7 +103,13 @@ ONLINE_ENTRIES: tuple[OnlineEntry, ...] = (
         river_class="river.anomaly.HalfSpaceTrees",
         params=(
             integer("n_trees", 10, "Number of trees.", minimum=1, maximum=200),
-            integer("height", 8, "Height of each tree.", minimum=1, maximum=20),
+            integer(
+                "height",
+                8,
+                f"Height of each tree; n_trees × (2^(height+1) − 1) nodes may be at most {HST_MAX_NODES:,}.",
+                minimum=1,
+                maximum=20,
+            ),
             integer(
                 "window_size",
                 250,
@@ -91,6 +120,7 @@ ONLINE_ENTRIES: tuple[OnlineEntry, ...] = (
             SEED,
         ),
         scaling="minmax",
+        limit=_hst_size,
     ),
     OnlineEntry(
         name="online_svm",
@@ -144,9 +174,7 @@ ONLINE_ENTRIES: tuple[OnlineEntry, ...] = (
         "(optionally over a window). Needs exactly one feature.",
         river_class="river.anomaly.GaussianScorer",
         params=(
-            integer(
-                "window_size", None, "Fit over this many recent values (null: all).", minimum=2, maximum=10_000_000
-            ),
+            integer("window_size", None, "Fit over this many recent values (null: all).", minimum=2, maximum=1_000_000),
             integer("grace_period", 100, "Events scored 0 while the Gaussian settles.", minimum=0, maximum=1_000_000),
         ),
         univariate=True,
@@ -193,6 +221,8 @@ def validate_online_parameters(algorithm: str, parameters: Mapping[str, Any]) ->
     """
     entry = get_online_entry(algorithm)
     params = check_parameters(algorithm, entry.params, parameters)
+    if entry.limit is not None:
+        entry.limit(params)
     if "seed" in params and params["seed"] is None:
         params["seed"] = secrets.randbelow(2**32)
     return params

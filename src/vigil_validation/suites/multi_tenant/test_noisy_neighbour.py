@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from vigil.client import VigilClient
 from vigil_validation.checks import watch_job
 from vigil_validation.config import ValidationConfig
@@ -49,6 +51,8 @@ def _training_wait_s(client: VigilClient, detector_id: str, dataset_id: str, con
     return time.perf_counter() - started
 
 
+# Alone: its bound counts the work of tenants A and B on the server; a third test's load would be unaccounted noise.
+@pytest.mark.alone
 def test_a_noisy_neighbour_does_not_slow_a_quiet_tenant(
     admin: VigilClient,
     tenant_factory: Callable[[], ProvisionedTenant],

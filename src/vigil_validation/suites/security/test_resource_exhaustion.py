@@ -223,6 +223,7 @@ def test_problems_never_name_the_servers_files(tenant: ProvisionedTenant, target
 
 # -- the memory bound --------------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.alone  # the server's resident memory is the measure: other tests' work beside it would count too
 def test_server_memory_stays_within_its_bound_across_hostile_input(
     tenant: ProvisionedTenant,
     target: Target,
