@@ -15,9 +15,11 @@ from pyod.models.iforest import IForest
 from sklearn.metrics import roc_auc_score
 
 from tests.conftest import Tenant, wait_for_job
+from tests.support.write_lock import write_lock_is_free
 from vigil import ml
 from vigil.config import Settings
 from vigil.core.secrets import ARTIFACTS, derive_key
+from vigil.datasets import formats
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -165,3 +167,31 @@ def test_retraining_makes_a_new_version(client: TestClient, tenant: Tenant) -> N
         headers=tenant.analyst,
     )
     assert old.json()["model_version"] == 1
+
+
+def test_a_detection_writes_its_result_file_while_other_writers_can_write(
+    client: TestClient, tenant: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has one write lock; a job's end is recorded under it. Writing the result table there (seconds for a
+    large one) made every other writer wait — logins, uploads — up to the busy timeout, then 503. Each time a table
+    is written as Parquet, another connection tries to take the write lock at once."""
+    if settings.sqlite_path is None:
+        pytest.skip("the database's one write lock is SQLite's; PostgreSQL locks rows")
+    frame, _ = breastw()
+    dataset_id = upload(client, tenant.analyst, frame)
+    detector_id = trained_detector(client, tenant, dataset_id)
+    writable: list[bool] = []
+    write_parquet = formats.write_parquet
+
+    def probing(table: pa.Table, path: Path) -> None:
+        assert settings.sqlite_path is not None
+        writable.append(write_lock_is_free(settings.sqlite_path))
+        write_parquet(table, path)
+
+    monkeypatch.setattr(formats, "write_parquet", probing)
+    accepted = client.post(
+        f"/api/v1/detectors/{detector_id}/detect", json={"dataset_id": dataset_id}, headers=tenant.analyst
+    )
+    job = wait_for_job(client, accepted.json()["id"], tenant.analyst)
+    assert job["status"] == "succeeded", job
+    assert writable == [True], "the result table was written while the database's write lock was held"

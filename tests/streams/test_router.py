@@ -12,7 +12,10 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login, make_settings, wait_for_job
 from tests.streams.conftest import FEATURES, create_stream, make_events, send
+from tests.support.write_lock import write_lock_is_free
+from vigil import ml
 from vigil.app import create_app
+from vigil.config import Settings
 
 
 def stream_of(client: TestClient, stream_id: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -281,7 +284,9 @@ def test_anomalies_drift_and_metrics(client: TestClient, tenant: Tenant) -> None
     assert 'vigil_stream_events_total{status="new"} 2000.0' in exposed
 
 
-def test_a_trained_batch_model_scores_a_stream(client: TestClient, tenant: Tenant) -> None:
+def test_a_trained_batch_model_scores_a_stream(
+    client: TestClient, tenant: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = make_events(300, seed=3)
     csv = "f0,f1,f2,f3\n" + "\n".join(",".join(str(e["values"][f]) for f in FEATURES) for e in rows)
     dataset = client.post(
@@ -299,9 +304,21 @@ def test_a_trained_batch_model_scores_a_stream(client: TestClient, tenant: Tenan
         f"/api/v1/detectors/{detector['id']}/train", json={"dataset_id": dataset["id"]}, headers=tenant.analyst
     )
     assert wait_for_job(client, job.json()["id"], tenant.analyst)["status"] == "succeeded"
+    # The detector's model is read from the blob store and verified before the stream's quota check takes the
+    # tenant's row — on SQLite the database's one write lock, which other writers would wait for meanwhile.
+    writable: list[bool] = []
+    for_batch_model = ml.OnlineModel.for_batch_model
+
+    def probing(*args: Any, **kwargs: Any) -> ml.OnlineModel:
+        if settings.sqlite_path is not None:
+            writable.append(write_lock_is_free(settings.sqlite_path))
+        return for_batch_model(*args, **kwargs)
+
+    monkeypatch.setattr(ml.OnlineModel, "for_batch_model", probing)
     stream = create_stream(
         client, tenant.analyst, algorithm=None, parameters={}, features=None, detector_id=detector["id"], warmup=0
     )
+    assert False not in writable, "the stream's model was loaded while the database's write lock was held"
     assert stream["threshold"] == {"kind": "model"}
     assert stream["model_version"] == 1
     assert stream["features"] == FEATURES

@@ -32,6 +32,18 @@ from vigil.identity.quotas import StorageMeter, policy_of
 
 
 @dataclass(frozen=True, slots=True)
+class StoredTable:
+    """A table written into the blob store (`DatasetService.put_table`), not yet recorded as a dataset."""
+
+    dataset_id: str
+    key: str
+    size: int
+    rows: int
+    columns: int
+    schema: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetUsage:
     datasets: int
     storage_bytes: int
@@ -107,35 +119,67 @@ class DatasetService:
         source_format: str,
         created_by: str | None,
         origin: dict[str, Any] | None = None,
-        commit: bool = True,
     ) -> DatasetPublic:
-        """Stores a table as a new dataset. With `commit=False` the row joins the caller's transaction."""
-        schema = [column.to_dict() for column in formats.infer_schema(table)]
+        """Stores a table as a new dataset: `put_table`, then `record_table`; a refused record removes the file."""
+        stored = self.put_table(table)
+        try:
+            return self.record_table(
+                stored, name=name, description=description, source_format=source_format, created_by=created_by,
+                origin=origin,
+            )  # fmt: skip
+        except BaseException:
+            self.app.blobs.delete(stored.key, best_effort=True)
+            raise
+
+    def put_table(self, table: pa.Table) -> StoredTable:
+        """Writes a table as Parquet into the blob store, under a new dataset's key, in no transaction: the slow
+        part of storing a dataset (seconds for a large table) never holds a lock — on SQLite the database's one
+        write lock, which a job's outcome is recorded under (`record_table` with `commit=False`)."""
         dataset_id = new_id("ds")
         key = self.app.blobs.key(self.scope, "datasets", f"{dataset_id}.parquet")
         staging = self.app.blobs.staging_path(self.scope)
         try:
             formats.write_parquet(table, staging)
+            size = self.app.blobs.put_file(key, staging)
+        finally:
+            staging.unlink(missing_ok=True)
+        schema = [column.to_dict() for column in formats.infer_schema(table)]
+        return StoredTable(dataset_id, key, size, table.num_rows, table.num_columns, schema)
+
+    def record_table(
+        self,
+        stored: StoredTable,
+        *,
+        name: str,
+        description: str | None,
+        source_format: str,
+        created_by: str | None,
+        origin: dict[str, Any] | None = None,
+        commit: bool = True,
+    ) -> DatasetPublic:
+        """Records a put table as a dataset, if the tenant's quotas allow. With `commit=False` the row joins the
+        caller's transaction. The file is the caller's to remove if this fails (or the transaction rolls back)."""
+        try:
             # Quotas are checked with the tenant's row locked until the commit: no two uploads share the last slot.
             policy = policy_of(self.session, self.scope, self.app.settings, lock=True)
-            policy.check("rows_per_dataset", used=table.num_rows, adding=0)
+            policy.check("rows_per_dataset", used=stored.rows, adding=0)
             count, _ = self.datasets.usage()
             policy.check("datasets", used=count)
-            stored = storage_meter(self.app).stored_bytes(self.session, self.scope)
-            policy.check("storage_bytes", used=stored, adding=staging.stat().st_size)
-            size = self.app.blobs.put_file(key, staging)
+            # The file is in the store already, so it is counted in `stored_bytes` only once it has a row.
+            used = storage_meter(self.app).stored_bytes(self.session, self.scope)
+            policy.check("storage_bytes", used=used, adding=stored.size)
             dataset = Dataset(
-                id=dataset_id,
+                id=stored.dataset_id,
                 tenant_id=self.scope.tenant_id,
                 name=name,
                 description=description,
-                n_rows=table.num_rows,
-                n_columns=table.num_columns,
-                columns_schema=schema,
-                size_bytes=size,
+                n_rows=stored.rows,
+                n_columns=stored.columns,
+                columns_schema=stored.schema,
+                size_bytes=stored.size,
                 source_format=source_format,
                 origin=origin or {},
-                blob_key=key,
+                blob_key=stored.key,
                 created_by=created_by,
             )
             self.datasets.add(dataset)
@@ -143,8 +187,6 @@ class DatasetService:
                 self.session.commit()
         except BaseException:
             self.session.rollback()
-            staging.unlink(missing_ok=True)
-            self.app.blobs.delete(key, best_effort=True)
             raise
         return to_public(dataset)
 

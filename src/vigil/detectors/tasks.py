@@ -255,10 +255,15 @@ def merge_detection(ctx: JobContext, parts: list[dict[str, Any]]) -> JobOutcome:
         "partitions": len(parts),
     }
 
+    # The file first, outside the transaction that records the job's end (on SQLite the one write lock: writing a
+    # large table under it made every other writer wait); the row in that transaction; the file gone if it is not.
+    with ctx.app.database.session() as session:
+        written = DatasetService(session=session, scope=ctx.scope, app=ctx.app).put_table(scored)
+
     def store(session: Session) -> None:
         datasets = DatasetService(session=session, scope=ctx.scope, app=ctx.app)
-        stored = datasets.create_from_table(
-            table=scored,
+        stored = datasets.record_table(
+            written,
             name=f"detections-{payload['detector_id']}-v{payload['version']}",
             description=f"Scores of dataset {payload['dataset_id']} by detector {payload['detector_id']}.",
             source_format="parquet",
@@ -272,4 +277,4 @@ def merge_detection(ctx: JobContext, parts: list[dict[str, Any]]) -> JobOutcome:
         )
         result["result_dataset_id"] = stored.id
 
-    return JobOutcome(result=result, apply=store)
+    return JobOutcome(result=result, apply=store, discard=lambda: ctx.app.blobs.delete(written.key, best_effort=True))

@@ -71,7 +71,6 @@ class StreamService:
 
     # -- configuration ---------------------------------------------------------------------------------------
     def create(self, *, data: StreamCreate, created_by: str | None) -> StreamPublic:
-        policy = policy_of(self.session, self.scope, self.app.settings, lock=True)
         stream = Stream(
             id=new_id("str"),
             tenant_id=self.scope.tenant_id,
@@ -87,7 +86,10 @@ class StreamService:
             snapshot_version=0,
             snapshot_events=0,
         )
+        # The model first (a trained detector's is read from the blob store and verified), then the tenant's row
+        # locked for the quota check: on SQLite that lock is the database's one write lock, held until the commit.
         model = self._configure(stream, data)
+        policy = policy_of(self.session, self.scope, self.app.settings, lock=True)
         if policy.allowed_algorithms is not None and stream.algorithm not in policy.allowed_algorithms:
             raise InvalidInput(
                 f"Algorithm {stream.algorithm!r} is not allowed in this tenant.",
