@@ -203,6 +203,7 @@ def test_signed_export_and_import(client: TestClient, make_tenant: object, tenan
     imported = client.post(url, content=exported.content, headers={**other.analyst, **octet})
     assert imported.status_code == 201, imported.text
     assert imported.json()["origin"]["source_version"] == 1
+    assert client.get(imported.headers["location"], headers=other.viewer).json()["id"] == imported.json()["id"]
     records = {"records": frame.head(10).to_dicts()}
     a = client.post(f"/api/v1/detectors/{source}/detect", json=records, headers=tenant.analyst).json()
     b = client.post(f"/api/v1/detectors/{target}/detect", json=records, headers=other.analyst).json()

@@ -37,11 +37,13 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
+from vigil.web.created import CREATED, JOB, JOB_LOCATION, created
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created
 from vigil.web.paging import Cursor, Limit
 
+DATASET = "/api/v1/datasets/{id}"
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UPLOAD_BODY: dict[str, Any] = {
@@ -74,7 +76,13 @@ def service(session: SessionDep, principal: Principal, app: ContextDep) -> Datas
     return DatasetService(session=session, scope=principal.scope, app=app)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Upload a dataset", openapi_extra=_UPLOAD_BODY)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=CREATED,
+    summary="Upload a dataset",
+    openapi_extra=_UPLOAD_BODY,
+)
 async def upload_dataset(
     request: Request,
     principal: Annotated[Principal, require(Permission.DATASETS_WRITE)],
@@ -84,10 +92,12 @@ async def upload_dataset(
     # In the URL at most 2,000 characters (up to 24 KB percent-encoded, well inside the HTTP server's 80 KB request
     # head; 10,000 were refused there with a bare 400); the multipart field and PATCH take the full 10,000.
     description: Annotated[str | None, Query(max_length=2_000)] = None,
+    *,
+    response: Response,
 ) -> DatasetPublic:
     if name:  # refused before the body is read
         name = printable_name(name, loc=["query", "name"])
-    replay_created("datasets", "/api/v1/datasets/{id}")
+    replay_created("datasets", DATASET)
     svc = DatasetService(session=session, scope=principal.scope, app=app)
     staging = app.blobs.staging_path(principal.scope)
     try:
@@ -103,7 +113,7 @@ async def upload_dataset(
             await _receive_raw(request, staging)
         # A name given is held to the rule for names (above); one taken from a file's name is cleaned.
         dataset_name = name or printable_part(Path(filename).stem if filename else "") or "dataset"
-        return await anyio.to_thread.run_sync(
+        dataset = await anyio.to_thread.run_sync(
             lambda: svc.create_from_file(
                 path=staging,
                 fmt=fmt,
@@ -112,6 +122,7 @@ async def upload_dataset(
                 created_by=principal.user_id,
             )
         )
+        return created(response, DATASET, dataset)
     finally:
         staging.unlink(missing_ok=True)
 
@@ -219,8 +230,14 @@ def delete_dataset(
 
 # -- data-science reports: profile, quality, analysis ------------------------------------------------------------
 _REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"model": JobPublic, "description": "The dataset is large: a job makes the report (see `GET /jobs/{id}`)"}
+    **CREATED,
+    202: {
+        "model": JobPublic,
+        "description": "The dataset is large: a job makes the report (see `GET /jobs/{id}`)",
+        **JOB_LOCATION,
+    },
 }
+REPORT = "/api/v1/datasets/{dataset_id}/{kind}?version={version}"
 Version = Annotated[
     int | None, Query(ge=1, le=MAX_VERSION, description="A report version; the latest ready one by default")
 ]
@@ -242,13 +259,15 @@ def report_service(session: SessionDep, principal: Principal, app: ContextDep, s
 async def _create_report(
     svc: ReportService, dataset_id: str, kind: ReportKind, request: ReportRequest, principal: Principal
 ) -> Response:
-    replay_created("jobs", "/api/v1/jobs/{id}", status=202)
-    replay_created("dataset_reports", "/api/v1/datasets/{dataset_id}/{kind}?version={version}")
+    replay_created("jobs", JOB, status=202)
+    replay_created("dataset_reports", REPORT)
     made = await anyio.to_thread.run_sync(
         lambda: svc.create(dataset_id=dataset_id, kind=kind, request=request, created_by=principal.user_id)
     )
-    status_code = 202 if isinstance(made, JobPublic) else 201
-    return Response(made.model_dump_json(), status_code=status_code, media_type="application/json")
+    queued = isinstance(made, JobPublic)
+    answer = Response(made.model_dump_json(), status_code=202 if queued else 201, media_type="application/json")
+    created(answer, JOB if queued else REPORT, made)
+    return answer
 
 
 @router.post(

@@ -29,12 +29,14 @@ from vigil.identity.schemas import (
     UserUpdate,
 )
 from vigil.identity.service import ApiKeyService, AuditService, UserService
+from vigil.web.created import CREATED, created
 from vigil.web.deps import SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency import withhold_secret
 from vigil.web.idempotency_applied import replay_created
 from vigil.web.paging import Cursor, Limit
 
+USER = "/api/v1/users/{id}"
 router = APIRouter()
 # Ids are server-made (`usr_…`): anything else is refused before it reaches a query.
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -149,18 +151,18 @@ def change_password(
     return Response(status_code=204)
 
 
-@router.post("/users", tags=["users"], status_code=status.HTTP_201_CREATED, summary="Create a user")
+@router.post("/users", tags=["users"], status_code=status.HTTP_201_CREATED, responses=CREATED, summary="Create a user")
 def create_user(
     data: UserCreate,
     principal: Annotated[Principal, require(Permission.USERS_MANAGE)],
     session: SessionDep,
     identity: IdentityDep,
     client: ClientDep,
+    response: Response,
 ) -> UserPublic:
-    replay_created("users", "/api/v1/users/{id}")
-    return UserService(session=session, principal=principal, passwords=identity.passwords, client=client).create(
-        data=data
-    )
+    replay_created("users", USER)
+    service = UserService(session=session, principal=principal, passwords=identity.passwords, client=client)
+    return created(response, USER, service.create(data=data))
 
 
 @router.get("/users", tags=["users"], summary="List the users of the caller's tenant")
@@ -222,6 +224,7 @@ def delete_user(
     "/api-keys",
     tags=["api keys"],
     status_code=status.HTTP_201_CREATED,
+    responses=CREATED,
     summary="Create an API key (the key is in this answer only)",
 )
 def create_api_key(
@@ -230,11 +233,12 @@ def create_api_key(
     principal: Annotated[Principal, require(Permission.API_KEYS_MANAGE)],
     session: SessionDep,
     client: ClientDep,
+    response: Response,
 ) -> ApiKeyCreated:
-    created = ApiKeyService(session=session, principal=principal, client=client).create(data=data)
+    key = ApiKeyService(session=session, principal=principal, client=client).create(data=data)
     # The key is in this answer only: an idempotent retry is told what was made, never given the secret again.
-    withhold_secret(request, resource="API key", resource_id=created.id)
-    return created
+    withhold_secret(request, resource="API key", resource_id=key.id)
+    return created(response, "/api/v1/api-keys/{id}", key)
 
 
 @router.get("/api-keys", tags=["api keys"], summary="The tenant's API keys (without their secrets), newest first")

@@ -31,11 +31,13 @@ from vigil.streams.schemas import (
 from vigil.streams.service import StreamService
 from vigil.streams.socket import StreamSocket
 from vigil.streams.state import StreamRuntime
+from vigil.web.created import CREATED, created
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, rerun_is_safe
 from vigil.web.paging import Cursor, Limit
 
+STREAM = "/api/v1/streams/{id}"
 router = APIRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
 ws_router = APIRouter(tags=["streams"])
@@ -77,10 +79,10 @@ async def get_services(session: SessionDep, app: ContextDep, runtime: RuntimeDep
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-@router.post("/streams", status_code=status.HTTP_201_CREATED, summary="Create a stream")
-def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep) -> StreamPublic:
-    replay_created("streams", "/api/v1/streams/{id}")
-    return services.of(principal).create(data=data, created_by=principal.user_id)
+@router.post("/streams", status_code=status.HTTP_201_CREATED, responses=CREATED, summary="Create a stream")
+def create_stream(data: StreamCreate, principal: Writer, services: ServicesDep, response: Response) -> StreamPublic:
+    replay_created("streams", STREAM)
+    return created(response, STREAM, services.of(principal).create(data=data, created_by=principal.user_id))
 
 
 @router.get("/streams", summary="List streams, newest first")

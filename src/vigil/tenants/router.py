@@ -23,11 +23,13 @@ from vigil.tenants.schemas import (
     TenantUsagePublic,
 )
 from vigil.tenants.service import ExportService, TenantService, TenantSettingsService, UsageService
+from vigil.web.created import CREATED, created
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, replay_from
 from vigil.web.paging import Cursor, Limit
 
+TENANT = "/api/v1/tenants/{id}"
 router = APIRouter()
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -56,13 +58,12 @@ TenantManagement = Annotated[TenantService, Depends(tenant_management)]
 TenantConfiguration = Annotated[TenantSettingsService, Depends(tenant_configuration)]
 
 
-@router.post("/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, summary="Create a tenant")
-def create_tenant(
-    data: TenantCreate,
-    tenants: TenantManagement,
-) -> TenantPublic:
-    replay_created("tenants", "/api/v1/tenants/{id}")
-    return tenants.create(data=data)
+@router.post(
+    "/tenants", tags=["tenants"], status_code=status.HTTP_201_CREATED, responses=CREATED, summary="Create a tenant"
+)
+def create_tenant(data: TenantCreate, tenants: TenantManagement, response: Response) -> TenantPublic:
+    replay_created("tenants", TENANT)
+    return created(response, TENANT, tenants.create(data=data))
 
 
 @router.get("/tenants", tags=["tenants"], summary="List tenants")

@@ -24,6 +24,7 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
+from vigil.web.created import JOB, JOB_LOCATION, created
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.idempotency_applied import replay_created
 
@@ -60,7 +61,7 @@ ExplainTopK = Annotated[
     openapi_extra=_DETECT_DOC,
     response_model=DetectionResult,
     responses={
-        202: {"model": JobPublic, "description": "A dataset is being scored by a job"},
+        202: {"model": JobPublic, "description": "A dataset is being scored by a job", **JOB_LOCATION},
         200: {
             "content": {PARQUET: {}, ARROW: {}},
             "description": "The scores (JSON, or Parquet/Arrow per Accept)",
@@ -88,7 +89,7 @@ async def detect(
     # All the request's work after reading its body — parse, load the model, score, encode — runs in one worker
     # thread, under the app's scoring limit: a few CPU-bound scorings at once, the rest waiting without a thread (so
     # the event loop is not starved of the GIL by a crowd of them). `Server-Timing` says where the time went.
-    replay_created("jobs", "/api/v1/jobs/{id}", status=202)  # a dataset scored by a job; inline scoring writes nothing
+    replay_created("jobs", JOB, status=202)  # a dataset scored by a job; inline scoring writes nothing
     svc = DetectionService(session=session, scope=principal.scope, app=app)
     timer = PhaseTimer()
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -117,7 +118,9 @@ async def detect(
                 created_by=principal.user_id,
                 explain_top_k=top_k,
             )
-            return JSONResponse(job.model_dump(mode="json"), status_code=202)
+            accepted = JSONResponse(job.model_dump(mode="json"), status_code=202)
+            created(accepted, JOB, job)
+            return accepted
         result = svc.detect_records(
             detector_id=detector_id, records=data.records or [], version=wanted, explain_top_k=top_k, timer=timer
         )

@@ -13,11 +13,13 @@ from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
+from vigil.web.created import ACCEPTED, CREATED, JOB, created
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created
 from vigil.web.paging import Cursor, Limit
 
+DETECTOR = "/api/v1/detectors/{id}"
 router = APIRouter(tags=["detectors"])
 
 
@@ -30,15 +32,18 @@ def list_algorithms(_: Annotated[Principal, require(Permission.ALGORITHMS_READ)]
     return catalog()
 
 
-@router.post("/detectors", status_code=status.HTTP_201_CREATED, summary="Create a detector")
+@router.post("/detectors", status_code=status.HTTP_201_CREATED, responses=CREATED, summary="Create a detector")
 def create_detector(
     data: DetectorCreate,
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
+    response: Response,
 ) -> DetectorPublic:
-    replay_created("detectors", "/api/v1/detectors/{id}")
-    return _service(session, principal, app).create(data=data, created_by=principal.user_id)
+    replay_created("detectors", DETECTOR)
+    return created(
+        response, DETECTOR, _service(session, principal, app).create(data=data, created_by=principal.user_id)
+    )
 
 
 @router.get("/detectors", summary="List detectors, newest first")
@@ -89,6 +94,7 @@ def delete_detector(
 @router.post(
     "/detectors/{detector_id}/train",
     status_code=status.HTTP_202_ACCEPTED,
+    responses=ACCEPTED,
     summary="Train a new model version",
 )
 def train_detector(
@@ -97,8 +103,10 @@ def train_detector(
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
+    response: Response,
 ) -> JobPublic:
-    replay_created("jobs", "/api/v1/jobs/{id}", status=202)
-    return _service(session, principal, app).train(
+    replay_created("jobs", JOB, status=202)
+    job = _service(session, principal, app).train(
         detector_id=detector_id, dataset_id=data.dataset_id, created_by=principal.user_id, promote=data.promote
     )
+    return created(response, JOB, job)

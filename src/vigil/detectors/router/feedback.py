@@ -12,6 +12,7 @@ from vigil.detectors.schemas import FeedbackCreate, FeedbackDeleted, FeedbackLab
 from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
+from vigil.web.created import CREATED, created
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.paging import Cursor, Limit
@@ -26,6 +27,7 @@ def _feedback(session: SessionDep, principal: Principal, app: ContextDep) -> Fee
 @router.post(
     "/detectors/{detector_id}/feedback",
     status_code=status.HTTP_201_CREATED,
+    responses=CREATED,
     summary="Label rows of a dataset as anomaly or normal (by index, or a label column)",
 )
 def add_feedback(
@@ -34,8 +36,11 @@ def add_feedback(
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
+    response: Response,
 ) -> FeedbackSummary:
-    return _feedback(session, principal, app).add(detector_id=detector_id, data=data, created_by=principal.user_id)
+    summary = _feedback(session, principal, app).add(detector_id=detector_id, data=data, created_by=principal.user_id)
+    # The labels are many rows: where they are read, the detector's feedback.
+    return created(response, "/api/v1/detectors/{detector_id}/feedback", summary, detector_id=detector_id)
 
 
 @router.get("/detectors/{detector_id}/feedback", summary="A detector's feedback labels, newest first")

@@ -17,11 +17,13 @@ from vigil.detectors.versions import VersionService
 from vigil.identity.dependencies import require
 from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
+from vigil.web.created import CREATED, created
 from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, replay_from
 from vigil.web.paging import Cursor, Limit
 
+VERSION = "/api/v1/detectors/{detector_id}/versions/{version}"
 router = APIRouter(tags=["detectors"])
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 ExportBody: dict[str, Any] = {
@@ -134,6 +136,7 @@ def export_version(
 @router.post(
     "/detectors/{detector_id}/versions/import",
     status_code=status.HTTP_201_CREATED,
+    responses=CREATED,
     summary="A new version from a signed export (this installation's, or one signed by a trusted key)",
     openapi_extra=ExportBody,
 )
@@ -143,15 +146,17 @@ async def import_version(
     principal: Annotated[Principal, require(Permission.DETECTORS_WRITE)],
     session: SessionDep,
     app: ContextDep,
+    response: Response,
     promote: Annotated[bool, Query(description="Make the imported version the active one")] = False,
 ) -> ModelVersionPublic:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/octet-stream":
         raise UnsupportedMediaType(media_type or None, ["application/octet-stream"])
     body = await request.body()
-    replay_created("model_versions", "/api/v1/detectors/{detector_id}/versions/{version}")
+    replay_created("model_versions", VERSION)
     svc = _versions(session, principal, app)
-    return await anyio.to_thread.run_sync(lambda: svc.import_(detector_id=detector_id, data=body, promote=promote))
+    imported = await anyio.to_thread.run_sync(lambda: svc.import_(detector_id=detector_id, data=body, promote=promote))
+    return created(response, VERSION, imported, detector_id=detector_id)
 
 
 @router.get("/model-signing-key", summary="This installation's public key for model exports")
