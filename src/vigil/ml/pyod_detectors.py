@@ -253,7 +253,7 @@ PYOD_ENTRIES: tuple[CatalogEntry, ...] = (
         family="probabilistic",
         title="Kernel Density Estimation (PyOD)",
         description="Negative log-density under a Gaussian kernel density estimate. Scale the features first.",
-        factory=from_library("pyod.models.kde", "KDE"),
+        factory=from_library("vigil.ml.sliced_kde", "KDE"),
         convention=PYOD,
         params=(
             real("bandwidth", 1.0, "Kernel bandwidth.", minimum=0.0, maximum=1e6, exclusive_minimum=True),
