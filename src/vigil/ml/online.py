@@ -304,14 +304,19 @@ class _InlinePickler(pickle.Pickler):
 
 
 STATE_MAGIC = b"VIGILSTR"
-_STATE_FORMAT = 1
+# 1: plain pickle (its unpickled objects read through a dict: compacted on load); 2: `_InlinePickler`'s, whose
+# unpickled objects are already inline, so loading a snapshot is the compaction (and can run off the request path).
+_STATE_FORMAT = 2
+_INLINE_FORMAT = 2
 _HEADER = len(STATE_MAGIC) + 1 + hashlib.sha256().digest_size
 
 
 def dump_state(model: OnlineModel, *, key: bytes) -> bytes:
     """The model's whole state as signed bytes (magic, format byte, HMAC-SHA256, pickle and the versions that wrote
-    it)."""
-    payload = with_trailer(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    it). Loading them gives a model that reads its attributes inline (`OnlineModel.compacted`)."""
+    buffer = io.BytesIO()
+    _InlinePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(model)
+    payload = with_trailer(buffer.getvalue())
     return STATE_MAGIC + bytes([_STATE_FORMAT]) + hmac.new(key, payload, hashlib.sha256).digest() + payload
 
 
@@ -335,7 +340,7 @@ def load_state(
             written_by={"state format": str(version)},
             read_by={"state format": str(_STATE_FORMAT)},
         )
-    if version != _STATE_FORMAT:
+    if version not in (1, _INLINE_FORMAT):
         raise ArtifactTampered("The data is not a Vigil stream state.")
     signature, payload = data[len(STATE_MAGIC) + 1 : _HEADER], data[_HEADER:]
     if not any(hmac.compare_digest(signature, hmac.new(k, payload, hashlib.sha256).digest()) for k in (key, *also)):
@@ -343,4 +348,6 @@ def load_state(
     pickled, written_by = split_trailer(payload)
     model = unpickle_verified(pickled, what="The stream state", kind=OnlineModel, written_by=written_by)
     model.scorer = scorer
-    return model.compacted()  # unpickled objects read their attributes slowly (`OnlineModel.compacted`)
+    # A plain pickle's unpickled objects read their attributes slowly (`OnlineModel.compacted`); the inline format's
+    # are built as a compacted copy is.
+    return model if version == _INLINE_FORMAT else model.compacted()
