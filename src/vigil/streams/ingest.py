@@ -251,7 +251,7 @@ class Ingestion:
         settings = self.app.settings
         age = timedelta(seconds=settings.stream_snapshot_every_s)
         due = head.snapshot_at is None or now - head.snapshot_at >= age
-        compacting = None
+        dumped = None
         if due or head.events_seen - head.snapshot_events >= settings.stream_snapshot_every_events:
             taken = snapshot(
                 head.id,
@@ -263,17 +263,20 @@ class Ingestion:
                 events_seen=head.events_seen,
             )
             self.streams.add_snapshot(taken)
-            # Dumping the snapshot slowed the live model's attribute reads down (`OnlineModel.compacted`): its
-            # compacted copy is the snapshot loaded again, in the background from here (it overlaps the commit),
-            # swapped in by the next batch (`HotState.settle`).
-            compacting = compact_later(taken.state, key=self.app.artifact_key, scorer=hot.model.scorer)
+            dumped = taken.state
             # Keep the previous snapshot and the log after it: one snapshot to spare, and recent duplicates answered.
             self.streams.prune(head.id, keep_from_version=head.snapshot_version)
             values.update(snapshot_version=to_version, snapshot_events=head.events_seen, snapshot_at=now)
         if not self.streams.advance(stream_id=head.id, from_version=from_version, to_version=to_version, values=values):
             raise _Stale
         self.session.commit()
-        hot.compacting = compacting
+        if dumped is not None:
+            # Dumping the snapshot slowed the live model's attribute reads down (`OnlineModel.compacted`): its
+            # compacted copy is the snapshot loaded again, in the background from here, and swapped in by the next
+            # batch (`HotState.settle`). Started only now: in this process's interpreter lock, it would slow this
+            # batch's own statements and commit down (measured), not the answer, the client's turn and the next
+            # request's parsing, which it overlaps.
+            hot.compacting = compact_later(dumped, key=self.app.artifact_key, scorer=hot.model.scorer)
         head.snapshot_version = values.get("snapshot_version", head.snapshot_version)
         head.snapshot_events = values.get("snapshot_events", head.snapshot_events)
         head.snapshot_at = values.get("snapshot_at", head.snapshot_at)
