@@ -252,12 +252,6 @@ class OnlineModel:
         return copy
 
 
-def _set_attributes(obj: object, state: dict[str, Any]) -> None:
-    """Pickle's state setter for `_InlinePickler`: attributes set one by one, so they stay inline."""
-    for name, value in state.items():
-        object.__setattr__(obj, name, value)
-
-
 def _settable(cls: type) -> frozenset[str] | None:
     """The attribute names `cls` handles itself (data descriptors), or None when its objects are not plain: a class
     of Python's making down to `object` (no builtin's subclass, no slots), pickled the default way (no `__reduce__`,
@@ -285,9 +279,10 @@ _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
 
 class _InlinePickler(pickle.Pickler):
-    """Pickles as pickle does, except that plain objects are rebuilt by `_set_attributes`, not `__dict__`: the
-    reduction pickle's default would make (`copyreg.__newobj__` of the class, then the attributes), by hand — a
-    model has thousands of such objects and this runs for each."""
+    """Pickles as pickle does, except that plain objects' attributes go as the "slot state" of pickle's BUILD,
+    `(None, attributes)`, not as their `__dict__`: unpickling sets them one by one (`setattr`, in C), so they stay
+    inline. The reduction is the one pickle's default would make (`copyreg.__newobj__` of the class, then the state),
+    by hand — a model has thousands of such objects and this runs for each."""
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
@@ -300,7 +295,7 @@ class _InlinePickler(pickle.Pickler):
         state = obj.__dict__
         if not descriptors.isdisjoint(state):
             return NotImplemented
-        return copyreg.__newobj__, (cls,), state, None, None, _set_attributes  # type: ignore[attr-defined]
+        return copyreg.__newobj__, (cls,), (None, state)  # type: ignore[attr-defined]
 
 
 STATE_MAGIC = b"VIGILSTR"
