@@ -14,6 +14,7 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login
 from tests.streams.conftest import create_stream, make_events, send
 from vigil.core.database import TenantScope
 from vigil.core.errors import InvalidInput, RateLimited
+from vigil.streams import state
 from vigil.streams.service import StreamService
 
 
@@ -112,3 +113,24 @@ def test_a_stream_whose_model_is_swapped_after_snapshots_scores_as_one_never_sna
     assert [r["is_anomaly"] for a in answers for r in a["results"]] == [
         r["is_anomaly"] for a in twin for r in a["results"]
     ]
+
+
+def test_a_compaction_that_fails_leaves_the_live_model_going_on(
+    client: TestClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The compacted copy is only faster, never needed: if loading it fails, the next batch goes on with the live
+    model (reading through dicts, as slow as before compaction existed) and scores exactly the same."""
+    settings = client.app.state.context.settings  # type: ignore[attr-defined]
+    events = make_events(300)
+    twin = create_stream(client, tenant.analyst, name="twin")
+    expected = [send(client, twin["id"], events[i : i + 100], tenant.analyst) for i in range(0, 300, 100)]
+    monkeypatch.setattr(settings, "stream_snapshot_every_events", 100)
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("no memory left for the copy")
+
+    monkeypatch.setattr(state.ml, "load_state", broken)
+    stream = create_stream(client, tenant.analyst)
+    answers = [send(client, stream["id"], events[i : i + 100], tenant.analyst) for i in range(0, 300, 100)]
+    assert [a["results"] for a in answers] == [e["results"] for e in expected]
+    assert "compacting the model after its snapshot failed" in caplog.text
