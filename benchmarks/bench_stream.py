@@ -40,6 +40,7 @@ EMAIL, PASSWORD = "bench@vigil.local", "benchmark passphrase that is long"
 SECRET = "benchmark-secret-key-0123456789abcdefghijklmnop"
 FEATURES = [f"f{i}" for i in range(8)]
 SEED = 42
+SNAPSHOT_EVERY = 10_000  # events (the server's default, set explicitly): the batches that take one are known
 
 
 def free_port() -> int:
@@ -60,6 +61,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         "VIGIL_RATE_LIMIT_PER_USER": "1000000/minute",
         "VIGIL_RATE_LIMIT_PER_IP": "1000000/minute",
         "VIGIL_QUOTA_STREAM_EVENTS_PER_SECOND": "10000000",
+        "VIGIL_STREAM_SNAPSHOT_EVERY_EVENTS": str(SNAPSHOT_EVERY),
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "vigil", "serve", "--port", str(port)],
@@ -145,15 +147,30 @@ def histogram() -> HdrHistogram:
     return HdrHistogram(1, 60_000_000, 3)  # microseconds, up to a minute
 
 
-def over_http(client: VigilClient, stream_id: str, batches: list[list[dict[str, Any]]], latency: Any) -> list[Any]:
-    """One request after the other, as a simple client sends."""
+def over_http(
+    client: VigilClient, stream_id: str, batches: list[list[dict[str, Any]]], latency: Any, each: list[float]
+) -> list[Any]:
+    """One request after the other, as a simple client sends; `each` gets every batch's latency in order."""
     results = []
     for batch in batches:
         sent = time.perf_counter()
         answer = client.streams.send(stream_id, batch)
-        latency.record_value(max(1, int((time.perf_counter() - sent) * 1e6)))
+        each.append(time.perf_counter() - sent)
+        latency.record_value(max(1, int(each[-1] * 1e6)))
         results += answer["results"]
     return results
+
+
+def snapshot_batches(each: list[float], *, batch: int) -> tuple[float, float]:
+    """Median latency (ms) of the batches that took a snapshot (every `SNAPSHOT_EVERY` events: they also dump the
+    model) and of the batches right after them (which swap the model's compacted copy in)."""
+    taking = [i for i in range(len(each)) if ((i + 1) * batch) % SNAPSHOT_EVERY == 0]
+    after = [i + 1 for i in taking if i + 1 < len(each)]
+
+    def median_ms(group: list[int]) -> float:
+        return sorted(each[i] * 1000 for i in group)[len(group) // 2]
+
+    return median_ms(taking), median_ms(after)
 
 
 def over_websocket(connection: Any, batches: list[list[dict[str, Any]]], latency: Any) -> list[Any]:
@@ -214,6 +231,7 @@ def main() -> None:
     cpu = {"river": 0.0, "http": 0.0, "ws": 0.0}
     latency = {"http": histogram(), "ws": histogram()}
     results: dict[str, list[Any]] = {"http": [], "ws": []}
+    http_each: list[float] = []
 
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -233,7 +251,7 @@ def main() -> None:
                         wall["river"] += time.perf_counter() - started
                         cpu["river"] += time.process_time() - cpu_started
                         for name, send in (
-                            ("http", lambda c=chunk: over_http(client, http_stream, c, latency["http"])),
+                            ("http", lambda c=chunk: over_http(client, http_stream, c, latency["http"], http_each)),
                             ("ws", lambda c=chunk: over_websocket(connection, c, latency["ws"])),
                         ):
                             before, started = server_cpu_s(server.pid), time.perf_counter()
@@ -265,6 +283,11 @@ def main() -> None:
             f"server CPU {cpu[name]:.2f} s = {cpu[name] / len(batches) * 1000:.2f} ms a batch (River's loop "
             f"{cpu['river']:.2f} s, ratio {cpu['river'] / cpu[name]:.2f})"
         )
+    taking, after = snapshot_batches(http_each, batch=args.batch)
+    print(
+        f"HTTP batches taking a snapshot (every {SNAPSHOT_EVERY:,} events): median latency {taking:.1f} ms, the batch "
+        f"after each {after:.1f} ms, all batches p50 {latency['http'].get_value_at_percentile(50) / 1000:.1f} ms"
+    )
     # A durable acknowledgement costs at least one fsync per batch, which River's in-memory loop never pays: with
     # sequential requests it bounds the ratio whatever the server does besides.
     sync = {kind: sorted(f[kind] for f in fsyncs)[len(fsyncs) // 2] for kind in fsyncs[0]}

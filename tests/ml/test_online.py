@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import math
+import pickle
 import random
 import sys
 from collections.abc import Callable
@@ -196,9 +197,25 @@ def test_snapshots_and_loads_leave_a_model_with_inline_attributes() -> None:
     assert not _reads_through_a_dict(node)
     state = ml.dump_state(model, key=KEY)
     assert _reads_through_a_dict(node)  # what pickling does to the live model: why `compacted` exists
-    for fast in (model.compacted(), ml.load_state(state, key=KEY)):
+    for fast in (model.compacted(), ml.load_state(state, key=KEY), ml.load_state(_plain_state(model), key=KEY)):
         assert not _reads_through_a_dict(fast.detector["HalfSpaceTrees"].trees[0])
         assert not _reads_through_a_dict(fast.detector["HalfSpaceTrees"])
+
+
+def _plain_state(model: ml.OnlineModel) -> bytes:
+    """A snapshot as format 1 wrote it (a plain pickle), as older servers left in the database."""
+    payload = provenance.with_trailer(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    return online.STATE_MAGIC + b"\x01" + hmac.new(KEY, payload, hashlib.sha256).digest() + payload
+
+
+def test_a_snapshot_of_the_first_format_still_loads_and_continues_exactly() -> None:
+    entry = ONLINE_CATALOG["hst"]
+    rows, _ = events(240, features=FEATURES, outliers=5)
+    spec = ml.ThresholdSpec(kind="quantile", q=0.95)
+    uninterrupted, first = ours(entry, params_of(entry), spec), ours(entry, params_of(entry), spec)
+    whole = uninterrupted.process(rows)
+    head = first.process(rows[:120])
+    assert head.scores + ml.load_state(_plain_state(first), key=KEY).process(rows[120:]).scores == whole.scores
 
 
 def test_tampered_or_foreign_state_is_refused() -> None:
@@ -224,8 +241,8 @@ def test_a_genuine_state_of_other_library_versions_is_incompatible_not_tampered(
     assert not isinstance(caught.value, ml.ArtifactTampered)
     assert caught.value.written_by == {"river": "0.1.0"}
     newer = bytearray(data)
-    newer[len(online.STATE_MAGIC)] = 2
-    with pytest.raises(ml.ArtifactIncompatible, match="state format 2"):
+    newer[len(online.STATE_MAGIC)] = online._STATE_FORMAT + 1
+    with pytest.raises(ml.ArtifactIncompatible, match=f"state format {online._STATE_FORMAT + 1}"):
         ml.load_state(bytes(newer), key=KEY)
 
 

@@ -14,6 +14,7 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Tenant, bearer, login
 from tests.streams.conftest import create_stream, make_events, send
 from vigil.core.database import TenantScope
 from vigil.core.errors import InvalidInput, RateLimited
+from vigil.streams import state
 from vigil.streams.service import StreamService
 
 
@@ -73,14 +74,63 @@ def test_after_a_snapshot_the_hot_model_reads_its_attributes_inline(
     client: TestClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Dumping a snapshot leaves the live model's objects reading their attributes through a dict, ~1.5x slower
-    (`OnlineModel.compacted`): the batch that took it swaps in a compacted copy."""
+    (`OnlineModel.compacted`): the snapshot is loaded again in the background, and the next batch swaps that copy
+    in before it scores anything."""
     context = client.app.state.context  # type: ignore[attr-defined]
     monkeypatch.setattr(context.settings, "stream_snapshot_every_events", 100)
     stream = create_stream(client, tenant.analyst)
-    send(client, stream["id"], make_events(100), tenant.analyst)
     runtime = client.app.state.streams  # type: ignore[attr-defined]
+    send(client, stream["id"], make_events(100), tenant.analyst)
     hot = runtime.take(stream["id"])
     runtime.keep(stream["id"], hot)
     assert hot.head.snapshot_version == hot.version  # this batch took a snapshot
+    assert hot.compacting is not None  # its compacted copy is on its way, off the request path
+    send(client, stream["id"], make_events(50, start=101), tenant.analyst)
+    hot = runtime.take(stream["id"])
+    runtime.keep(stream["id"], hot)
+    assert (hot.compacting, hot.head.snapshot_version, hot.version) == (None, 1, 2)  # no new snapshot yet
     node = hot.model.detector["HalfSpaceTrees"].trees[0]
     assert not any(type(ref) is dict for ref in gc.get_referents(node))  # asked without making its __dict__
+
+
+def test_a_stream_whose_model_is_swapped_after_snapshots_scores_as_one_never_snapshot(
+    client: TestClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compacted copy is the model at the snapshot's version, swapped in before anything else is learnt: the
+    scores go on exactly as if no snapshot had been taken."""
+    settings = client.app.state.context.settings  # type: ignore[attr-defined]
+    events = make_events(600, anomalies=(333, 480))
+    monkeypatch.setattr(settings, "stream_snapshot_every_events", 10**9)
+    monkeypatch.setattr(settings, "stream_snapshot_every_s", 10**6)
+    never = create_stream(client, tenant.analyst, name="never")
+    twin = [send(client, never["id"], events[i : i + 50], tenant.analyst) for i in range(0, 600, 50)]
+    monkeypatch.setattr(settings, "stream_snapshot_every_events", 100)
+    often = create_stream(client, tenant.analyst, name="often")
+    answers = [send(client, often["id"], events[i : i + 50], tenant.analyst) for i in range(0, 600, 50)]
+    stored = client.get(f"/api/v1/streams/{often['id']}", headers=tenant.viewer).json()
+    assert stored["last_snapshot"]["events_seen"] == 600  # a snapshot every other batch, the last one included
+    assert [r["score"] for a in answers for r in a["results"]] == [r["score"] for a in twin for r in a["results"]]
+    assert [r["is_anomaly"] for a in answers for r in a["results"]] == [
+        r["is_anomaly"] for a in twin for r in a["results"]
+    ]
+
+
+def test_a_compaction_that_fails_leaves_the_live_model_going_on(
+    client: TestClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The compacted copy is only faster, never needed: if loading it fails, the next batch goes on with the live
+    model (reading through dicts, as slow as before compaction existed) and scores exactly the same."""
+    settings = client.app.state.context.settings  # type: ignore[attr-defined]
+    events = make_events(300)
+    twin = create_stream(client, tenant.analyst, name="twin")
+    expected = [send(client, twin["id"], events[i : i + 100], tenant.analyst) for i in range(0, 300, 100)]
+    monkeypatch.setattr(settings, "stream_snapshot_every_events", 100)
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("no memory left for the copy")
+
+    monkeypatch.setattr(state.ml, "load_state", broken)
+    stream = create_stream(client, tenant.analyst)
+    answers = [send(client, stream["id"], events[i : i + 100], tenant.analyst) for i in range(0, 300, 100)]
+    assert [a["results"] for a in answers] == [e["results"] for e in expected]
+    assert "compacting the model after its snapshot failed" in caplog.text

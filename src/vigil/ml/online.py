@@ -252,12 +252,6 @@ class OnlineModel:
         return copy
 
 
-def _set_attributes(obj: object, state: dict[str, Any]) -> None:
-    """Pickle's state setter for `_InlinePickler`: attributes set one by one, so they stay inline."""
-    for name, value in state.items():
-        object.__setattr__(obj, name, value)
-
-
 def _settable(cls: type) -> frozenset[str] | None:
     """The attribute names `cls` handles itself (data descriptors), or None when its objects are not plain: a class
     of Python's making down to `object` (no builtin's subclass, no slots), pickled the default way (no `__reduce__`,
@@ -285,9 +279,10 @@ _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
 
 
 class _InlinePickler(pickle.Pickler):
-    """Pickles as pickle does, except that plain objects are rebuilt by `_set_attributes`, not `__dict__`: the
-    reduction pickle's default would make (`copyreg.__newobj__` of the class, then the attributes), by hand — a
-    model has thousands of such objects and this runs for each."""
+    """Pickles as pickle does, except that plain objects' attributes go as the "slot state" of pickle's BUILD,
+    `(None, attributes)`, not as their `__dict__`: unpickling sets them one by one (`setattr`, in C), so they stay
+    inline. The reduction is the one pickle's default would make (`copyreg.__newobj__` of the class, then the state),
+    by hand — a model has thousands of such objects and this runs for each."""
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
@@ -300,18 +295,23 @@ class _InlinePickler(pickle.Pickler):
         state = obj.__dict__
         if not descriptors.isdisjoint(state):
             return NotImplemented
-        return copyreg.__newobj__, (cls,), state, None, None, _set_attributes  # type: ignore[attr-defined]
+        return copyreg.__newobj__, (cls,), (None, state)  # type: ignore[attr-defined]
 
 
 STATE_MAGIC = b"VIGILSTR"
-_STATE_FORMAT = 1
+# 1: plain pickle (its unpickled objects read through a dict: compacted on load); 2: `_InlinePickler`'s, whose
+# unpickled objects are already inline, so loading a snapshot is the compaction (and can run off the request path).
+_STATE_FORMAT = 2
+_INLINE_FORMAT = 2
 _HEADER = len(STATE_MAGIC) + 1 + hashlib.sha256().digest_size
 
 
 def dump_state(model: OnlineModel, *, key: bytes) -> bytes:
     """The model's whole state as signed bytes (magic, format byte, HMAC-SHA256, pickle and the versions that wrote
-    it)."""
-    payload = with_trailer(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    it). Loading them gives a model that reads its attributes inline (`OnlineModel.compacted`)."""
+    buffer = io.BytesIO()
+    _InlinePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(model)
+    payload = with_trailer(buffer.getvalue())
     return STATE_MAGIC + bytes([_STATE_FORMAT]) + hmac.new(key, payload, hashlib.sha256).digest() + payload
 
 
@@ -335,7 +335,7 @@ def load_state(
             written_by={"state format": str(version)},
             read_by={"state format": str(_STATE_FORMAT)},
         )
-    if version != _STATE_FORMAT:
+    if version not in (1, _INLINE_FORMAT):
         raise ArtifactTampered("The data is not a Vigil stream state.")
     signature, payload = data[len(STATE_MAGIC) + 1 : _HEADER], data[_HEADER:]
     if not any(hmac.compare_digest(signature, hmac.new(k, payload, hashlib.sha256).digest()) for k in (key, *also)):
@@ -343,4 +343,6 @@ def load_state(
     pickled, written_by = split_trailer(payload)
     model = unpickle_verified(pickled, what="The stream state", kind=OnlineModel, written_by=written_by)
     model.scorer = scorer
-    return model.compacted()  # unpickled objects read their attributes slowly (`OnlineModel.compacted`)
+    # A plain pickle's unpickled objects read their attributes slowly (`OnlineModel.compacted`); the inline format's
+    # are built as a compacted copy is.
+    return model if version == _INLINE_FORMAT else model.compacted()

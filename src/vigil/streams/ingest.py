@@ -35,7 +35,7 @@ from vigil.streams.events import CheckedBatch, check_events
 from vigil.streams.models import Stream, StreamBatch
 from vigil.streams.repository import StreamRepository
 from vigil.streams.schemas import Batch, Event
-from vigil.streams.state import HotState, StreamHead, StreamRuntime, snapshot
+from vigil.streams.state import HotState, StreamHead, StreamRuntime, compact_later, snapshot
 
 log = logging.getLogger("vigil.streams")
 EVENTS_LIMIT_KEY = "stream-events"
@@ -114,6 +114,8 @@ class Ingestion:
         if version is None:
             raise NotFound("stream", stream_id)
         hot = self.runtime.take(stream_id)
+        if hot is not None:
+            hot.settle()
         if hot is None or hot.version != version:
             stream = self.streams.get(stream_id)
             if stream is None:
@@ -142,7 +144,9 @@ class Ingestion:
         except BaseException:
             self.session.rollback()
             raise  # the half-taught model is dropped: `take` removed it from the cache
-        self.runtime.keep(stream_id, HotState(version=tally.version, model=hot.model, head=hot.head))
+        self.runtime.keep(
+            stream_id, HotState(version=tally.version, model=hot.model, head=hot.head, compacting=hot.compacting)
+        )
         self._count(tally)
         return answers
 
@@ -247,28 +251,32 @@ class Ingestion:
         settings = self.app.settings
         age = timedelta(seconds=settings.stream_snapshot_every_s)
         due = head.snapshot_at is None or now - head.snapshot_at >= age
+        dumped = None
         if due or head.events_seen - head.snapshot_events >= settings.stream_snapshot_every_events:
-            self.streams.add_snapshot(
-                snapshot(
-                    head.id,
-                    hot.model,
-                    scope=self.scope,
-                    key=self.app.artifact_key,
-                    version=to_version,
-                    last_seq=head.last_seq,
-                    events_seen=head.events_seen,
-                )
+            taken = snapshot(
+                head.id,
+                hot.model,
+                scope=self.scope,
+                key=self.app.artifact_key,
+                version=to_version,
+                last_seq=head.last_seq,
+                events_seen=head.events_seen,
             )
+            self.streams.add_snapshot(taken)
+            dumped = taken.state
             # Keep the previous snapshot and the log after it: one snapshot to spare, and recent duplicates answered.
             self.streams.prune(head.id, keep_from_version=head.snapshot_version)
             values.update(snapshot_version=to_version, snapshot_events=head.events_seen, snapshot_at=now)
         if not self.streams.advance(stream_id=head.id, from_version=from_version, to_version=to_version, values=values):
             raise _Stale
         self.session.commit()
-        if "snapshot_version" in values:
-            # Dumping the snapshot slowed the live model's attribute reads down (`OnlineModel.compacted`): an equal,
-            # fast copy takes its place, once every N events.
-            hot.model = hot.model.compacted()
+        if dumped is not None:
+            # Dumping the snapshot slowed the live model's attribute reads down (`OnlineModel.compacted`): its
+            # compacted copy is the snapshot loaded again, in the background from here, and swapped in by the next
+            # batch (`HotState.settle`). Started only now: in this process's interpreter lock, it would slow this
+            # batch's own statements and commit down (measured), not the answer, the client's turn and the next
+            # request's parsing, which it overlaps.
+            hot.compacting = compact_later(dumped, key=self.app.artifact_key, scorer=hot.model.scorer)
         head.snapshot_version = values.get("snapshot_version", head.snapshot_version)
         head.snapshot_events = values.get("snapshot_events", head.snapshot_events)
         head.snapshot_at = values.get("snapshot_at", head.snapshot_at)
