@@ -104,6 +104,8 @@ def client_factory(target: Target, validation_config: ValidationConfig) -> Itera
     yield make
     for client in made:
         client.close()
+    if transport is not None:  # its sockets, else a ResourceWarning at exit (an error under `filterwarnings`)
+        transport.shutdown()
 
 
 @pytest.fixture(scope="session")

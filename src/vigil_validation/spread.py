@@ -28,5 +28,8 @@ class RoundRobinTransport(httpx.BaseTransport):
         return self._transport.handle_request(request)
 
     def close(self) -> None:
-        """Shared by every client of the session: one client closing must not close it for the others (its
-        connections end with the process)."""
+        """Shared by every client of the session: one client closing must not close it for the others; the
+        session closes it once, after them all (`shutdown`)."""
+
+    def shutdown(self) -> None:
+        self._transport.close()

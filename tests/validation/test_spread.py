@@ -41,13 +41,15 @@ def servers() -> Iterator[list[ThreadingHTTPServer]]:
 
 def test_requests_alternate_between_processes(servers: list[ThreadingHTTPServer]) -> None:
     urls = [f"http://127.0.0.1:{s.server_address[1]}" for s in servers]
-    client = VigilClient(urls[0], transport=RoundRobinTransport(urls))
+    transport = RoundRobinTransport(urls)
+    client = VigilClient(urls[0], transport=transport)
     answered = [client.send("GET", "/health", authenticated=False).json()["version"] for _ in range(6)]
     ports = [str(s.server_address[1]) for s in servers]
     assert answered == ports * 3
     other = client.with_token("t")  # clients made from it share the rotation
     client.close()  # …and one closing does not close it for the others
     assert other.send("GET", "/health", authenticated=False).status_code == 200
+    transport.shutdown()  # its owner closes its connections, once, after every client
 
 
 def test_the_cluster_section_is_validated(tmp_path: Path) -> None:

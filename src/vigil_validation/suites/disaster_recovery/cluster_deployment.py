@@ -33,7 +33,7 @@ class _OwnedRoundRobin(RoundRobinTransport):
     never closes them)."""
 
     def close(self) -> None:
-        self._transport.close()
+        self.shutdown()
 
 
 @dataclass
