@@ -63,10 +63,11 @@ from vigil.web.request_context import RequestContextMiddleware
 from vigil.web.security_headers import SecurityHeadersMiddleware
 
 API_PREFIX = "/api/v1"
-# A request is routed by trying each route in turn (FastAPI matches an included router's routes twice): the detectors
-# router, which holds the scoring path, comes first. Measured in process: a detector list request 1070 -> 960 us
-# (it followed 48 routes); GET /me, now behind 21 more, +35 us. No two routers' paths overlap, so the order changes
-# which route answers nothing (only the order of paths in the OpenAPI document).
+# A request is routed by trying each route in turn (FastAPI matches an included router's routes twice), so each
+# domain's router is an `IndexedRouter` (web/routing.py): a router before the one that matches costs a set lookup,
+# not a try of each of its routes (measured in process, matching only: GET /api/v1/detectors 48 -> 36 us, GET /me
+# 86 -> 39 us, GET /jobs 139 -> 28 us). No two routers' paths overlap, so the order changes which route answers
+# nothing (only the order of paths in the OpenAPI document).
 API_ROUTERS = (streams_router, detectors_router, identity_router, tenants_router, datasets_router, jobs_router)
 JOB_RECORDS_SWEEP_S = 3600.0
 IDEMPOTENCY_SWEEP_S = 600.0

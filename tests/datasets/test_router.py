@@ -113,6 +113,20 @@ def test_list_pages_through_everything_once(client: TestClient, tenant: Tenant) 
     assert seen == list(reversed(made))
 
 
+def test_a_listed_dataset_reads_as_the_dataset_itself(client: TestClient, tenant: Tenant) -> None:
+    """The list reads rows, not entities: every field must come out as `GET /datasets/{id}` shows it (the schema,
+    the origin, timestamps with their zone)."""
+    body, media_type = encoded("csv")
+    made = client.post(
+        "/api/v1/datasets?name=one", content=body, headers={**tenant.analyst, "Content-Type": media_type}
+    ).json()
+    one = client.get(f"/api/v1/datasets/{made['id']}", headers=tenant.viewer).json()
+    page = client.get("/api/v1/datasets", headers=tenant.viewer).json()
+    assert page["items"] == [one]
+    assert one["schema"]
+    assert one["created_at"].endswith("Z")
+
+
 BAD_FILES = [
     (b"", "text/csv", "empty"),
     (b"a,b\n1,2\n3,4,5\n", "text/csv", "ragged"),

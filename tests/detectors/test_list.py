@@ -39,3 +39,28 @@ def test_pages_follow_the_cursor_newest_first_within_the_tenant(
     assert pages == 3
     theirs = client.get("/api/v1/detectors", headers=other.viewer).json()
     assert [item["name"] for item in theirs["items"]] == ["theirs"]
+
+
+def test_a_listed_detector_reads_as_the_detector_itself(client: TestClient, make_tenant: Callable[[], Tenant]) -> None:
+    """The list reads rows, not entities: every field must come out as `GET /detectors/{id}` shows it (aliases,
+    defaults for empty columns, timestamps with their zone)."""
+    tenant = make_tenant()
+    created = client.post(
+        "/api/v1/detectors",
+        json={
+            "name": "full",
+            "algorithm": "iforest",
+            "description": "every field set",
+            "features": ["a", "b"],
+            "parameters": {"n_estimators": 50},
+            "contamination": 0.05,
+        },
+        headers=tenant.analyst,
+    )
+    assert created.status_code == 201, created.text
+    one = client.get(f"/api/v1/detectors/{created.json()['id']}", headers=tenant.viewer).json()
+    page = client.get("/api/v1/detectors", headers=tenant.viewer).json()
+    assert page["items"] == [one]
+    assert one["previous_versions"] == []
+    assert one["threshold"] is None
+    assert one["created_at"].endswith("Z")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
@@ -42,9 +42,10 @@ from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created
 from vigil.web.paging import Cursor, Limit
+from vigil.web.routing import IndexedRouter
 
 DATASET = "/api/v1/datasets/{id}"
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = IndexedRouter(prefix="/datasets", tags=["datasets"])
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {

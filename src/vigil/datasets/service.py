@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from vigil.core.context import AppContext
@@ -50,7 +51,8 @@ class DatasetUsage:
     largest_rows: int
 
 
-def to_public(dataset: Dataset) -> DatasetPublic:
+def to_public(dataset: Dataset | Row[Any]) -> DatasetPublic:
+    """From the entity, or from a list page's row (the same attribute names)."""
     return DatasetPublic(
         id=dataset.id,
         name=dataset.name,

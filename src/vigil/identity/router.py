@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 from pydantic import ValidationError
 
 from vigil.core.errors import InvalidInput
@@ -35,9 +35,10 @@ from vigil.web.endpoints import blocking
 from vigil.web.idempotency import withhold_secret
 from vigil.web.idempotency_applied import replay_created
 from vigil.web.paging import Cursor, Limit
+from vigil.web.routing import IndexedRouter
 
 USER = "/api/v1/users/{id}"
-router = APIRouter()
+router = IndexedRouter()
 # Ids are server-made (`usr_…`): anything else is refused before it reaches a query.
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 TOKEN_BODY_HELP = "The body must be JSON {email, password} or an OAuth2 password form (username, password)."

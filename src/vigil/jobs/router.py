@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
 from vigil.core.pagination import Page
@@ -20,8 +20,9 @@ from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_from
 from vigil.web.paging import Cursor, Limit
+from vigil.web.routing import IndexedRouter
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = IndexedRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.get("", summary="List jobs, newest first")

@@ -36,9 +36,10 @@ from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, rerun_is_safe
 from vigil.web.paging import Cursor, Limit
+from vigil.web.routing import IndexedRouter
 
 STREAM = "/api/v1/streams/{id}"
-router = APIRouter(tags=["streams"])
+router = IndexedRouter(tags=["streams"])
 # The WebSocket has no per-address dependency of the HTTP routes (those read an HTTP request): it limits itself.
 ws_router = APIRouter(tags=["streams"])
 Reader = Annotated[Principal, require(Permission.STREAMS_READ)]

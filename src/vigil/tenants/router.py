@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import Depends, Path, Response, status
 from fastapi.responses import StreamingResponse
 
 from vigil.core.pagination import Page
@@ -28,9 +28,10 @@ from vigil.web.deps import ContextDep, SessionDep
 from vigil.web.endpoints import blocking
 from vigil.web.idempotency_applied import replay_created, replay_from
 from vigil.web.paging import Cursor, Limit
+from vigil.web.routing import IndexedRouter
 
 TENANT = "/api/v1/tenants/{id}"
-router = APIRouter()
+router = IndexedRouter()
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 

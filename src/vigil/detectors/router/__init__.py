@@ -4,13 +4,12 @@ CRUD with training (`detectors`), model versions (`versions`), feedback labels (
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from vigil.detectors.router import detection, detectors, feedback, versions
 from vigil.detectors.router.detection import TABLE_MEDIA_TYPES
+from vigil.web.routing import IndexedRouter
 
 __all__ = ["TABLE_MEDIA_TYPES", "router"]
 
-router = APIRouter()
+router = IndexedRouter()
 for _part in (detectors, versions, feedback, detection):
     router.include_router(_part.router)
