@@ -65,12 +65,15 @@ class Gaps:
         print("#reset", flush=True)
 
 
-def run_one(work: str, rows: int, columns: int) -> None:
+def run_one(work: str, rows: int, columns: int, *, warm: bool) -> None:
     kind, name = work.split(":", 1)
     rng = np.random.default_rng(0)
     frame = pl.DataFrame(rng.normal(size=(rows, columns)), schema=[f"f{i}" for i in range(columns)])
     from vigil import analysis, ml  # noqa: PLC0415 - imports stay out of the measured time
 
+    if warm:  # as the server does after start (app.import_libraries): imports and numba compiles out of the way
+        ml.warm_up()
+        analysis.warm_up()
     gaps = Gaps()
     time.sleep(0.05)
     gaps.reset()
@@ -106,8 +109,9 @@ def run_one(work: str, rows: int, columns: int) -> None:
     print(f"#done {time.perf_counter() - start:.2f} {gaps.longest:.3f}", flush=True)
 
 
-def measure(work: str, rows: int, columns: int, timeout: float) -> str:
+def measure(work: str, rows: int, columns: int, timeout: float, *, warm: bool) -> str:
     command = [sys.executable, __file__, "--one", work, "--rows", str(rows), "--columns", str(columns)]
+    command += [] if warm else ["--cold"]
     started = time.perf_counter()
     try:
         out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False).stdout
@@ -132,14 +136,15 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--work", nargs="*", default=DEFAULT_WORK, help="kind:name (report, fit, score, explain)")
+    parser.add_argument("--cold", action="store_true", help="skip the libraries' warm-up the server does at start")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_one(args.one, args.rows, args.columns)
+        run_one(args.one, args.rows, args.columns, warm=not args.cold)
         return
     print(f"{'work':24s} {'size':>10s} {'time':>10s}  {'longest gap':>10s}")
     for work in ["numpy:baseline", *args.work]:
-        print(measure(work, args.rows, args.columns, args.timeout), flush=True)
+        print(measure(work, args.rows, args.columns, args.timeout, warm=not args.cold), flush=True)
 
 
 if __name__ == "__main__":
