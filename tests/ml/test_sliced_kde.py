@@ -38,3 +38,21 @@ def test_the_catalogs_kde_is_the_sliced_one() -> None:
     estimator = ml.get_entry("kde").factory(ml.validate_parameters("kde", {}), 0.1)
     assert isinstance(estimator, sliced_kde.KDE)
     assert isinstance(estimator.kde_, sliced_kde.SlicedKernelDensity)
+
+
+def test_the_lock_is_handed_over_between_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Slicing alone left a waiting thread starved (sliced_kde.yield_lock): each slice but the first yields first.
+    monkeypatch.setattr(sliced_kde, "PAIRS_PER_SLICE", 2_000)
+    X = np.random.default_rng(0).normal(size=(400, 5))
+    model = sliced_kde.KDE().fit(X)
+    events: list[str] = []
+    score_samples = KernelDensity.score_samples
+
+    def counted(self: KernelDensity, rows: np.ndarray) -> np.ndarray:
+        events.append("slice")
+        return np.asarray(score_samples(self, rows))
+
+    monkeypatch.setattr(KernelDensity, "score_samples", counted)
+    monkeypatch.setattr(sliced_kde, "yield_lock", lambda: events.append("yield"))
+    model.decision_function(X[:13])  # 5 rows a slice: 3 slices
+    assert events == ["slice", "yield", "slice", "yield", "slice"]
