@@ -6,23 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, bindparam, func, select
+from sqlalchemy import Row, Select, Table, func, select
 from sqlalchemy.orm import Session
 
 from vigil.core.database import TenantScope, bind_tenant
+from vigil.core.pagination import PageQuery
 from vigil.datasets.models import Dataset, DatasetReport
 
-# A list page's query, built once with its values as parameters (SQLAlchemy reuses its cache key and compiled form),
-# selecting the table's columns on the session's connection: a page is read-only and answered as read, so the ORM's
-# execution path and identity map buy it nothing (as detectors' list: docs/architecture.md, "Request overhead").
-_DATASETS = cast(Table, Dataset.__table__)
-_LIST = (
-    select(*_DATASETS.columns)
-    .where(_DATASETS.c.tenant_id == bindparam("tenant_id"))
-    .order_by(_DATASETS.c.id.desc())
-    .limit(bindparam("limit"))
-)
-_LIST_AFTER = _LIST.where(_DATASETS.c.id < bindparam("after_id"))
+_PAGE = PageQuery(cast(Table, Dataset.__table__))  # read as rows: core/pagination.py says why
 
 
 class DatasetRepository:
@@ -38,11 +29,7 @@ class DatasetRepository:
 
     def list(self, *, limit: int, after_id: str | None) -> Sequence[Row[Any]]:
         """A page of datasets as rows with the entity's attribute names (read-only: nothing to change or flush)."""
-        values: dict[str, Any] = {"tenant_id": self.scope.tenant_id, "limit": limit + 1}
-        statement = _LIST
-        if after_id is not None:
-            statement, values["after_id"] = _LIST_AFTER, after_id
-        return self.session.connection().execute(statement, values).all()
+        return _PAGE.rows(self.session, tenant_id=self.scope.tenant_id, limit=limit, after_id=after_id)
 
     def add(self, dataset: Dataset) -> Dataset:
         if dataset.tenant_id != self.scope.tenant_id:
