@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 
 from vigil import __version__, analysis, ml
 from vigil.config import Settings
+from vigil.core.blob_sweep import BlobFamilies, BlobFamily, no_rows, sweep_orphan_blobs
 from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
 from vigil.core.clientinfo import parse_networks
@@ -29,12 +30,12 @@ from vigil.core.secrets import resolve_secret_key
 from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
-from vigil.datasets.service import dataset_bytes
+from vigil.datasets.service import dataset_blob_refs, dataset_bytes
 from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.models import Detector, ModelVersion
 from vigil.detectors.router import TABLE_MEDIA_TYPES
 from vigil.detectors.router import router as detectors_router
-from vigil.detectors.service import model_bytes, scorer_for
+from vigil.detectors.service import model_blob_refs, model_bytes, scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
 from vigil.identity.quotas import StorageMeter, concurrent_job_caps, retention_days_of
 from vigil.identity.router import router as identity_router
@@ -46,6 +47,7 @@ from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.registry import JobRegistry
 from vigil.jobs.router import router as jobs_router
 from vigil.jobs.runner import InProcessRunner
+from vigil.jobs.service import scratch_blob_refs
 from vigil.migrations.runner import upgrade_database
 from vigil.streams.router import router as streams_router
 from vigil.streams.router import ws_router as streams_ws_router
@@ -71,6 +73,7 @@ API_PREFIX = "/api/v1"
 API_ROUTERS = (streams_router, detectors_router, identity_router, tenants_router, datasets_router, jobs_router)
 JOB_RECORDS_SWEEP_S = 3600.0
 IDEMPOTENCY_SWEEP_S = 600.0
+BLOB_SWEEP_S = 3600.0
 log = logging.getLogger("vigil")
 
 
@@ -81,6 +84,19 @@ def build_registry(settings: Settings) -> JobRegistry:
     # the detectors domain (above it) implements it, and here is where the two meet.
     dataset_tasks.register(registry, scorers=scorer_for)
     return registry.with_limits(settings.job_time_limits)
+
+
+def blob_families() -> BlobFamilies:
+    """What the orphan-blob sweep may delete under each tenant's prefix, and which rows refer to it: each domain that
+    stores blobs lends its referrer (`vigil.core.blob_sweep`)."""
+    return BlobFamilies(
+        (
+            BlobFamily("datasets", dataset_blob_refs),  # uploads and detection results
+            BlobFamily("models", model_blob_refs),  # model artifacts
+            BlobFamily("jobs", scratch_blob_refs),  # partitioned jobs' scratch
+            BlobFamily("staging", no_rows),  # a local store's staged uploads (renamed into place when recorded)
+        )
+    )
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -99,6 +115,7 @@ def build_context(settings: Settings) -> AppContext:
     context.provide(build_registry(settings))
     # The storage quota counts what every domain stores: each lends its counter.
     context.provide(StorageMeter((dataset_bytes, model_bytes)))
+    context.provide(blob_families())
     context.probes.update({"database": database.ping, "blob_store": blobs.ping})
     if settings.broker_url is not None:
         broker = Broker(settings)
@@ -141,6 +158,18 @@ class JobBackground:
         )
         # Out of the request path: requests only claim and finish their own keys.
         self._chore("idempotency-records", IDEMPOTENCY_SWEEP_S, IdempotencyStore(context.database).prune)
+        # Blobs a crash (or a clean-up that failed) left without a row.
+        self._chore(
+            "orphan-blobs",
+            BLOB_SWEEP_S,
+            lambda: sweep_orphan_blobs(
+                database=context.database,
+                blobs=context.blobs,
+                families=context.component(BlobFamilies).families,
+                grace_s=settings.blob_orphan_grace_s,
+                metrics=context.metrics,
+            ),
+        )
 
     def _chore(self, name: str, every_s: float, chore: Callable[[], object]) -> None:
         database = self.context.database

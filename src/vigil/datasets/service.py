@@ -300,6 +300,11 @@ def dataset_bytes(session: Session, scope: TenantScope) -> int:
     return DatasetRepository(session=session, scope=scope).usage()[1]
 
 
+def dataset_blob_refs(session: Session, scope: TenantScope, keys: builtins.list[str]) -> Sequence[str]:
+    """The datasets' blobs among `keys` (uploads and detection results): a referrer for the orphan-blob sweep."""
+    return DatasetRepository(session=session, scope=scope).referenced_blobs(keys)
+
+
 def storage_meter(app: AppContext) -> StorageMeter:
     """The app's meter; an app context assembled by hand (tests) without one counts the datasets alone."""
     return app.find(StorageMeter) or StorageMeter((dataset_bytes,))

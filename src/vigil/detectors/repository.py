@@ -90,6 +90,16 @@ class DetectorRepository:
         )
         return int(total or 0)
 
+    def referenced_artifacts(self, keys: builtins.list[str]) -> builtins.list[str]:
+        """Which of `keys` the tenant's model versions are stored in."""
+        return list(
+            self.session.scalars(
+                select(ModelVersion.artifact_key).where(
+                    ModelVersion.tenant_id == self.scope.tenant_id, ModelVersion.artifact_key.in_(keys)
+                )
+            )
+        )
+
     def all_artifact_keys(self, detector_id: str) -> builtins.list[str]:
         return list(
             self.session.scalars(

@@ -38,6 +38,7 @@ from vigil.detectors.schemas import (
     ThresholdRule,
 )
 from vigil.identity.quotas import policy_of
+from vigil.jobs.repository import JobRepository
 from vigil.jobs.schemas import JobPublic
 from vigil.jobs.service import JobService
 
@@ -383,3 +384,13 @@ def scorer_for(
 def model_bytes(session: Session, scope: TenantScope) -> int:
     """The model artifacts' share of a tenant's storage: a counter for the `StorageMeter`."""
     return DetectorRepository(session=session, scope=scope).stored_bytes()
+
+
+def model_blob_refs(session: Session, scope: TenantScope, keys: builtins.list[str]) -> builtins.list[str]:
+    """The model versions' artifacts among `keys` — and a training's artifact before its version is recorded: it is
+    named after its job (`models/<detector>/<job>.vmdl`), and a retried attempt writes the same key again, so it is
+    in use while that job is queued or running. A referrer for the orphan-blob sweep."""
+    referenced = set(DetectorRepository(session=session, scope=scope).referenced_artifacts(keys))
+    stems = {key: key.rsplit("/", 1)[-1].removesuffix(".vmdl") for key in keys if key not in referenced}
+    active = JobRepository(session=session, scope=scope).active_among(set(stems.values())) if stems else set()
+    return [key for key in keys if key in referenced or stems.get(key) in active]
