@@ -158,7 +158,9 @@ class JobBackground:
         )
         # Out of the request path: requests only claim and finish their own keys.
         self._chore("idempotency-records", IDEMPOTENCY_SWEEP_S, IdempotencyStore(context.database).prune)
-        # Blobs a crash (or a clean-up that failed) left without a row.
+        # Blobs a crash (or a clean-up that failed) left without a row. In a thread of its own: listing a large
+        # bucket may take minutes, which must delay neither start-up nor the keeper's heartbeats (a node silent
+        # past the lease has its running jobs requeued elsewhere).
         self._chore(
             "orphan-blobs",
             BLOB_SWEEP_S,
@@ -169,9 +171,10 @@ class JobBackground:
                 grace_s=settings.blob_orphan_grace_s,
                 metrics=context.metrics,
             ),
+            in_thread=True,
         )
 
-    def _chore(self, name: str, every_s: float, chore: Callable[[], object]) -> None:
+    def _chore(self, name: str, every_s: float, chore: Callable[[], object], *, in_thread: bool = False) -> None:
         database = self.context.database
 
         def exclusively() -> None:
@@ -180,7 +183,24 @@ class JobBackground:
                 if mine:
                     chore()
 
-        self.keeper.add_chore(name, every_s=every_s, chore=exclusively)
+        if not in_thread:
+            self.keeper.add_chore(name, every_s=every_s, chore=exclusively)
+            return
+        busy = threading.Lock()
+
+        def in_background() -> None:
+            try:
+                exclusively()
+            except Exception:  # the next round retries
+                log.exception("housekeeping %s failed", name)
+            finally:
+                busy.release()
+
+        def launch() -> None:
+            if busy.acquire(blocking=False):  # else the last run is still going: this round is skipped
+                threading.Thread(target=in_background, name=f"vigil-{name}", daemon=True).start()
+
+        self.keeper.add_chore(name, every_s=every_s, chore=launch)
 
     def start(self) -> None:
         if self.runner is not None:
