@@ -30,12 +30,12 @@ from vigil.core.secrets import resolve_secret_key
 from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
-from vigil.datasets.service import dataset_blob_refs, dataset_bytes
+from vigil.datasets.service import dataset_blob_keys, dataset_blob_refs, dataset_bytes
 from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.models import Detector, ModelVersion
 from vigil.detectors.router import TABLE_MEDIA_TYPES
 from vigil.detectors.router import router as detectors_router
-from vigil.detectors.service import model_blob_refs, model_bytes, scorer_for
+from vigil.detectors.service import model_blob_keys, model_blob_refs, model_bytes, scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
 from vigil.identity.quotas import StorageMeter, concurrent_job_caps, retention_days_of
 from vigil.identity.router import router as identity_router
@@ -91,8 +91,8 @@ def blob_families() -> BlobFamilies:
     stores blobs lends its referrer (`vigil.core.blob_sweep`)."""
     return BlobFamilies(
         (
-            BlobFamily("datasets", dataset_blob_refs),  # uploads and detection results
-            BlobFamily("models", model_blob_refs),  # model artifacts
+            BlobFamily("datasets", dataset_blob_refs, dataset_blob_keys),  # uploads and detection results
+            BlobFamily("models", model_blob_refs, model_blob_keys),  # model artifacts
             BlobFamily("jobs", scratch_blob_refs),  # partitioned jobs' scratch
             BlobFamily("staging", no_rows),  # a local store's staged uploads (renamed into place when recorded)
         )

@@ -215,6 +215,15 @@ def test_the_admin_command_lists_then_deletes(client: TestClient, tenant: Tenant
     assert not context.blobs.exists(orphan)
     assert client.get(f"/api/v1/datasets/{kept}/rows?limit=1", headers=tenant.viewer).status_code == 200
 
+    verified = CliRunner().invoke(cli, ["admin", "sweep-blobs", "--verify", "--quiet"], env=env)
+    assert verified.exit_code == 0, verified.output
+    assert "0 blob(s) missing" in verified.output
+    lost = context.blobs.key(scope, "datasets", f"{kept}.parquet")
+    context.blobs.delete(lost)  # a row whose bytes are gone: what the sweep must never make
+    broken = CliRunner().invoke(cli, ["admin", "sweep-blobs", "--verify", "--quiet"], env=env)
+    assert broken.exit_code == 1, broken.output
+    assert f"missing: {lost}" in broken.output
+
 
 def test_the_keeper_sweeps_with_the_configured_grace(tmp_path: Path) -> None:
     """Wired as a chore of the keeper: it runs from start-up on (in a thread), with `blob_orphan_grace_s`."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -33,6 +33,8 @@ MAX_PER_RUN = 10_000  # orphans one run deletes at most; the next run goes on (a
 
 # Of `keys` (all under one tenant), the ones that rows of the tenant refer to.
 Referrer = Callable[[Session, TenantScope, list[str]], Collection[str]]
+# A page of the keys the tenant's rows refer to, in key order, after the given key (for the missing-blob check).
+StoredKeys = Callable[[Session, TenantScope, str | None, int], Sequence[str]]
 
 
 def no_rows(session: Session, scope: TenantScope, keys: list[str]) -> Collection[str]:
@@ -44,6 +46,7 @@ def no_rows(session: Session, scope: TenantScope, keys: list[str]) -> Collection
 class BlobFamily:
     directory: str  # right under the tenant's prefix, e.g. "datasets"
     referenced: Referrer
+    stored: StoredKeys | None = None  # for families whose rows must find their blob (not a job's passing scratch)
 
 
 @dataclass(frozen=True)
@@ -161,3 +164,25 @@ def _logged(report: SweepReport, dry_run: bool) -> SweepReport:
             "; stopped at the run's bound" if report.truncated else "",
         )
     return report
+
+
+def missing_blobs(
+    *, database: Database, blobs: BlobStore, families: Collection[BlobFamily], tenants: Iterable[str]
+) -> Iterator[str]:
+    """The keys rows refer to whose blob is not in the store (the other way round from an orphan: a row that lost
+    its bytes), a page of rows at a time: a check for after a crash, one existence check per row."""
+    for tenant_id in tenants:
+        scope = TenantScope(tenant_id)
+        for family in families:
+            if family.stored is None:
+                continue
+            after: str | None = None
+            while True:
+                with database.session() as session:
+                    page = family.stored(session, scope, after, PAGE)
+                for key in page:
+                    if not blobs.exists(key):
+                        yield key
+                if len(page) < PAGE:
+                    break
+                after = page[-1]

@@ -305,6 +305,11 @@ def dataset_blob_refs(session: Session, scope: TenantScope, keys: builtins.list[
     return DatasetRepository(session=session, scope=scope).referenced_blobs(keys)
 
 
+def dataset_blob_keys(session: Session, scope: TenantScope, after: str | None, limit: int) -> Sequence[str]:
+    """A page of the datasets' blobs, in key order: for the missing-blob check."""
+    return DatasetRepository(session=session, scope=scope).blob_keys(after=after, limit=limit)
+
+
 def storage_meter(app: AppContext) -> StorageMeter:
     """The app's meter; an app context assembled by hand (tests) without one counts the datasets alone."""
     return app.find(StorageMeter) or StorageMeter((dataset_bytes,))

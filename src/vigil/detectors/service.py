@@ -4,6 +4,7 @@ with the version the detector names, is `detection.py`'s)."""
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -394,3 +395,8 @@ def model_blob_refs(session: Session, scope: TenantScope, keys: builtins.list[st
     stems = {key: key.rsplit("/", 1)[-1].removesuffix(".vmdl") for key in keys if key not in referenced}
     active = JobRepository(session=session, scope=scope).active_among(set(stems.values())) if stems else set()
     return [key for key in keys if key in referenced or stems.get(key) in active]
+
+
+def model_blob_keys(session: Session, scope: TenantScope, after: str | None, limit: int) -> Sequence[str]:
+    """A page of the model versions' artifacts, in key order: for the missing-blob check."""
+    return DetectorRepository(session=session, scope=scope).artifact_keys(after=after, limit=limit)
