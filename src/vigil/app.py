@@ -150,6 +150,7 @@ class JobBackground:
             self.dispatcher = Dispatcher(app=context, registry=lifecycle.registry, broker=broker)
             self.keeper = Keeper(app=context, lifecycle=lifecycle, node=None)
         settings = context.settings
+        self._threads: list[threading.Thread] = []  # chores running in threads of their own
         self._chore("retention", settings.retention_sweep_interval_s, lambda: sweep_expired(context))
         self._chore(
             "job-records",
@@ -198,7 +199,9 @@ class JobBackground:
 
         def launch() -> None:
             if busy.acquire(blocking=False):  # else the last run is still going: this round is skipped
-                threading.Thread(target=in_background, name=f"vigil-{name}", daemon=True).start()
+                thread = threading.Thread(target=in_background, name=f"vigil-{name}", daemon=True)
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                thread.start()
 
         self.keeper.add_chore(name, every_s=every_s, chore=launch)
 
@@ -217,6 +220,10 @@ class JobBackground:
             if self.dispatcher is not None:
                 self.dispatcher.stop()
             self.keeper.stop()
+        # Before the database is disposed of (a run cut short by the process's end is harmless: each deletion is
+        # whole, and the next run goes on); a long run is not waited for.
+        for thread in self._threads:
+            thread.join(timeout=5.0)
 
 
 def migrate(settings: Settings, database: Database) -> None:
