@@ -39,9 +39,8 @@ from vigil.detectors.schemas import (
     ThresholdRule,
 )
 from vigil.identity.quotas import policy_of
-from vigil.jobs.repository import JobRepository
 from vigil.jobs.schemas import JobPublic
-from vigil.jobs.service import JobService
+from vigil.jobs.service import JobService, active_jobs
 
 TRAIN_JOB = "detector.train"
 DETECT_JOB = "detector.detect"
@@ -393,7 +392,7 @@ def model_blob_refs(session: Session, scope: TenantScope, keys: builtins.list[st
     in use while that job is queued or running. A referrer for the orphan-blob sweep."""
     referenced = set(DetectorRepository(session=session, scope=scope).referenced_artifacts(keys))
     stems = {key: key.rsplit("/", 1)[-1].removesuffix(".vmdl") for key in keys if key not in referenced}
-    active = JobRepository(session=session, scope=scope).active_among(set(stems.values())) if stems else set()
+    active = active_jobs(session, scope, set(stems.values()))
     return [key for key in keys if key in referenced or stems.get(key) in active]
 
 

@@ -156,11 +156,16 @@ async def follow_job(
             yield None
 
 
+def active_jobs(session: Session, scope: TenantScope, job_ids: set[str]) -> set[str]:
+    """Which of `job_ids` are queued or running (a domain's blobs named after their job are in use meanwhile)."""
+    return JobRepository(session=session, scope=scope).active_among(job_ids) if job_ids else set()
+
+
 def scratch_blob_refs(session: Session, scope: TenantScope, keys: list[str]) -> list[str]:
     """A job's scratch (`tenants/<t>/jobs/<job>/a<attempt>/…`, every attempt's) is in use until the job ends, when
     `forget_scratch` removes it: a referrer for the orphan-blob sweep, which takes what that clean-up missed."""
     owners = {key: _path_part(key, 3) for key in keys}
-    active = JobRepository(session=session, scope=scope).active_among({job for job in owners.values() if job})
+    active = active_jobs(session, scope, {job for job in owners.values() if job})
     return [key for key, job in owners.items() if job in active]
 
 
