@@ -66,7 +66,7 @@ class Deployment:
     def audit_blobs(self) -> BlobAudit:
         """Sweeps the orphan blobs with no grace, then checks that none is left and every row has its blob: the
         operator's own command, on the server's settings (call it with no writer running: no grace spares one)."""
-        swept = self._sweep_blobs("--verify", "--dry-run")
+        swept = self._sweep_blobs("--verify")
         left = self._sweep_blobs("--dry-run")
         totals = re.search(r"(?:deleted|would delete) (\d+) orphan\(s\), (\d+) bytes", swept.stdout)
         remaining = re.search(r"would delete (\d+) orphan\(s\)", left.stdout)
