@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 
 from vigil import __version__, analysis, ml
 from vigil.config import Settings
+from vigil.core.blob_sweep import BlobFamilies, BlobFamily, no_rows, sweep_orphan_blobs
 from vigil.core.blobs import BlobStore
 from vigil.core.caching import CommitInvalidatedCache, invalidate_on_commit
 from vigil.core.clientinfo import parse_networks
@@ -29,12 +30,12 @@ from vigil.core.secrets import resolve_secret_key
 from vigil.datasets import tasks as dataset_tasks
 from vigil.datasets.retention import sweep_expired
 from vigil.datasets.router import router as datasets_router
-from vigil.datasets.service import dataset_bytes
+from vigil.datasets.service import dataset_blob_keys, dataset_blob_refs, dataset_bytes
 from vigil.detectors import tasks as detector_tasks
 from vigil.detectors.models import Detector, ModelVersion
 from vigil.detectors.router import TABLE_MEDIA_TYPES
 from vigil.detectors.router import router as detectors_router
-from vigil.detectors.service import model_bytes, scorer_for
+from vigil.detectors.service import model_blob_keys, model_blob_refs, model_bytes, scorer_for
 from vigil.identity.dependencies import IdentityRuntime, limit_by_ip
 from vigil.identity.quotas import StorageMeter, concurrent_job_caps, retention_days_of
 from vigil.identity.router import router as identity_router
@@ -46,6 +47,7 @@ from vigil.jobs.lifecycle import JobLifecycle
 from vigil.jobs.registry import JobRegistry
 from vigil.jobs.router import router as jobs_router
 from vigil.jobs.runner import InProcessRunner
+from vigil.jobs.service import scratch_blob_refs
 from vigil.migrations.runner import upgrade_database
 from vigil.streams.router import router as streams_router
 from vigil.streams.router import ws_router as streams_ws_router
@@ -71,6 +73,7 @@ API_PREFIX = "/api/v1"
 API_ROUTERS = (streams_router, detectors_router, identity_router, tenants_router, datasets_router, jobs_router)
 JOB_RECORDS_SWEEP_S = 3600.0
 IDEMPOTENCY_SWEEP_S = 600.0
+BLOB_SWEEP_S = 3600.0
 log = logging.getLogger("vigil")
 
 
@@ -81,6 +84,19 @@ def build_registry(settings: Settings) -> JobRegistry:
     # the detectors domain (above it) implements it, and here is where the two meet.
     dataset_tasks.register(registry, scorers=scorer_for)
     return registry.with_limits(settings.job_time_limits)
+
+
+def blob_families() -> BlobFamilies:
+    """What the orphan-blob sweep may delete under each tenant's prefix, and which rows refer to it: each domain that
+    stores blobs lends its referrer (`vigil.core.blob_sweep`)."""
+    return BlobFamilies(
+        (
+            BlobFamily("datasets", dataset_blob_refs, dataset_blob_keys),  # uploads and detection results
+            BlobFamily("models", model_blob_refs, model_blob_keys),  # model artifacts
+            BlobFamily("jobs", scratch_blob_refs),  # partitioned jobs' scratch
+            BlobFamily("staging", no_rows),  # a local store's staged uploads (renamed into place when recorded)
+        )
+    )
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -99,6 +115,7 @@ def build_context(settings: Settings) -> AppContext:
     context.provide(build_registry(settings))
     # The storage quota counts what every domain stores: each lends its counter.
     context.provide(StorageMeter((dataset_bytes, model_bytes)))
+    context.provide(blob_families())
     context.probes.update({"database": database.ping, "blob_store": blobs.ping})
     if settings.broker_url is not None:
         broker = Broker(settings)
@@ -133,6 +150,7 @@ class JobBackground:
             self.dispatcher = Dispatcher(app=context, registry=lifecycle.registry, broker=broker)
             self.keeper = Keeper(app=context, lifecycle=lifecycle, node=None)
         settings = context.settings
+        self._threads: list[threading.Thread] = []  # chores running in threads of their own
         self._chore("retention", settings.retention_sweep_interval_s, lambda: sweep_expired(context))
         self._chore(
             "job-records",
@@ -141,8 +159,23 @@ class JobBackground:
         )
         # Out of the request path: requests only claim and finish their own keys.
         self._chore("idempotency-records", IDEMPOTENCY_SWEEP_S, IdempotencyStore(context.database).prune)
+        # Blobs a crash (or a clean-up that failed) left without a row. In a thread of its own: listing a large
+        # bucket may take minutes, which must delay neither start-up nor the keeper's heartbeats (a node silent
+        # past the lease has its running jobs requeued elsewhere).
+        self._chore(
+            "orphan-blobs",
+            BLOB_SWEEP_S,
+            lambda: sweep_orphan_blobs(
+                database=context.database,
+                blobs=context.blobs,
+                families=context.component(BlobFamilies).families,
+                grace_s=settings.blob_orphan_grace_s,
+                metrics=context.metrics,
+            ),
+            in_thread=True,
+        )
 
-    def _chore(self, name: str, every_s: float, chore: Callable[[], object]) -> None:
+    def _chore(self, name: str, every_s: float, chore: Callable[[], object], *, in_thread: bool = False) -> None:
         database = self.context.database
 
         def exclusively() -> None:
@@ -151,7 +184,26 @@ class JobBackground:
                 if mine:
                     chore()
 
-        self.keeper.add_chore(name, every_s=every_s, chore=exclusively)
+        if not in_thread:
+            self.keeper.add_chore(name, every_s=every_s, chore=exclusively)
+            return
+        busy = threading.Lock()
+
+        def in_background() -> None:
+            try:
+                exclusively()
+            except Exception:  # the next round retries
+                log.exception("housekeeping %s failed", name)
+            finally:
+                busy.release()
+
+        def launch() -> None:
+            if busy.acquire(blocking=False):  # else the last run is still going: this round is skipped
+                thread = threading.Thread(target=in_background, name=f"vigil-{name}", daemon=True)
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                thread.start()
+
+        self.keeper.add_chore(name, every_s=every_s, chore=launch)
 
     def start(self) -> None:
         if self.runner is not None:
@@ -168,6 +220,10 @@ class JobBackground:
             if self.dispatcher is not None:
                 self.dispatcher.stop()
             self.keeper.stop()
+        # Before the database is disposed of (a run cut short by the process's end is harmless: each deletion is
+        # whole, and the next run goes on); a long run is not waited for.
+        for thread in self._threads:
+            thread.join(timeout=5.0)
 
 
 def migrate(settings: Settings, database: Database) -> None:

@@ -278,6 +278,73 @@ def admin_reset_password(
         typer.echo(f"Password of {account} changed.")
 
 
+@admin_app.command("sweep-blobs")
+def admin_sweep_blobs(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False,
+    grace_s: Annotated[
+        float | None,
+        typer.Option("--grace-s", min=0, help="Keep blobs younger than this (default VIGIL_BLOB_ORPHAN_GRACE_S)."),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's blobs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Delete at most this many (run again for more).")] = 10_000,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print the totals only, not each blob.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Also check that every blob a row refers to exists (exit code 1 if not)."),
+    ] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default: VIGIL_DATA_DIR).")] = None,
+) -> None:
+    """Delete the blobs no database row refers to (a crash between a blob's write and its row's leaves them), once
+    older than the grace: what the server's hourly sweep does, now. Works server running or not."""
+    settings = _settings(data_dir)
+    from vigil.app import blob_families
+    from vigil.core.blob_sweep import missing_blobs, sweep_orphan_blobs
+    from vigil.core.blobs import BlobInfo, BlobStore
+    from vigil.core.database import Database
+    from vigil.identity.repository import PlatformRepository
+
+    verb = "would delete" if dry_run else "deleted"
+
+    def show(blob: BlobInfo) -> None:
+        if not quiet:
+            typer.echo(f"{verb} {blob.key} ({blob.size} bytes)")
+
+    database = Database(settings)
+    blobs = BlobStore.from_settings(settings)
+    families = blob_families().families
+    missing: list[str] = []
+    try:
+        report = sweep_orphan_blobs(
+            database=database,
+            blobs=blobs,
+            families=families,
+            grace_s=settings.blob_orphan_grace_s if grace_s is None else grace_s,
+            dry_run=dry_run,
+            tenant=tenant,
+            limit=limit,
+            on_orphan=show,
+        )
+        if verify:
+            with database.session() as session:
+                tenants = [tenant] if tenant else [t.id for t in PlatformRepository(session=session).all_tenants()]
+            missing = list(missing_blobs(database=database, blobs=blobs, families=families, tenants=tenants))
+    finally:
+        database.dispose()
+    for directory in report.unknown:
+        typer.echo(f"left alone (no known kind of blob): {directory}/")
+    typer.echo(
+        f"{report.scanned} blob(s) scanned; {verb} {report.orphans} orphan(s), {report.orphan_bytes} bytes; "
+        f"{report.kept_young} unreferenced kept within the grace"
+        + ("; stopped at --limit, run again for more" if report.truncated else "")
+    )
+    if verify:
+        for key in missing:
+            typer.echo(f"missing: {key} (a row refers to it)")
+        typer.echo(f"{len(missing)} blob(s) missing that rows refer to")
+        if missing:
+            raise typer.Exit(1)
+
+
 def _redacted(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
         default=None, description="Local copies of immutable blobs read from object storage; data_dir/blob-cache."
     )
     blob_cache_bytes: int = Field(default=2 * 1024**3, ge=0, description="Bound of the local blob cache.")
+    # Writers store a blob first and record its row afterwards (no slow I/O under the database's write lock), so a
+    # blob without a row may be one whose row is a moment away: the orphan sweep leaves blobs younger than this.
+    # An hour is far above any put -> record gap (an upload's staged file waits for its parse and check, a job's
+    # result for its finish: seconds to minutes) and small beside the space a crash's leftovers take meanwhile.
+    blob_orphan_grace_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Blobs no database row refers to are deleted by the hourly sweep once older than this.",
+    )
 
     secret_key: SecretStr | None = Field(
         default=None,

@@ -5,9 +5,11 @@ half-written — no dataset row, no object."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +20,12 @@ from tests.support.cluster import create_bucket, moto_server
 from tests.support.tcp_proxy import TcpForwarder
 from vigil.app import create_app
 from vigil.config import Settings
+from vigil.core import blob_sweep
+from vigil.core.blob_sweep import BlobFamilies, SweepReport, sweep_orphan_blobs
+from vigil.core.context import AppContext
+from vigil.core.database import TenantScope
+from vigil.core.ids import new_id
+from vigil.datasets.service import DatasetService
 
 BUCKET = "vigil-test"
 pytestmark = pytest.mark.scaleout
@@ -112,3 +120,45 @@ def test_an_unreachable_store_answers_503_and_keeps_nothing(s3: str, tmp_path: P
                 client.post("/api/v1/datasets?name=back", content=body.getvalue(), headers=headers).status_code == 201
             )
             assert client.get("/ready").status_code == 200
+
+
+def test_the_orphan_sweep_works_on_the_bucket(s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blobs put and never recorded (as a crash between the two leaves them) go once past the grace; what rows
+    refer to stays. The bucket's ages are its own (no clock to set in S3): the sweep's clock is moved instead."""
+    monkeypatch.setattr(blob_sweep, "PAGE", 2)  # several pages (and delimited listings) per directory
+    settings = s3_settings(tmp_path / "data", s3, "sweep")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        context: AppContext = client.app.state.context  # type: ignore[attr-defined]
+        tenant = new_tenant(client)
+        scope = TenantScope(tenant.id)
+        frame, _ = breastw()
+        dataset_id = upload(client, tenant.analyst, frame)
+        referenced = set(objects(s3, "sweep"))
+        with context.database.session() as session:
+            service = DatasetService(session=session, scope=scope, app=context)
+            orphans = {service.put_table(pa.table({"x": [float(n)]})).key for n in range(3)}
+        artifact = context.blobs.key(scope, "models", new_id("det"), f"{new_id('job')}.vmdl")
+        context.blobs.put_bytes(artifact, b"artifact of a killed training")
+        orphans.add(artifact)
+
+        def sweep(**options: object) -> SweepReport:
+            values: dict[str, object] = {
+                "database": context.database,
+                "blobs": context.blobs,
+                "families": context.component(BlobFamilies).families,
+                "grace_s": 3600.0,
+                **options,
+            }
+            return sweep_orphan_blobs(**values)  # type: ignore[arg-type]
+
+        young = sweep()
+        assert (young.orphans, young.kept_young) == (0, len(orphans))
+        later = time.time() + 7200
+        assert sweep(clock=lambda: later, dry_run=True).orphans == len(orphans)
+        assert set(objects(s3, "sweep")) == referenced | {f"{BUCKET}/sweep/{key}" for key in orphans}
+        report = sweep(clock=lambda: later)
+        assert report.orphans == len(orphans)
+        assert report.scanned == len(orphans) + len(referenced)
+        assert set(objects(s3, "sweep")) == referenced
+        rows = client.get(f"/api/v1/datasets/{dataset_id}/rows?limit=3", headers=tenant.viewer)
+        assert rows.status_code == 200, rows.text

@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -75,6 +75,13 @@ class S3Options:
             # One retry: an unreachable store must answer 503 in seconds, not after minutes of back-off.
             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=2),
         )
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size: int
+    modified: float  # Unix time of the write (the upload's completion in S3)
 
 
 class BlobStore:
@@ -274,6 +281,42 @@ class BlobStore:
             return self._filesystem().get_file_info(self._location(key))
         except OSError as exc:
             raise self._classified("stat", exc) from exc
+
+    # -- listing --------------------------------------------------------------------------------------------
+    def subdirectories(self, prefix: str) -> list[str]:
+        """The names of the directories right under `prefix` (e.g. the tenants under "tenants"), sorted."""
+        return sorted(info.base_name for info in self._listed(prefix) if info.type == pafs.FileType.Directory)
+
+    def walk(self, prefix: str) -> Iterator[BlobInfo]:
+        """Every blob under `prefix`, depth first, one directory listed at a time (a delimited LIST in S3): what is
+        held is the directories on the way down, never the whole store. A blob of unknown age reads as new."""
+        pending = [prefix.strip("/")]
+        while pending:
+            directory = pending.pop()
+            below = []
+            for info in self._listed(directory):
+                key = f"{directory}/{info.base_name}"
+                if info.type == pafs.FileType.Directory:
+                    below.append(key)
+                elif info.type == pafs.FileType.File:
+                    modified = info.mtime.timestamp() if info.mtime is not None else time.time()
+                    yield BlobInfo(key=key, size=int(info.size or 0), modified=modified)
+            pending.extend(sorted(below, reverse=True))
+
+    def _listed(self, prefix: str) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(self._location(prefix), recursive=False, allow_not_found=True)
+        try:
+            return sorted(self._filesystem().get_file_info(selector), key=lambda info: info.base_name)
+        except OSError as exc:
+            raise self._classified("list", exc) from exc
+
+    def stat(self, key: str) -> BlobInfo | None:
+        """The blob's size and age now, or None when it is gone."""
+        info = self._info(key)
+        if info.type != pafs.FileType.File:
+            return None
+        modified = info.mtime.timestamp() if info.mtime is not None else time.time()
+        return BlobInfo(key=key, size=int(info.size or 0), modified=modified)
 
     # -- deleting -------------------------------------------------------------------------------------------
     def delete(self, key: str, *, best_effort: bool = False) -> None:

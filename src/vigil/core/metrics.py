@@ -84,6 +84,12 @@ class Metrics:
             registry=self.registry,
         )
         self.stream_sockets = Gauge("vigil_stream_websockets", "Stream WebSockets open", registry=self.registry)
+        self.orphan_blobs = Counter(
+            "vigil_orphan_blobs_deleted_total", "Blobs no row referred to, deleted by the sweep", registry=self.registry
+        )
+        self.orphan_blob_bytes = Counter(
+            "vigil_orphan_blob_bytes_deleted_total", "Bytes of orphan blobs deleted", registry=self.registry
+        )
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds… (read from /proc on Linux)
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)  # python_gc_collections_total, objects collected, uncollectable

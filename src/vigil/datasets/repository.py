@@ -50,6 +50,18 @@ class DatasetRepository:
         ).one()
         return int(row[0]), int(row[1])
 
+    def referenced_blobs(self, keys: Sequence[str]) -> Sequence[str]:
+        """Which of `keys` the tenant's datasets are stored in."""
+        return self.session.scalars(
+            select(Dataset.blob_key).where(Dataset.tenant_id == self.scope.tenant_id, Dataset.blob_key.in_(keys))
+        ).all()
+
+    def blob_keys(self, *, after: str | None, limit: int) -> Sequence[str]:
+        query = select(Dataset.blob_key).where(Dataset.tenant_id == self.scope.tenant_id)
+        if after is not None:
+            query = query.where(Dataset.blob_key > after)
+        return self.session.scalars(query.order_by(Dataset.blob_key).limit(limit)).all()
+
     def largest_rows(self) -> int:
         return int(
             self.session.scalar(select(func.max(Dataset.n_rows)).where(Dataset.tenant_id == self.scope.tenant_id)) or 0

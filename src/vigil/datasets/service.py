@@ -300,6 +300,16 @@ def dataset_bytes(session: Session, scope: TenantScope) -> int:
     return DatasetRepository(session=session, scope=scope).usage()[1]
 
 
+def dataset_blob_refs(session: Session, scope: TenantScope, keys: builtins.list[str]) -> Sequence[str]:
+    """The datasets' blobs among `keys` (uploads and detection results): a referrer for the orphan-blob sweep."""
+    return DatasetRepository(session=session, scope=scope).referenced_blobs(keys)
+
+
+def dataset_blob_keys(session: Session, scope: TenantScope, after: str | None, limit: int) -> Sequence[str]:
+    """A page of the datasets' blobs, in key order: for the missing-blob check."""
+    return DatasetRepository(session=session, scope=scope).blob_keys(after=after, limit=limit)
+
+
 def storage_meter(app: AppContext) -> StorageMeter:
     """The app's meter; an app context assembled by hand (tests) without one counts the datasets alone."""
     return app.find(StorageMeter) or StorageMeter((dataset_bytes,))

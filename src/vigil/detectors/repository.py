@@ -90,6 +90,22 @@ class DetectorRepository:
         )
         return int(total or 0)
 
+    def referenced_artifacts(self, keys: builtins.list[str]) -> builtins.list[str]:
+        """Which of `keys` the tenant's model versions are stored in."""
+        return list(
+            self.session.scalars(
+                select(ModelVersion.artifact_key).where(
+                    ModelVersion.tenant_id == self.scope.tenant_id, ModelVersion.artifact_key.in_(keys)
+                )
+            )
+        )
+
+    def artifact_keys(self, *, after: str | None, limit: int) -> Sequence[str]:
+        query = select(ModelVersion.artifact_key).where(ModelVersion.tenant_id == self.scope.tenant_id)
+        if after is not None:
+            query = query.where(ModelVersion.artifact_key > after)
+        return self.session.scalars(query.order_by(ModelVersion.artifact_key).limit(limit)).all()
+
     def all_artifact_keys(self, detector_id: str) -> builtins.list[str]:
         return list(
             self.session.scalars(

@@ -4,6 +4,7 @@ with the version the detector names, is `detection.py`'s)."""
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from vigil.detectors.schemas import (
 )
 from vigil.identity.quotas import policy_of
 from vigil.jobs.schemas import JobPublic
-from vigil.jobs.service import JobService
+from vigil.jobs.service import JobService, active_jobs
 
 TRAIN_JOB = "detector.train"
 DETECT_JOB = "detector.detect"
@@ -383,3 +384,18 @@ def scorer_for(
 def model_bytes(session: Session, scope: TenantScope) -> int:
     """The model artifacts' share of a tenant's storage: a counter for the `StorageMeter`."""
     return DetectorRepository(session=session, scope=scope).stored_bytes()
+
+
+def model_blob_refs(session: Session, scope: TenantScope, keys: builtins.list[str]) -> builtins.list[str]:
+    """The model versions' artifacts among `keys` — and a training's artifact before its version is recorded: it is
+    named after its job (`models/<detector>/<job>.vmdl`), and a retried attempt writes the same key again, so it is
+    in use while that job is queued or running. A referrer for the orphan-blob sweep."""
+    referenced = set(DetectorRepository(session=session, scope=scope).referenced_artifacts(keys))
+    stems = {key: key.rsplit("/", 1)[-1].removesuffix(".vmdl") for key in keys if key not in referenced}
+    active = active_jobs(session, scope, set(stems.values()))
+    return [key for key in keys if key in referenced or stems.get(key) in active]
+
+
+def model_blob_keys(session: Session, scope: TenantScope, after: str | None, limit: int) -> Sequence[str]:
+    """A page of the model versions' artifacts, in key order: for the missing-blob check."""
+    return DetectorRepository(session=session, scope=scope).artifact_keys(after=after, limit=limit)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,6 +65,14 @@ class JobRepository:
                 select(func.count()).where(Job.tenant_id == self.scope.tenant_id, Job.status == "running")
             )
             or 0
+        )
+
+    def active_among(self, job_ids: Collection[str]) -> set[str]:
+        """Which of `job_ids` are queued or running."""
+        return set(
+            self.session.scalars(
+                select(Job.id).where(Job.tenant_id == self.scope.tenant_id, Job.id.in_(job_ids), Job.status.in_(ACTIVE))
+            )
         )
 
     def active_for_subject(self, subject_id: str) -> Sequence[Job]:

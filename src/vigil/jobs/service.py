@@ -154,3 +154,21 @@ async def follow_job(
         elif now - last_sent >= idle_s:
             last_sent = now
             yield None
+
+
+def active_jobs(session: Session, scope: TenantScope, job_ids: set[str]) -> set[str]:
+    """Which of `job_ids` are queued or running (a domain's blobs named after their job are in use meanwhile)."""
+    return JobRepository(session=session, scope=scope).active_among(job_ids) if job_ids else set()
+
+
+def scratch_blob_refs(session: Session, scope: TenantScope, keys: list[str]) -> list[str]:
+    """A job's scratch (`tenants/<t>/jobs/<job>/a<attempt>/…`, every attempt's) is in use until the job ends, when
+    `forget_scratch` removes it: a referrer for the orphan-blob sweep, which takes what that clean-up missed."""
+    owners = {key: _path_part(key, 3) for key in keys}
+    active = active_jobs(session, scope, {job for job in owners.values() if job})
+    return [key for key, job in owners.items() if job in active]
+
+
+def _path_part(key: str, index: int) -> str | None:
+    parts = key.split("/")
+    return parts[index] if len(parts) > index else None

@@ -8,7 +8,9 @@ definitely refused (4xx), or unknown (no answer, 5xx) — then a read-back:
   which it exists exactly once — a job no write accounts for is a write applied twice;
 - every job the workload made ended within `jobs_end_s` of the read-back, and succeeded — or was given up after
   a SIGKILL on each of its attempts (`job-interrupted`: the guard against a job that kills its process; counted);
-- nothing of one tenant appears in another's lists.
+- nothing of one tenant appears in another's lists;
+- (`BlobAudit`, where the scenario can reach the server's storage) no blob is left that no row refers to once the
+  orphan sweep has run with no grace, and no row refers to a blob that is missing.
 
 The writers run in threads while faults are injected; the checker runs after the deployment has recovered."""
 
@@ -41,6 +43,17 @@ ENDED = ("succeeded", "failed", "cancelled")
 
 
 @dataclass
+class BlobAudit:
+    """The storage after a scenario, read by the operator's command (`vigil admin sweep-blobs`) on the server's
+    own settings: what the orphan sweep took (the crashes' leftovers), what it left, and rows without their blob."""
+
+    swept: int
+    swept_bytes: int
+    left: int  # unreferenced blobs still there after the sweep: must be none
+    missing: list[str]  # keys rows refer to that are not in the store: must be none
+
+
+@dataclass
 class Verdict:
     requests: int = 0
     acknowledged: int = 0
@@ -59,8 +72,16 @@ class Verdict:
     failed_jobs: list[str] = field(default_factory=list)
     interrupted_jobs: list[str] = field(default_factory=list)
     jobs_end_s: float = 0.0
+    blobs: BlobAudit | None = None
 
     def counts(self) -> dict[str, int]:
+        blobs = {}
+        if self.blobs is not None:
+            blobs = {
+                "orphan_blobs_swept": self.blobs.swept,
+                "orphan_blobs_left": self.blobs.left,
+                "blobs_missing": len(self.blobs.missing),
+            }
         return {
             "requests": self.requests,
             "acknowledged": self.acknowledged,
@@ -77,6 +98,7 @@ class Verdict:
             "jobs_unended": len(self.unended),
             "jobs_failed": len(self.failed_jobs),
             "jobs_given_up_after_kills": len(self.interrupted_jobs),
+            **blobs,
         }
 
 

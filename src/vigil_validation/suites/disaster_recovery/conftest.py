@@ -192,6 +192,8 @@ def record_verdict(record: Recorder, verdict: Verdict, *, faults: int, rtos: lis
         record(name.replace("_", " "), value)
     if verdict.jobs:
         record("jobs ended after", verdict.jobs_end_s, "s")
+    if verdict.blobs is not None:
+        record("orphan blob bytes swept", verdict.blobs.swept_bytes, "B")
     if rtos:
         record("RTO p50", percentile(rtos, 0.5), "s")
         record("RTO max", max(rtos), "s")
@@ -208,3 +210,6 @@ def assert_consistent(verdict: Verdict, *, scenario: str) -> None:
     assert not verdict.unfinishable, f"unacknowledged writes a retry cannot complete: {verdict.unfinishable[:5]}"
     assert not verdict.unended, f"jobs that did not end: {verdict.unended[:5]}"
     assert not verdict.failed_jobs, f"jobs that did not succeed: {verdict.failed_jobs[:5]}"
+    if verdict.blobs is not None:
+        assert not verdict.blobs.missing, f"rows whose blob is missing: {verdict.blobs.missing[:5]}"
+        assert verdict.blobs.left == 0, f"{verdict.blobs.left} orphan blob(s) left after a sweep with no grace"

@@ -7,8 +7,11 @@ tests running beside it must not feel it."""
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from vigil.client import NO_RETRY, VigilClient
 from vigil_validation.faults import FaultProxy, Link, through_link, upstream_of
 from vigil_validation.faults.postgres import PrivatePostgres, private_postgres
 from vigil_validation.faults.server import VigilProcess
+from vigil_validation.suites.disaster_recovery.checker import BlobAudit
 from vigil_validation.targets import _server_env, fresh_postgres_database
 
 Database = Literal["sqlite", "postgresql"]
@@ -58,6 +62,22 @@ class Deployment:
         client = self.client(timeout=timeout)
         client.login(self.admin_email, self.admin_password)
         return client
+
+    def audit_blobs(self) -> BlobAudit:
+        """Sweeps the orphan blobs with no grace, then checks that none is left and every row has its blob: the
+        operator's own command, on the server's settings (call it with no writer running: no grace spares one)."""
+        swept = self._sweep_blobs("--verify")
+        left = self._sweep_blobs("--dry-run")
+        totals = re.search(r"(?:deleted|would delete) (\d+) orphan\(s\), (\d+) bytes", swept.stdout)
+        remaining = re.search(r"would delete (\d+) orphan\(s\)", left.stdout)
+        if totals is None or remaining is None or left.returncode != 0 or swept.returncode not in (0, 1):
+            raise RuntimeError(f"vigil admin sweep-blobs failed:\n{swept.stdout}{swept.stderr}{left.stderr}")
+        missing = [line.split()[1] for line in swept.stdout.splitlines() if line.startswith("missing: ")]
+        return BlobAudit(swept=int(totals[1]), swept_bytes=int(totals[2]), left=int(remaining[1]), missing=missing)
+
+    def _sweep_blobs(self, *options: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "vigil", "admin", "sweep-blobs", "--grace-s", "0", "--quiet", *options]
+        return subprocess.run(argv, env=self.api.env, capture_output=True, text=True, timeout=300, check=False)
 
 
 @contextlib.contextmanager

@@ -65,6 +65,8 @@ def test_nothing_acknowledged_is_lost_under_a_seeded_fault_schedule(
             workload.stop()
     record_series(timeline.name, "timeline", timeline.series())
     verdict = check(workload.history, clients, subjects=subjects, jobs_end_s=dr_config.jobs_end_s)
+    # The writes are over and their jobs ended: what the crashes left in storage, swept with no grace.
+    verdict.blobs = healthy.audit_blobs()
     record_verdict(record, verdict, faults=len(plan), rtos=rtos)
 
     assert_consistent(verdict, scenario="the schedule")

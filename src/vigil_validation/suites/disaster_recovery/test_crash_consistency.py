@@ -60,6 +60,8 @@ def test_sigkill_during_idempotent_writes(
             workload.stop()
     record_series("SIGKILL of the API during writes", "timeline", timeline.series())
     verdict = check(workload.history, clients, subjects=subjects, jobs_end_s=dr_config.jobs_end_s)
+    # The writes are over and their jobs ended: what the crashes left in storage, swept with no grace.
+    verdict.blobs = healthy.audit_blobs()
     record_verdict(record, verdict, faults=dr_config.crash_kills, rtos=rtos)
 
     assert_consistent(verdict, scenario="the scenario")
