@@ -64,11 +64,13 @@ _PADDING = 0.15  # River's, in `HalfSpaceTrees.learn_one`
 @dataclass(frozen=True)
 class Pending:
     """A scored stretch, ready to be learnt: its events as the trees see them once the scaler has learnt each (row
-    `i` scaled by the minimum and maximum of the events up to `i`, it included), and the scaler's state after each."""
+    `i` scaled by the minimum and maximum of the events up to `i`, it included), the scaler's state after each, and
+    the events' paths through the trees when `score` walked them already (depth × tree × event)."""
 
     learnt_values: NDArray[np.float64]
     low_after: NDArray[np.float64]
     high_after: NDArray[np.float64]
+    paths: NDArray[np.intp] | None
 
 
 class HalfSpaceForest:
@@ -89,7 +91,8 @@ class HalfSpaceForest:
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
-        self.limits = dict(limits)
+        # Each feature's range (River's `limits`), in `features` order (a tuple: no dict among the attributes).
+        self.limits = tuple(limits[name] for name in self.features)
         self.rng: random.Random | None = rng  # used once, to build the trees; None after
         self.scaled = scaled
         width = len(self.features)
@@ -121,30 +124,33 @@ class HalfSpaceForest:
     def score(self, rows: NDArray[np.float64]) -> tuple[list[float], Pending]:
         """River's scores of `rows` (at most `span` of them) as if each were learnt after it was scored, and what
         `learn` needs to learn a prefix of them."""
-        assert 0 < len(rows) <= self.span
+        events = len(rows)
+        assert 0 < events <= self.span
         if self.scaled:
             # The scaler's state before each row and after it: running extremes over the rows, from the state now.
             # (np.minimum may keep -0.0 where River keeps 0.0: a zero's sign changes no comparison below.)
             low = np.minimum.accumulate(np.vstack([self.low, rows]), axis=0)
             high = np.maximum.accumulate(np.vstack([self.high, rows]), axis=0)
-            before = _scale(rows, low[:-1], high[:-1])
-            pending = Pending(_scale(rows, low[1:], high[1:]), low[1:], high[1:])
+            both = _scale(np.vstack([rows, rows]), np.vstack([low[:-1], low[1:]]), np.vstack([high[:-1], high[1:]]))
+            learnt, low_after, high_after = both[events:], low[1:], high[1:]
         else:
-            before = rows
-            pending = Pending(rows, np.empty((0, 0)), np.empty((0, 0)))
-        if self.first_window:  # River scores 0 until the first window has ended
-            return [0.0] * len(rows), pending
+            both = learnt = rows
+            low_after = high_after = np.empty((0, 0))
+        if self.first_window:  # River scores 0 until the first window has ended (and builds its trees on a learn)
+            return [0.0] * events, Pending(learnt, low_after, high_after, None)
+        # One walk for the scores (events as scaled before they are learnt) and the learning (as scaled after).
+        paths = self._paths(both)
         size_limit = 0.1 * self.window_size  # River's early stop: a node this light ends the walk
         masses = self.r_mass.ravel()
-        total = np.zeros((self.n_trees, len(rows)), dtype=np.int64)
-        going = np.ones((self.n_trees, len(rows)), dtype=bool)
-        for depth, nodes in enumerate(self._paths(before)):
-            mass = masses[nodes]
+        total = np.zeros((self.n_trees, events), dtype=np.int64)
+        going = np.ones((self.n_trees, events), dtype=bool)
+        for depth in range(self.height + 1):
+            mass = masses[paths[depth, :, :events]]
             total += (mass << depth) * going
             going &= mass >= size_limit
         max_score = self.n_trees * self.window_size * (2 ** (self.height + 1) - 1)
         scores = 1.0 - total.sum(axis=0).astype(np.float64) / float(max_score)
-        return scores.tolist(), pending
+        return scores.tolist(), Pending(learnt, low_after, high_after, paths[:, :, len(both) - events :])
 
     def learn(self, pending: Pending, count: int) -> None:
         """Learns the first `count` rows `score` was given (the scaler, then the trees, as River's pipeline does);
@@ -155,8 +161,8 @@ class HalfSpaceForest:
             self.low, self.high = pending.low_after[count - 1].copy(), pending.high_after[count - 1].copy()
         if not self.built:
             self._build()
-        for nodes in self._paths(pending.learnt_values[:count]):
-            np.add.at(self.l_mass.ravel(), nodes.ravel(), 1)
+        paths = pending.paths if pending.paths is not None else self._paths(pending.learnt_values)
+        np.add.at(self.l_mass.ravel(), paths[:, :, :count].ravel(), 1)
         self.counter += count
         if self.counter == self.window_size:
             self.r_mass[...] = self.l_mass
@@ -164,23 +170,24 @@ class HalfSpaceForest:
             self.first_window = False
             self.counter = 0
 
-    def _paths(self, values: NDArray[np.float64]) -> list[NDArray[np.intp]]:
+    def _paths(self, values: NDArray[np.float64]) -> NDArray[np.intp]:
         """Per depth (root to leaves), the node each row reaches in each tree: flat indices into the masses."""
         trees, events = self.n_trees, len(values)
         inner, nodes = self.feature.shape[1], self.r_mass.shape[1]
         flat = values.ravel()
-        row_start = (np.arange(events) * values.shape[1])[None, :]
-        tree_inner = (np.arange(trees) * inner)[:, None]
-        tree_nodes = (np.arange(trees) * nodes)[:, None]
+        row_start = np.arange(0, events * values.shape[1], values.shape[1])
+        tree_inner = np.arange(0, trees * inner, inner)[:, None]
+        tree_nodes = np.arange(0, trees * nodes, nodes)[:, None]
         feature, threshold = self.feature.ravel(), self.threshold.ravel()
+        paths = np.empty((self.height + 1, trees, events), dtype=np.intp)
         node = np.zeros((trees, events), dtype=np.intp)
-        paths = [node + tree_nodes]
-        for _ in range(self.height):
+        paths[0] = tree_nodes
+        for depth in range(1, self.height + 1):
             split = node + tree_inner
             value = flat[row_start + feature[split]]
             # River goes left when `value < threshold`, right otherwise (NaN included).
             node = 2 * node + 1 + ~(value < threshold[split])
-            paths.append(node + tree_nodes)
+            np.add(node, tree_nodes, out=paths[depth])
         return paths
 
     def _build(self) -> None:
@@ -190,7 +197,7 @@ class HalfSpaceForest:
         assert self.rng is not None
         for tree in range(self.n_trees):
             root = padded.make_padded_tree(
-                limits={name: self.limits[name] for name in sorted(self.features)},
+                limits={name: self.limits[self.features.index(name)] for name in sorted(self.features)},
                 height=self.height,
                 padding=_PADDING,
                 rng=self.rng,
@@ -260,7 +267,11 @@ class HalfSpaceForest:
         anomaly = importlib.import_module("river.anomaly")
         padded = importlib.import_module("river.tree.padded")
         hst = anomaly.HalfSpaceTrees(
-            n_trees=self.n_trees, height=self.height, window_size=self.window_size, limits=self.limits, seed=seed
+            n_trees=self.n_trees,
+            height=self.height,
+            window_size=self.window_size,
+            limits=dict(zip(self.features, self.limits, strict=True)),
+            seed=seed,
         )
         if self.rng is not None:
             hst.rng = _copy(self.rng)
