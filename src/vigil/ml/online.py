@@ -4,7 +4,9 @@ An `OnlineModel` scores each event, decides whether it is an anomaly (a quantile
 a batch model's own threshold; never during warm-up), learns it (unless it was flagged and the detector is
 protected, as River's `QuantileFilter` does), and watches the score stream for drift with ADWIN. Its whole state
 pickles, so a stream can be snapshot and restored exactly; `dump_state` signs the bytes (HMAC-SHA256 under the
-server's key) and `load_state` refuses anything it did not sign before unpickling.
+server's key) and `load_state` refuses anything it did not sign before unpickling. Half-space trees (the default
+detector, alone or min-max scaled) run as numpy arrays a batch at a time (`ml.hst`), with River's scores bit for
+bit; every other detector and scaling runs River's own objects event by event.
 
 Examples
 --------
@@ -37,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from vigil.ml.errors import ArtifactIncompatible, ArtifactTampered, MLError
+from vigil.ml.hst import HalfSpaceForest
 from vigil.ml.online_catalog import Scaling, check_online_features, get_online_entry
 from vigil.ml.provenance import split_trailer, unpickle_verified, with_trailer
 
@@ -99,8 +102,9 @@ class OnlineModel:
         drift_delta: float | None,
         scorer: FittedDetector | None = None,
     ) -> None:
-        self.detector = detector
         self.features = list(features)
+        # Half-space trees (alone or min-max scaled) run as numpy arrays, River's scores bit for bit (`ml.hst`).
+        self.detector: Any = HalfSpaceForest.from_river(detector, self.features) or detector
         self.univariate = univariate
         self.threshold = threshold
         self.warmup = warmup
@@ -158,6 +162,9 @@ class OnlineModel:
     def process(self, events: Sequence[Mapping[str, float]]) -> Step:
         """Scores, classifies and learns each event in order (values already checked: every feature, finite)."""
         step = Step()
+        if isinstance(self.detector, HalfSpaceForest):
+            self._process_forest(self.detector, events, step)
+            return step
         raw = self._batch_scores(events) if self.scorer is not None else None
         for index, x in enumerate(events):
             score = float(raw[index]) if raw is not None else self._score(x)
@@ -180,6 +187,35 @@ class OnlineModel:
             step.scores.append(score)
             step.flags.append(flagged)
         return step
+
+    def _process_forest(self, forest: HalfSpaceForest, events: Sequence[Mapping[str, float]], step: Step) -> None:
+        """`process`'s loop for half-space trees: each stretch up to the window's end is scored at once as if all
+        of it were learnt; the walk below classifies event by event and stops at the first event not learnt (flagged
+        and protected), so the stretch learnt is the prefix before it, and scoring resumes after it."""
+        rows = forest.matrix(events)
+        protect = self.threshold.protect
+        start = 0
+        while start < len(rows):
+            scores, pending = forest.score(rows[start : start + forest.span])
+            learnt = len(scores)
+            for offset, score in enumerate(scores):  # scores are finite: no NaN to clean as below
+                index = start + offset
+                warm = self.seen >= self.warmup
+                flagged = warm and self._classify(score)
+                if flagged:
+                    step.thresholds[index] = self.current_threshold
+                if self.quantile is not None and self.seen >= self.warmup // 2:
+                    self.quantile.update(score)
+                if warm:
+                    self._observe(score, index, step)
+                self.seen += 1
+                step.scores.append(score)
+                step.flags.append(flagged)
+                if flagged and protect:  # not learnt: the scores after it assumed it was
+                    learnt = offset
+                    break
+            forest.learn(pending, learnt)
+            start += learnt if learnt == len(scores) else learnt + 1
 
     def _score(self, x: Mapping[str, float]) -> float:
         if self.univariate:
@@ -234,15 +270,22 @@ class OnlineModel:
         state["scorer"] = None  # the batch model is its own signed artifact; `load_state` is given it back
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # A snapshot written before `ml.hst` holds River's own half-space trees: from here on, the same as arrays.
+        self.detector = HalfSpaceForest.from_river(self.detector, self.features) or self.detector
+
     def compacted(self) -> OnlineModel:
         """An equal model (same state, same scores from here on) whose objects keep their attributes inline.
 
         Why: CPython 3.11 keeps a plain object's attributes in an inline array, read by the specialised (fast)
         attribute access, until something asks for its `__dict__` — pickling (`dump_state`: every snapshot) and
         unpickling (`load_state`: every recovery) both do — and from then on every attribute read of that object
-        takes the slower dictionary path. A half-space-trees model walks ~160 node attributes per event: after its
-        first snapshot it scored and learnt ~1.5x slower than River's own loop (1.9 vs 1.3 ms per 100 events).
-        This copy is built by setting each attribute on a new object, so it is as fast as a model never pickled.
+        takes the slower dictionary path. River's half-space trees walked ~160 node attributes per event: after its
+        first snapshot such a model scored and learnt ~1.5x slower than River's own loop (1.9 vs 1.3 ms per 100
+        events). They are arrays now (`ml.hst`), but River's other detectors, the quantile and ADWIN are still read
+        event by event. This copy is built by setting each attribute on a new object, so it is as fast as a model
+        never pickled.
         """
         buffer = io.BytesIO()
         _InlinePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(self)
@@ -300,8 +343,11 @@ class _InlinePickler(pickle.Pickler):
 
 STATE_MAGIC = b"VIGILSTR"
 # 1: plain pickle (its unpickled objects read through a dict: compacted on load); 2: `_InlinePickler`'s, whose
-# unpickled objects are already inline, so loading a snapshot is the compaction (and can run off the request path).
-_STATE_FORMAT = 2
+# unpickled objects are already inline, so loading a snapshot is the compaction (and can run off the request path);
+# 3: format 2 holding half-space trees as arrays (`ml.hst`). Every format loads here (River's trees of formats 1 and
+# 2 become arrays). Only a model with such trees is written as 3: servers before it refuse those snapshots as a newer
+# Vigil's (`ArtifactIncompatible`, naming the format) and still read every other stream's (format 2).
+_STATE_FORMAT = 3
 _INLINE_FORMAT = 2
 _HEADER = len(STATE_MAGIC) + 1 + hashlib.sha256().digest_size
 
@@ -312,7 +358,8 @@ def dump_state(model: OnlineModel, *, key: bytes) -> bytes:
     buffer = io.BytesIO()
     _InlinePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(model)
     payload = with_trailer(buffer.getvalue())
-    return STATE_MAGIC + bytes([_STATE_FORMAT]) + hmac.new(key, payload, hashlib.sha256).digest() + payload
+    version = _STATE_FORMAT if isinstance(model.detector, HalfSpaceForest) else _INLINE_FORMAT
+    return STATE_MAGIC + bytes([version]) + hmac.new(key, payload, hashlib.sha256).digest() + payload
 
 
 def load_state(
@@ -335,7 +382,7 @@ def load_state(
             written_by={"state format": str(version)},
             read_by={"state format": str(_STATE_FORMAT)},
         )
-    if version not in (1, _INLINE_FORMAT):
+    if version not in (1, _INLINE_FORMAT, _STATE_FORMAT):
         raise ArtifactTampered("The data is not a Vigil stream state.")
     signature, payload = data[len(STATE_MAGIC) + 1 : _HEADER], data[_HEADER:]
     if not any(hmac.compare_digest(signature, hmac.new(k, payload, hashlib.sha256).digest()) for k in (key, *also)):
@@ -343,6 +390,6 @@ def load_state(
     pickled, written_by = split_trailer(payload)
     model = unpickle_verified(pickled, what="The stream state", kind=OnlineModel, written_by=written_by)
     model.scorer = scorer
-    # A plain pickle's unpickled objects read their attributes slowly (`OnlineModel.compacted`); the inline format's
+    # A plain pickle's unpickled objects read their attributes slowly (`OnlineModel.compacted`); the inline formats'
     # are built as a compacted copy is.
-    return model if version == _INLINE_FORMAT else model.compacted()
+    return model if version != 1 else model.compacted()
