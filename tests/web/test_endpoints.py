@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import make_settings
 from vigil.core.database import Database
-from vigil.web.endpoints import blocking, quick_read
+from vigil.web.endpoints import QUICK_PAGE_ROWS, blocking, quick_read
 
 
 class Answer(BaseModel):
@@ -96,7 +96,7 @@ def read_app(sessions: Callable[[], Session], *, write: bool = False) -> FastAPI
 
     @app.get("/count")
     @quick_read
-    def count(session: Annotated[Session, Depends(get_session)]) -> Answer:
+    def count(session: Annotated[Session, Depends(get_session)], limit: int = 1) -> Answer:
         if write:
             session.execute(text("INSERT INTO t VALUES (2)"))
         n = session.execute(text("SELECT count(*) FROM t")).scalar_one()
@@ -114,6 +114,15 @@ def test_a_quick_read_runs_on_the_event_loop_with_no_hop(database: Database, hop
         answer = client.get("/count").json()
         assert answer == {"n": 1, "thread": _loop_thread(client)}
     assert hops == []
+
+
+def test_a_page_too_large_to_build_on_the_loop_takes_one_hop(database: Database, hops: list[str]) -> None:
+    with TestClient(read_app(database.sessions)) as client:
+        loop = _loop_thread(client)
+        assert client.get("/count", params={"limit": QUICK_PAGE_ROWS}).json()["thread"] == loop
+        assert hops == []
+        assert client.get("/count", params={"limit": QUICK_PAGE_ROWS + 1}).json()["thread"] != loop
+        assert len(hops) == 1
 
 
 def test_a_quick_read_that_meets_a_lock_waits_for_it_in_a_worker_thread(database: Database, hops: list[str]) -> None:
@@ -153,9 +162,13 @@ def test_without_quick_reads_the_read_takes_one_hop(database: Database, hops: li
     assert len(hops) == 1
 
 
-def test_a_quick_read_needs_its_session_parameter() -> None:
-    def no_session(n: int) -> int:
-        return n
+def test_a_quick_read_needs_its_session_and_limit_parameters() -> None:
+    def no_session(limit: int) -> int:
+        return limit
 
-    with pytest.raises(TypeError, match="session"):
-        quick_read(no_session)
+    def no_limit(session: Session) -> int:
+        return 0
+
+    for endpoint in (no_session, no_limit):
+        with pytest.raises(TypeError, match="'session' and 'limit'"):
+            quick_read(endpoint)
