@@ -4,10 +4,14 @@ its tenant, limit and cursor bound per request)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import anyio.to_thread
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Tenant
+from vigil.config import Settings
 
 
 def test_pages_follow_the_cursor_newest_first_within_the_tenant(
@@ -64,3 +68,23 @@ def test_a_listed_detector_reads_as_the_detector_itself(client: TestClient, make
     assert one["previous_versions"] == []
     assert one["threshold"] is None
     assert one["created_at"].endswith("Z")
+
+
+def test_on_sqlite_a_page_is_read_with_no_hop_to_a_worker_thread(
+    client: TestClient, tenant: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page is read on the event loop (`web/endpoints.quick_read`); PostgreSQL reads it in a worker thread."""
+    made = client.post("/api/v1/detectors", json={"name": "d", "algorithm": "iforest"}, headers=tenant.analyst)
+    assert made.status_code == 201, made.text
+    client.get("/api/v1/detectors", headers=tenant.viewer).raise_for_status()  # the caller resolved, and cached
+    hops: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", type(func).__name__))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    page = client.get("/api/v1/detectors", headers=tenant.viewer).json()
+    assert [item["id"] for item in page["items"]] == [made.json()["id"]]
+    assert (hops == []) == settings.is_sqlite, hops

@@ -30,6 +30,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON, TypeDecorator
 
 from vigil.config import Settings
+from vigil.core.quick_reads import QUICK_READS, QuickReads
 
 log = logging.getLogger("vigil.database")
 # SQLite has one writer at a time; the others wait up to its busy timeout (15 s), then answer 503. A write
@@ -263,7 +264,10 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.engine = build_engine(settings)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # A SQLite file can also be read without waiting, on the event loop (`core/quick_reads.py`).
+        self.quick = QuickReads(settings.database_url_resolved) if settings.sqlite_path is not None else None
+        info = {QUICK_READS: self.quick} if self.quick is not None else None
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         event.listen(self.sessions, "after_begin", _on_begin)
 
     @contextmanager
@@ -319,3 +323,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.quick is not None:
+            self.quick.dispose()

@@ -39,7 +39,7 @@ from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
 from vigil.web.created import CREATED, JOB, JOB_LOCATION, created
 from vigil.web.deps import ContextDep, SessionDep
-from vigil.web.endpoints import blocking
+from vigil.web.endpoints import quick_read
 from vigil.web.idempotency_applied import replay_created
 from vigil.web.paging import Cursor, Limit
 from vigil.web.routing import IndexedRouter
@@ -150,7 +150,7 @@ async def _receive_multipart(request: Request, target: Path) -> tuple[formats.Fi
 
 
 @router.get("", summary="List datasets, newest first")
-@blocking
+@quick_read
 def list_datasets(
     principal: Annotated[Principal, require(Permission.DATASETS_READ)],
     session: SessionDep,

@@ -17,7 +17,7 @@ from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic, JobStatus
 from vigil.jobs.service import MAX_FOLLOW_S, MAX_WAIT_S, JobService, follow_job, wait_for_job
 from vigil.web.deps import ContextDep, SessionDep
-from vigil.web.endpoints import blocking
+from vigil.web.endpoints import quick_read
 from vigil.web.idempotency_applied import replay_from
 from vigil.web.paging import Cursor, Limit
 from vigil.web.routing import IndexedRouter
@@ -26,7 +26,7 @@ router = IndexedRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.get("", summary="List jobs, newest first")
-@blocking
+@quick_read
 def list_jobs(
     principal: Annotated[Principal, require(Permission.JOBS_READ)],
     session: SessionDep,

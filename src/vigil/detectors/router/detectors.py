@@ -15,7 +15,7 @@ from vigil.identity.principal import Principal
 from vigil.jobs.schemas import JobPublic
 from vigil.web.created import ACCEPTED, CREATED, JOB, created
 from vigil.web.deps import ContextDep, SessionDep
-from vigil.web.endpoints import blocking
+from vigil.web.endpoints import quick_read
 from vigil.web.idempotency_applied import replay_created
 from vigil.web.paging import Cursor, Limit
 
@@ -47,7 +47,7 @@ def create_detector(
 
 
 @router.get("/detectors", summary="List detectors, newest first")
-@blocking
+@quick_read
 def list_detectors(
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
     session: SessionDep,

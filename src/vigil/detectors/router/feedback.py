@@ -14,7 +14,7 @@ from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.web.created import CREATED, created
 from vigil.web.deps import ContextDep, SessionDep
-from vigil.web.endpoints import blocking
+from vigil.web.endpoints import quick_read
 from vigil.web.paging import Cursor, Limit
 
 router = APIRouter(tags=["detectors"])
@@ -44,7 +44,7 @@ def add_feedback(
 
 
 @router.get("/detectors/{detector_id}/feedback", summary="A detector's feedback labels, newest first")
-@blocking
+@quick_read
 def list_feedback(
     detector_id: str,
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],

@@ -19,7 +19,7 @@ from vigil.identity.permissions import Permission
 from vigil.identity.principal import Principal
 from vigil.web.created import CREATED, created
 from vigil.web.deps import ContextDep, SessionDep
-from vigil.web.endpoints import blocking
+from vigil.web.endpoints import quick_read
 from vigil.web.idempotency_applied import replay_created, replay_from
 from vigil.web.paging import Cursor, Limit
 
@@ -39,7 +39,7 @@ def _versions(session: SessionDep, principal: Principal, app: ContextDep) -> Ver
 
 
 @router.get("/detectors/{detector_id}/versions", summary="A detector's model versions, newest first")
-@blocking
+@quick_read
 def list_versions(
     detector_id: str,
     principal: Annotated[Principal, require(Permission.DETECTORS_READ)],
