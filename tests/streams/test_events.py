@@ -31,6 +31,10 @@ def test_a_plain_batch_is_taken_as_it_is() -> None:
         batch({"seq": 1, "values": {"a": 1.0}}, other=1),
         batch({"seq": 1, "values": {"a": 1.0}, "id": 3}),
         batch({"seq": 1}),
+        batch({"id": 1, "values": {"a": 1.0}}),  # two members, but not seq and values
+        batch({"seq": 1, "values": {"a": 1.0}}, [1, 2]),
+        batch({"seq": 1, "values": {"a": 1.0}}, {"seq": 2, "values": {"a": 1.0}, "x": 1}),
+        batch({"seq": 1, "values": {"a": 1.0}}, {"seq": 2, "values": None}),
         batch({"seq": "1", "values": {"a": 1.0}}),
         batch({"seq": True, "values": {"a": 1.0}}),
         batch({"seq": 1.0, "values": {"a": 1.0}}),
@@ -67,6 +71,7 @@ def test_events_reach_the_model_in_the_streams_order_as_floats() -> None:
         ({"a": 1.0, "b": 10**400}, "b", "finite_number"),
         ({"a": 1.0}, "b", "missing"),
         ({"a": 1.0, "c": 1.0}, "b", "missing"),
+        ({"b": 1.0, "a": "1"}, "a", "float_type"),  # another order, rebuilt, then checked
     ],
 )
 def test_a_bad_value_is_named_with_its_seq(values: dict[str, Any], field: str, kind: str) -> None:
@@ -75,3 +80,16 @@ def test_a_bad_value_is_named_with_its_seq(values: dict[str, Any], field: str, k
         check_events(events, ["a", "b"])
     first = refused.value.extra["errors"][0]
     assert (first["seq"], first["field"], first["type"]) == (2, field, kind)
+
+
+def test_events_whose_names_in_a_row_spell_the_features_are_still_checked_one_by_one() -> None:
+    # Names one after the other "a b a b", as two ordered events would give, from events of 1, 2 and 1 members.
+    events: Any = [
+        {"seq": 1, "values": {"a": 1.0}},
+        {"seq": 2, "values": {"b": 1.0, "a": 1.0}},
+        {"seq": 3, "values": {"b": 1.0}},
+    ]
+    with pytest.raises(InvalidInput) as refused:
+        check_events(events, ["a", "b"])
+    errors = [(e["seq"], e["field"], e["type"]) for e in refused.value.extra["errors"]]
+    assert errors == [(1, "b", "missing"), (3, "a", "missing")]

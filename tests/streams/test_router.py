@@ -150,6 +150,66 @@ def test_a_body_that_is_not_a_json_batch_is_422(client: TestClient, tenant: Tena
     assert client.post(url, content=good.encode(), headers=charset).json()["accepted"] == 2
 
 
+def _event(seq: int, **values: Any) -> dict[str, Any]:
+    return {"seq": seq, "values": {**{f: float(seq + i) for i, f in enumerate(FEATURES)}, **values}}
+
+
+def _reversed(values: dict[str, Any]) -> dict[str, Any]:
+    return dict(reversed(values.items()))
+
+
+# Bodies the fast reader (orjson, `plain_events`) takes or leaves to the full parser (`EventsRequest`), as text.
+READER_CASES = {
+    "plain": json.dumps({"events": [_event(1), _event(2)]}),
+    "another order, an integer": json.dumps({"events": [{"seq": 1, "values": _reversed(_event(1, f0=3)["values"])}]}),
+    "a string": json.dumps({"events": [_event(1), _event(2, f1="3")]}),
+    "a bool": json.dumps({"events": [_event(1, f2=True)]}),
+    "null": json.dumps({"events": [_event(1, f2=None)]}),
+    "NaN": json.dumps({"events": [_event(1, f1="nan")]}).replace('"nan"', "NaN"),
+    "Infinity": json.dumps({"events": [_event(1, f1="inf")]}).replace('"inf"', "Infinity"),
+    "1e999": json.dumps({"events": [_event(1, f1="inf")]}).replace('"inf"', "1e999"),
+    "a huge integer": json.dumps({"events": [_event(1, f1=10**400)]}),
+    "a feature missing": json.dumps({"events": [_event(1), {"seq": 2, "values": {"f0": 1.0}}]}),
+    "another feature": json.dumps({"events": [_event(1, bogus=1.0)]}),
+    "no values": json.dumps({"events": [{"seq": 1, "values": {}}]}),
+    "an empty batch": json.dumps({"events": []}),
+    "events not a list": json.dumps({"events": {"seq": 1}}),
+    "an event not an object": json.dumps({"events": [[1, 2]]}),
+    "an event with another member": json.dumps({"events": [{**_event(1), "id": "x"}]}),
+    "a body with another member": json.dumps({"events": [_event(1)], "more": 1}),
+    "seq a string": json.dumps({"events": [{"seq": "1", "values": _event(1)["values"]}]}),
+    "seq a bool": json.dumps({"events": [{"seq": True, "values": _event(1)["values"]}]}),
+    "seq negative": json.dumps({"events": [_event(-1)]}),
+    "seq too large": json.dumps({"events": [_event(2**63)]}),
+    "values a list": json.dumps({"events": [{"seq": 1, "values": [1.0, 2.0, 3.0, 4.0]}]}),
+    "513 values": json.dumps({"events": [{"seq": 1, "values": {f"g{i}": 1.0 for i in range(513)}}]}),
+    "a seq twice": json.dumps({"events": [_event(1), _event(2), _event(2)]}),
+    "seqs decreasing": json.dumps({"events": [_event(1), _event(5), _event(3)]}),
+    "a list": json.dumps([_event(1)]),
+    "not JSON": '{"events": [',
+}
+
+
+@pytest.mark.parametrize("case", READER_CASES)
+def test_the_fast_reader_answers_as_the_full_parser(
+    case: str, client: TestClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a body holds, the answer (status, problem, results) is the one the full parser alone gives."""
+    headers = {**tenant.analyst, "Content-Type": "application/json"}
+
+    def answer(name: str) -> tuple[int, str]:
+        stream = create_stream(client, tenant.analyst, name=name)
+        response = client.post(f"/api/v1/streams/{stream['id']}/events", content=READER_CASES[case], headers=headers)
+        body = response.json()
+        for varies in ("request_id", "instance"):  # the request's own, and its stream's path
+            body.pop(varies, None)
+        return response.status_code, json.dumps(body, sort_keys=True)  # as text: true is not 1 there
+
+    fast = answer("fast")
+    monkeypatch.setattr("vigil.streams.router.plain_events", lambda *_, **__: None)  # the full parser for all
+    assert fast == answer("full")
+
+
 def test_values_near_the_float_limit_are_finite(client: TestClient, tenant: Tenant) -> None:
     # Their sum overflows to infinity; each of them is still a finite number, and an integer one is a number too.
     stream = create_stream(client, tenant.analyst)

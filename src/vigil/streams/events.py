@@ -12,6 +12,7 @@ import operator
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, NoReturn, cast
 
 from vigil.core.errors import InvalidInput
@@ -19,7 +20,8 @@ from vigil.streams.schemas import Event
 
 MAX_SEQ = 2**63 - 1
 MAX_VALUES = 512  # the schema's bound on an event's values
-_EVENT_KEYS = frozenset(("seq", "values"))
+_SEQ, _VALUES = operator.itemgetter("seq"), operator.itemgetter("values")
+_DICT, _INT, _TWO = {dict}, {int}, {2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +55,26 @@ def check_events(events: Sequence[Event], features: Sequence[str]) -> CheckedBat
     the SDK sends) is used as it is; any other is rebuilt in that order."""
     names = list(features)
     width = len(names)
-    seqs = [event["seq"] for event in events]
-    given = [event["values"] for event in events]
+    seqs = list(map(_SEQ, events))
+    given = list(map(_VALUES, events))
     if not all(map(operator.lt, seqs, seqs[1:])):
         return _explain_refusal(events, names)
-    flat: list[Any] = []
-    ordered = True
-    for values in given:
-        if len(values) != width:
-            return _explain_refusal(events, names)
-        if ordered and list(values) == names:
-            flat.extend(values.values())
-            continue
-        ordered = False
-        try:  # as many as the features, all of them: nothing else
-            flat.extend([values[name] for name in names])
-        except KeyError:
-            return _explain_refusal(events, names)
+    # The common batch (every event's values in the stream's order: what the SDK sends) is recognised and
+    # flattened by C loops over the whole batch, not a Python step per event: every event has `width` members,
+    # and their names one after the other are the features `len(given)` times over (with equal lengths, each
+    # event's names are then exactly the features, in order).
+    ordered = set(map(len, given)) <= {width} and list(chain.from_iterable(given)) == names * len(given)
+    if ordered:
+        flat: list[Any] = list(chain.from_iterable(map(dict.values, given)))
+    else:
+        flat = []
+        for values in given:
+            if len(values) != width:
+                return _explain_refusal(events, names)
+            try:  # as many as the features, all of them: nothing else
+                flat.extend([values[name] for name in names])
+            except KeyError:
+                return _explain_refusal(events, names)
     kinds = set(map(type, flat))
     if not kinds <= _NUMBERS or not _all_finite(flat):
         return _explain_refusal(events, names)
@@ -94,12 +99,17 @@ def plain_events(document: Any, *, members: frozenset[str]) -> list[Event] | Non
     events = document.get("events")
     if type(events) is not list or not events:
         return None
-    for event in events:
-        if type(event) is not dict or event.keys() != _EVENT_KEYS:
-            return None
-        seq, values = event["seq"], event["values"]
-        if type(seq) is not int or not 0 <= seq <= MAX_SEQ or type(values) is not dict or len(values) > MAX_VALUES:
-            return None
+    # Whole-batch checks (C loops, no Python step per event): objects of two members, `seq` and `values`.
+    if set(map(type, events)) != _DICT or set(map(len, events)) != _TWO:
+        return None
+    try:
+        seqs, values = list(map(_SEQ, events)), list(map(_VALUES, events))
+    except KeyError:
+        return None
+    if set(map(type, seqs)) != _INT or min(seqs) < 0 or max(seqs) > MAX_SEQ:  # type() is not int for a bool
+        return None
+    if set(map(type, values)) != _DICT or max(map(len, values)) > MAX_VALUES:
+        return None
     return cast(list[Event], events)
 
 
