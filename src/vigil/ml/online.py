@@ -170,22 +170,9 @@ class OnlineModel:
             score = float(raw[index]) if raw is not None else self._score(x)
             if not math.isfinite(score):
                 score = 0.0  # a detector's first events (no spread yet); JSON cannot carry NaN anyway
-            warm = self.seen >= self.warmup
-            flagged = warm and self._classify(score)
-            if flagged:
-                step.thresholds[index] = self.current_threshold
+            flagged = self._account(score, index, step)
             if self.detector is not None and not (self.threshold.protect and flagged):
                 self._learn(x)
-            # Early warm-up scores come from an immature model (half-space trees score 0 for a whole window): the
-            # quantile learns from the second half of the warm-up on, so it is settled when flagging starts; the
-            # drift detector from the end of the warm-up.
-            if self.quantile is not None and self.seen >= self.warmup // 2:
-                self.quantile.update(score)
-            if warm:
-                self._observe(score, index, step)
-            self.seen += 1
-            step.scores.append(score)
-            step.flags.append(flagged)
         return step
 
     def _process_forest(self, forest: HalfSpaceForest, events: Sequence[Mapping[str, float]], step: Step) -> None:
@@ -198,24 +185,32 @@ class OnlineModel:
         while start < len(rows):
             scores, pending = forest.score(rows[start : start + forest.span])
             learnt = len(scores)
-            for offset, score in enumerate(scores):  # scores are finite: no NaN to clean as below
-                index = start + offset
-                warm = self.seen >= self.warmup
-                flagged = warm and self._classify(score)
-                if flagged:
-                    step.thresholds[index] = self.current_threshold
-                if self.quantile is not None and self.seen >= self.warmup // 2:
-                    self.quantile.update(score)
-                if warm:
-                    self._observe(score, index, step)
-                self.seen += 1
-                step.scores.append(score)
-                step.flags.append(flagged)
+            for offset, score in enumerate(scores):  # scores are finite: no NaN to clean as in `process`
+                flagged = self._account(score, start + offset, step)
                 if flagged and protect:  # not learnt: the scores after it assumed it was
                     learnt = offset
                     break
             forest.learn(pending, learnt)
             start += learnt if learnt == len(scores) else learnt + 1
+
+    def _account(self, score: float, index: int, step: Step) -> bool:
+        """Classifies an event by its score, then lets the quantile and the drift detector see the score (neither
+        reads the detector, so learning the event may come before or after); True if it was flagged."""
+        warm = self.seen >= self.warmup
+        flagged = warm and self._classify(score)
+        if flagged:
+            step.thresholds[index] = self.current_threshold
+        # Early warm-up scores come from an immature model (half-space trees score 0 for a whole window): the
+        # quantile learns from the second half of the warm-up on, so it is settled when flagging starts; the drift
+        # detector from the end of the warm-up.
+        if self.quantile is not None and self.seen >= self.warmup // 2:
+            self.quantile.update(score)
+        if warm:
+            self._observe(score, index, step)
+        self.seen += 1
+        step.scores.append(score)
+        step.flags.append(flagged)
+        return flagged
 
     def _score(self, x: Mapping[str, float]) -> float:
         if self.univariate:
