@@ -12,16 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import make_settings
+from tests.support.one_table import one_table_database
 from vigil.core.database import Database, TenantScope, bind_tenant, current_access
 from vigil.core.quick_reads import QuickReads, is_contention, quick_reads_for
 
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
-    built = Database(make_settings(tmp_path / "data"))
-    with built.engine.begin() as connection:
-        connection.execute(text("CREATE TABLE t (x INTEGER)"))
-        connection.execute(text("INSERT INTO t VALUES (1)"))
+    built = one_table_database(tmp_path / "data")
     yield built
     built.dispose()
 

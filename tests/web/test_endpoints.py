@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tests.conftest import make_settings
+from tests.support.one_table import one_table_database
 from vigil.core.database import Database
 from vigil.web.endpoints import QUICK_PAGE_ROWS, blocking, quick_read
 
@@ -76,11 +76,7 @@ def test_a_plain_def_costs_two_hops(hops: list[str]) -> None:
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
-    built = Database(make_settings(tmp_path / "data"))
-    with built.engine.begin() as connection:
-        connection.execute(text("CREATE TABLE t (x INTEGER)"))
-        connection.execute(text("INSERT INTO t VALUES (1)"))
-    built.engine.dispose()  # no connection left open: a test may lock the file for itself
+    built = one_table_database(tmp_path / "data")
     yield built
     built.dispose()
 
